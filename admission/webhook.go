@@ -1,0 +1,153 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+)
+
+// Paths the webhooks are served on (the webhook configurations name them).
+const (
+	PathHoldDeployment         = "/mutate-apps-v1-deployment"
+	PathValidateDeployment     = "/validate-apps-v1-deployment"
+	PathValidateCanary         = "/validate-serin-dev-v1alpha1-canary"
+	PathValidateMetricTemplate = "/validate-serin-dev-v1alpha1-metrictemplate"
+	PathValidateAlertProvider  = "/validate-serin-dev-v1alpha1-alertprovider"
+)
+
+// Register serves serin's webhooks on srv.
+func Register(srv webhook.Server, log logr.Logger) {
+	srv.Register(PathHoldDeployment, &webhook.Admission{Handler: instrument("hold", HandlerFunc(holdDeployment))})
+	srv.Register(PathValidateDeployment, &webhook.Admission{Handler: instrument("validate-deployment", HandlerFunc(validateDeployment))})
+	srv.Register(PathValidateCanary, &webhook.Admission{Handler: instrument("validate-canary", validator(v1alpha1.ValidateCanary))})
+	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: instrument("validate-metrictemplate", validator(v1alpha1.ValidateMetricTemplate))})
+	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: instrument("validate-alertprovider", validator(v1alpha1.ValidateAlertProvider))})
+	log.V(1).Info("admission webhooks registered")
+}
+
+// HandlerFunc adapts a function to admission.Handler.
+type HandlerFunc func(context.Context, admission.Request) admission.Response
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return f(ctx, req)
+}
+
+var _ admission.Handler = HandlerFunc(nil)
+
+// holdDeployment answers the mutating webhook on Deployments.
+func holdDeployment(_ context.Context, req admission.Request) admission.Response {
+	if req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	var obj appsv1.Deployment
+	if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode deployment: %w", err))
+	}
+	var old *appsv1.Deployment
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		old = &appsv1.Deployment{}
+		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode old deployment: %w", err))
+		}
+	}
+	ops := Hold(old, &obj)
+	if len(ops) == 0 {
+		return admission.Allowed("")
+	}
+	return admission.Patched("serin holds the new revision "+obj.Name+" for a canary release", ops...)
+}
+
+// validateDeployment checks the serin annotations of a Deployment.
+func validateDeployment(_ context.Context, req admission.Request) admission.Response {
+	var obj appsv1.Deployment
+	if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode deployment: %w", err))
+	}
+	hasSerin := false
+	for k := range obj.Annotations {
+		hasSerin = hasSerin || strings.HasPrefix(k, "serin.dev/")
+	}
+	if !hasSerin {
+		return admission.Allowed("")
+	}
+	return deny(schema.GroupKind{Group: "apps", Kind: "Deployment"}, obj.Name, v1alpha1.ValidateAnnotations(obj.Name, obj.Annotations))
+}
+
+// validator turns a validation function of a serin type into a handler.
+func validator[T any, PT interface {
+	*T
+	GetName() string
+}](validate func(PT) field.ErrorList) admission.Handler {
+	return HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+		obj := PT(new(T))
+		if err := json.Unmarshal(req.Object.Raw, obj); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", req.Kind.Kind, err))
+		}
+		return deny(schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}, obj.GetName(), validate(obj))
+	})
+}
+
+// deny answers with the API's standard Invalid status, which kubectl
+// prints as `The Canary "x" is invalid: spec.analysis.stepWeight: ...`.
+func deny(gk schema.GroupKind, name string, errs field.ErrorList) admission.Response {
+	if len(errs) == 0 {
+		return admission.Allowed("")
+	}
+	status := apierrors.NewInvalid(gk, name, errs).ErrStatus
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
+}
+
+// Metrics of the webhooks, on controller-runtime's registry (see Collectors).
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "serin_admission_requests_total",
+		Help: "Admission requests handled, by webhook and result (allowed, patched, denied, errored).",
+	}, []string{"webhook", "result"})
+	requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "serin_admission_duration_seconds",
+		Help:    "Time to answer an admission request, by webhook.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .1},
+	}, []string{"webhook"})
+)
+
+// Collectors are the webhooks' metrics, for registration.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{requestsTotal, requestSeconds}
+}
+
+func instrument(name string, h admission.Handler) admission.Handler {
+	return HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		start := time.Now()
+		resp := h.Handle(ctx, req)
+		requestSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		result := "allowed"
+		switch {
+		case resp.Result != nil && resp.Result.Code >= 400 && resp.Result.Code != http.StatusUnprocessableEntity:
+			result = "errored"
+		case !resp.Allowed:
+			result = "denied"
+		case len(resp.Patches) > 0:
+			result = "patched"
+		}
+		requestsTotal.WithLabelValues(name, result).Inc()
+		logr.FromContextOrDiscard(ctx).V(1).Info("admission", "webhook", name, "operation", req.Operation,
+			"namespace", req.Namespace, "name", req.Name, "dryRun", req.DryRun != nil && *req.DryRun, "result", result)
+		return resp
+	})
+}

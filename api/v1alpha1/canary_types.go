@@ -1,0 +1,582 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Canary is a progressive release of one Deployment: the spec says how
+// traffic moves and how the canary is judged, the status holds every bit
+// of release state, so a restarted controller resumes where it stopped.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cn;canaries,categories=all;serin
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
+// +kubebuilder:printcolumn:name="FailedChecks",type=integer,JSONPath=`.status.failedChecks`,priority=1
+// +kubebuilder:printcolumn:name="Interval",type=string,JSONPath=`.spec.analysis.interval`,priority=1
+// +kubebuilder:printcolumn:name="StepWeight",type=integer,JSONPath=`.spec.analysis.stepWeight`,priority=1
+// +kubebuilder:printcolumn:name="MaxWeight",type=integer,JSONPath=`.spec.analysis.maxWeight`,priority=1
+// +kubebuilder:printcolumn:name="LastTransitionTime",type=string,JSONPath=`.status.lastTransitionTime`
+type Canary struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CanarySpec   `json:"spec"`
+	Status CanaryStatus `json:"status,omitempty"`
+}
+
+// CanaryList is a list of Canaries.
+//
+// +kubebuilder:object:root=true
+type CanaryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Canary `json:"items"`
+}
+
+// CanarySpec has Flagger's shape, so a Flagger Canary reads the same here,
+// plus serin's own knobs (canaryReplicas, judge, loadReports).
+type CanarySpec struct {
+	// TargetRef is the Deployment this Canary releases. It must be in the
+	// Canary's namespace.
+	TargetRef LocalObjectReference `json:"targetRef"`
+
+	// AutoscalerRef is an HPA of the target; serin copies it for the canary.
+	// +optional
+	AutoscalerRef *AutoscalerReference `json:"autoscalerRef,omitempty"`
+
+	// ProgressDeadlineSeconds is how long the canary may take to become
+	// ready, and how long a release may see no traffic, before it fails.
+	// Defaults to 600.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// SkipAnalysis promotes a ready canary without analysis.
+	// +optional
+	SkipAnalysis bool `json:"skipAnalysis,omitempty"`
+
+	// Suspend stops the release where it is: no step, no promotion, no
+	// rollback, traffic unchanged.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// RevertOnDeletion unpauses the Deployment and removes everything serin
+	// made when this Canary is deleted. serin always does so for Canaries
+	// it created from annotations.
+	// +optional
+	RevertOnDeletion bool `json:"revertOnDeletion,omitempty"`
+
+	// Service is the port serin splits traffic on.
+	// +optional
+	Service CanaryService `json:"service,omitempty"`
+
+	// Analysis says how traffic moves and how the canary is judged.
+	// +optional
+	Analysis *CanaryAnalysis `json:"analysis,omitempty"`
+
+	// CanaryReplicas is how many pods the canary copy runs.
+	// +optional
+	CanaryReplicas *CanaryReplicas `json:"canaryReplicas,omitempty"`
+
+	// Judge chooses how metric values become a verdict.
+	// +optional
+	Judge *Judge `json:"judge,omitempty"`
+
+	// LoadReports makes the data plane's load reports (LRS) a source of
+	// verdicts, beside or instead of Prometheus.
+	// +optional
+	LoadReports *LoadReports `json:"loadReports,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// AutoscalerReference names an autoscaler of the target.
+type AutoscalerReference struct {
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// CrossNamespaceObjectReference names an object, by default in the
+// Canary's namespace.
+type CrossNamespaceObjectReference struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// AppProtocol is the protocol of the released port.
+// +kubebuilder:validation:Enum=http;http2;grpc;tcp;HTTP;HTTP2;GRPC;TCP
+type AppProtocol string
+
+// CanaryService is the released service port and its routing options.
+type CanaryService struct {
+	// Name of the service; defaults to the target's name.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Port of the service; defaults to the target's first container port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+	// TargetPort is the container port (number or name); defaults to Port.
+	// +optional
+	TargetPort intstr.IntOrString `json:"targetPort,omitempty"`
+	// PortName names the port; defaults to "http" (or "grpc", "tcp").
+	// +optional
+	PortName string `json:"portName,omitempty"`
+	// AppProtocol is http (default), http2, grpc or tcp.
+	// +optional
+	AppProtocol AppProtocol `json:"appProtocol,omitempty"`
+	// Hosts are extra names of the service (virtual host domains).
+	// +optional
+	Hosts []string `json:"hosts,omitempty"`
+	// Gateways are Istio gateways (namespace/name) that also route it.
+	// +optional
+	Gateways []string `json:"gateways,omitempty"`
+	// Match limits the routes serin manages to these requests.
+	// +optional
+	Match []HTTPMatchRequest `json:"match,omitempty"`
+	// Rewrite rewrites the path or authority.
+	// +optional
+	Rewrite *HTTPRewrite `json:"rewrite,omitempty"`
+	// Retries is the retry policy.
+	// +optional
+	Retries *HTTPRetry `json:"retries,omitempty"`
+	// Timeout of a request, as a duration.
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+	// Headers to add or remove on requests and responses.
+	// +optional
+	Headers *Headers `json:"headers,omitempty"`
+	// TrafficPolicy is the TLS mode towards the pods.
+	// +optional
+	TrafficPolicy *TrafficPolicy `json:"trafficPolicy,omitempty"`
+}
+
+// HTTPMatchRequest selects requests; every condition must hold.
+type HTTPMatchRequest struct {
+	// +optional
+	Headers map[string]StringMatch `json:"headers,omitempty"`
+	// +optional
+	QueryParams map[string]StringMatch `json:"queryParams,omitempty"`
+	// +optional
+	URI *StringMatch `json:"uri,omitempty"`
+	// +optional
+	Method *StringMatch `json:"method,omitempty"`
+}
+
+// StringMatch matches a string; set exactly one field.
+type StringMatch struct {
+	// +optional
+	Exact string `json:"exact,omitempty"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// +optional
+	Suffix string `json:"suffix,omitempty"`
+	// Regex is an RE2 expression matched against the whole value.
+	// +optional
+	Regex string `json:"regex,omitempty"`
+	// Present matches when the header or parameter is there at all.
+	// +optional
+	Present bool `json:"present,omitempty"`
+}
+
+// HTTPRewrite rewrites matched requests.
+type HTTPRewrite struct {
+	// +optional
+	URI string `json:"uri,omitempty"`
+	// +optional
+	Authority string `json:"authority,omitempty"`
+}
+
+// HTTPRetry is a retry policy.
+type HTTPRetry struct {
+	// +kubebuilder:validation:Minimum=0
+	Attempts int32 `json:"attempts"`
+	// +optional
+	PerTryTimeout string `json:"perTryTimeout,omitempty"`
+	// RetryOn is Envoy's retry_on list, e.g. "5xx,reset".
+	// +optional
+	RetryOn string `json:"retryOn,omitempty"`
+}
+
+// Headers manipulates request and response headers.
+type Headers struct {
+	// +optional
+	Request *HeaderOperations `json:"request,omitempty"`
+	// +optional
+	Response *HeaderOperations `json:"response,omitempty"`
+}
+
+// HeaderOperations sets, adds or removes headers.
+type HeaderOperations struct {
+	// +optional
+	Set map[string]string `json:"set,omitempty"`
+	// +optional
+	Add map[string]string `json:"add,omitempty"`
+	// +optional
+	Remove []string `json:"remove,omitempty"`
+}
+
+// TrafficPolicy is the traffic policy towards the pods.
+type TrafficPolicy struct {
+	// +optional
+	TLS *TLSSettings `json:"tls,omitempty"`
+}
+
+// TLSMode is how proxies talk to the pods.
+// +kubebuilder:validation:Enum=DISABLE;ISTIO_MUTUAL
+type TLSMode string
+
+// TLS modes.
+const (
+	TLSDisable     TLSMode = "DISABLE"
+	TLSIstioMutual TLSMode = "ISTIO_MUTUAL"
+)
+
+// TLSSettings is the TLS towards the pods.
+type TLSSettings struct {
+	Mode TLSMode `json:"mode"`
+}
+
+// CanaryAnalysis says how traffic moves and how the canary is judged.
+type CanaryAnalysis struct {
+	// Interval between two steps, as a duration ("1m"). Defaults to 1m.
+	// +optional
+	Interval string `json:"interval,omitempty"`
+	// Threshold is how many failed checks roll the release back.
+	// Defaults to 5.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Threshold int32 `json:"threshold,omitempty"`
+	// MaxWeight is the highest canary weight before promotion.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxWeight int32 `json:"maxWeight,omitempty"`
+	// StepWeight is the weight added at each step.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	StepWeight int32 `json:"stepWeight,omitempty"`
+	// StepWeights lists the canary weights, ascending, instead of
+	// stepWeight and maxWeight.
+	// +optional
+	StepWeights []int32 `json:"stepWeights,omitempty"`
+	// StepWeightPromotion moves the rest of the traffic to the canary in
+	// steps of this size before the Deployment is rolled; 0 promotes at once.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	StepWeightPromotion int32 `json:"stepWeightPromotion,omitempty"`
+	// Iterations is the number of checks of a blue/green or A/B release.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Iterations int32 `json:"iterations,omitempty"`
+	// Match sends these requests to the canary (A/B testing, with
+	// iterations).
+	// +optional
+	Match []HTTPMatchRequest `json:"match,omitempty"`
+	// Mirror copies live traffic to the canary: during the iterations of a
+	// blue/green release, or for one interval before a weighted one.
+	// +optional
+	Mirror bool `json:"mirror,omitempty"`
+	// MirrorWeight is the share of requests mirrored, 1 to 100 (default 100).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MirrorWeight int32 `json:"mirrorWeight,omitempty"`
+	// SessionAffinity keeps a user on the track it first landed on.
+	// +optional
+	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
+	// Metrics are checked every interval.
+	// +optional
+	Metrics []CanaryMetric `json:"metrics,omitempty"`
+	// Webhooks are called at the points of the release their type names.
+	// +optional
+	Webhooks []CanaryWebhook `json:"webhooks,omitempty"`
+	// Alerts say where notifications go.
+	// +optional
+	Alerts []CanaryAlert `json:"alerts,omitempty"`
+}
+
+// SessionAffinity is a cookie that pins a user to a track.
+type SessionAffinity struct {
+	// CookieName is the cookie's name.
+	CookieName string `json:"cookieName"`
+	// MaxAge of the cookie in seconds; defaults to 86400.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxAge int32 `json:"maxAge,omitempty"`
+}
+
+// CanaryThresholdRange is the range a metric value must stay in.
+type CanaryThresholdRange struct {
+	// +optional
+	Min *float64 `json:"min,omitempty"`
+	// +optional
+	Max *float64 `json:"max,omitempty"`
+}
+
+// CanaryMetric is a metric checked every interval.
+type CanaryMetric struct {
+	// Name is a built-in metric (request-success-rate, request-duration)
+	// or the name of a custom check with a TemplateRef.
+	Name string `json:"name"`
+	// Interval of the query window, as a duration; defaults to the
+	// analysis interval.
+	// +optional
+	Interval string `json:"interval,omitempty"`
+	// ThresholdRange the value must stay in.
+	// +optional
+	ThresholdRange *CanaryThresholdRange `json:"thresholdRange,omitempty"`
+	// TemplateRef names a MetricTemplate.
+	// +optional
+	TemplateRef *CrossNamespaceObjectReference `json:"templateRef,omitempty"`
+	// TemplateVariables are available in the template as
+	// {{ variables.NAME }}.
+	// +optional
+	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+}
+
+// HookType says when a webhook is called.
+// +kubebuilder:validation:Enum=confirm-rollout;pre-rollout;rollout;confirm-traffic-increase;confirm-promotion;post-rollout;rollback;event
+type HookType string
+
+// Hook types, as in Flagger.
+const (
+	HookConfirmRollout         HookType = "confirm-rollout"
+	HookPreRollout             HookType = "pre-rollout"
+	HookRollout                HookType = "rollout"
+	HookConfirmTrafficIncrease HookType = "confirm-traffic-increase"
+	HookConfirmPromotion       HookType = "confirm-promotion"
+	HookPostRollout            HookType = "post-rollout"
+	HookRollback               HookType = "rollback"
+	HookEvent                  HookType = "event"
+)
+
+// HookTypes lists every hook type.
+var HookTypes = []HookType{HookConfirmRollout, HookPreRollout, HookRollout, HookConfirmTrafficIncrease,
+	HookConfirmPromotion, HookPostRollout, HookRollback, HookEvent}
+
+// CanaryWebhook is an HTTP hook.
+type CanaryWebhook struct {
+	Name string `json:"name"`
+	// Type defaults to rollout.
+	// +optional
+	Type HookType `json:"type,omitempty"`
+	// URL is called with a POST of the release's payload.
+	URL string `json:"url"`
+	// Timeout as a duration; defaults to 10s.
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+	// Metadata is passed in the payload.
+	// +optional
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// MuteAlert keeps a failing hook out of alerts.
+	// +optional
+	MuteAlert bool `json:"muteAlert,omitempty"`
+	// Retries of a failed call within one check.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Retries int32 `json:"retries,omitempty"`
+}
+
+// AlertSeverity filters alerts.
+// +kubebuilder:validation:Enum=info;warn;error
+type AlertSeverity string
+
+// Alert severities.
+const (
+	SeverityInfo  AlertSeverity = "info"
+	SeverityWarn  AlertSeverity = "warn"
+	SeverityError AlertSeverity = "error"
+)
+
+// CanaryAlert sends notifications of at least Severity to a provider.
+type CanaryAlert struct {
+	Name string `json:"name"`
+	// Severity is the lowest that is sent; defaults to info.
+	// +optional
+	Severity    AlertSeverity                 `json:"severity,omitempty"`
+	ProviderRef CrossNamespaceObjectReference `json:"providerRef"`
+}
+
+// ReplicasPolicy says how canary replicas are chosen.
+// +kubebuilder:validation:Enum=Proportional;Fixed;Match
+type ReplicasPolicy string
+
+// Replica policies.
+const (
+	// ReplicasProportional follows traffic: ceil(stable × weight / 100),
+	// at least Min.
+	ReplicasProportional ReplicasPolicy = "Proportional"
+	// ReplicasFixed runs Count pods.
+	ReplicasFixed ReplicasPolicy = "Fixed"
+	// ReplicasMatch runs as many pods as stable.
+	ReplicasMatch ReplicasPolicy = "Match"
+)
+
+// CanaryReplicas says how many pods the canary copy runs.
+type CanaryReplicas struct {
+	// Policy defaults to Proportional.
+	// +optional
+	Policy ReplicasPolicy `json:"policy,omitempty"`
+	// Count for the Fixed policy.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Count int32 `json:"count,omitempty"`
+	// Min for the Proportional policy; defaults to 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Min int32 `json:"min,omitempty"`
+}
+
+// JudgeKind chooses a judge.
+// +kubebuilder:validation:Enum=Threshold;Comparative
+type JudgeKind string
+
+// Judges.
+const (
+	// JudgeThreshold is Flagger's: every metric inside its thresholdRange,
+	// and `threshold` failed checks roll back.
+	JudgeThreshold JudgeKind = "Threshold"
+	// JudgeComparative also compares canary with stable over the same
+	// window with a sequential test, which can roll back or promote early.
+	JudgeComparative JudgeKind = "Comparative"
+)
+
+// Judge configures how metric values become a verdict.
+type Judge struct {
+	// Kind defaults to Threshold.
+	// +optional
+	Kind JudgeKind `json:"kind,omitempty"`
+	// FalseRollbackRate bounds the chance that the comparative judge rolls
+	// back a canary that is as good as stable (default "0.01").
+	// +optional
+	FalseRollbackRate string `json:"falseRollbackRate,omitempty"`
+	// Tolerance is the error-rate increase, in percentage points, the
+	// comparative judge accepts (default "1").
+	// +optional
+	Tolerance string `json:"tolerance,omitempty"`
+	// LatencyTolerance is the p99 latency increase over stable, in percent
+	// of stable's p99, the comparative judge accepts (default "20").
+	// +optional
+	LatencyTolerance string `json:"latencyTolerance,omitempty"`
+	// EarlyPromotion lets the comparative judge skip the remaining steps
+	// once the canary is proven as good as stable.
+	// +optional
+	EarlyPromotion bool `json:"earlyPromotion,omitempty"`
+}
+
+// LoadReports makes LRS load reports a source of verdicts.
+type LoadReports struct {
+	// Enabled asks the data plane for load reports.
+	Enabled bool `json:"enabled"`
+}
+
+// CanaryPhase is the phase of a release, with Flagger's names.
+type CanaryPhase string
+
+// Phases.
+const (
+	PhaseInitializing     CanaryPhase = "Initializing"
+	PhaseInitialized      CanaryPhase = "Initialized"
+	PhaseWaiting          CanaryPhase = "Waiting"
+	PhaseProgressing      CanaryPhase = "Progressing"
+	PhaseWaitingPromotion CanaryPhase = "WaitingPromotion"
+	PhasePromoting        CanaryPhase = "Promoting"
+	PhaseFinalising       CanaryPhase = "Finalising"
+	PhaseSucceeded        CanaryPhase = "Succeeded"
+	PhaseFailed           CanaryPhase = "Failed"
+	PhaseTerminating      CanaryPhase = "Terminating"
+	PhaseTerminated       CanaryPhase = "Terminated"
+)
+
+// Condition types.
+const (
+	// ConditionPromoted is True once the last release was promoted (and
+	// False while one runs or after a rollback), as in Flagger.
+	ConditionPromoted = "Promoted"
+	// ConditionSpecConflict is True while annotations and the Canary set
+	// the same field to different values.
+	ConditionSpecConflict = "SpecConflict"
+	// ConditionTrafficApplied is True when every subscribed proxy has
+	// ACKed the weight in status.
+	ConditionTrafficApplied = "TrafficApplied"
+)
+
+// CanaryStatus is all the state of a release.
+type CanaryStatus struct {
+	// +optional
+	Phase CanaryPhase `json:"phase,omitempty"`
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// CanaryWeight is the weight serin serves to the data plane. It is
+	// written before any proxy is sent it.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight"`
+	// Mirroring is true while the canary receives mirrored traffic.
+	// +optional
+	Mirroring bool `json:"mirroring,omitempty"`
+	// FailedChecks of the current release.
+	// +optional
+	FailedChecks int32 `json:"failedChecks"`
+	// Iterations done in the current release.
+	// +optional
+	Iterations int32 `json:"iterations"`
+	// StableRevision is the pod-template hash the stable pods run.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// CanaryRevision is the pod-template hash under release.
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// FailedRevisions were rolled back; they are not retried until the
+	// template changes or someone asks for a retry.
+	// +optional
+	FailedRevisions []string `json:"failedRevisions,omitempty"`
+	// ReleaseStartTime is when the current release began.
+	// +optional
+	ReleaseStartTime *metav1.Time `json:"releaseStartTime,omitempty"`
+	// StepStartTime is when the current weight was applied by the data
+	// plane; checks count traffic from then on.
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+	// LastCheckTime is when the last check ran.
+	// +optional
+	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+	// NoDataSince is when checks began to see no traffic.
+	// +optional
+	NoDataSince *metav1.Time `json:"noDataSince,omitempty"`
+	// LastVerdict is the last check's verdict and its reasons.
+	// +optional
+	LastVerdict string `json:"lastVerdict,omitempty"`
+	// LastHandledAction is the last serin.dev/action annotation handled.
+	// +optional
+	LastHandledAction string `json:"lastHandledAction,omitempty"`
+	// Message says what the release waits for or why it ended.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// +optional
+	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}

@@ -1,0 +1,67 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MetricTemplate is a custom check: a Prometheus query with template
+// variables, referenced by a Canary's analysis.metrics[].templateRef.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=mt,categories=serin
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider.type`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.provider.address`
+type MetricTemplate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec MetricTemplateSpec `json:"spec"`
+}
+
+// MetricTemplateList is a list of MetricTemplates.
+//
+// +kubebuilder:object:root=true
+type MetricTemplateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MetricTemplate `json:"items"`
+}
+
+// MetricTemplateSpec is a query and where to run it.
+type MetricTemplateSpec struct {
+	Provider MetricProvider `json:"provider"`
+	// Query is a PromQL expression with template variables:
+	// {{ namespace }}, {{ target }}, {{ canary }}, {{ stable }},
+	// {{ service }}, {{ interval }} and {{ variables.NAME }}. Every value
+	// is escaped for a double-quoted PromQL string.
+	// +kubebuilder:validation:MinLength=1
+	Query string `json:"query"`
+}
+
+// ProviderType is a metrics backend.
+// +kubebuilder:validation:Enum=prometheus
+type ProviderType string
+
+// Metric providers.
+const (
+	ProviderPrometheus ProviderType = "prometheus"
+)
+
+// MetricProvider says where and how to query.
+type MetricProvider struct {
+	// Type defaults to prometheus.
+	// +optional
+	Type ProviderType `json:"type,omitempty"`
+	// Address of the provider, e.g. http://prometheus.istio-system:9090.
+	// Defaults to serin's --prometheus-address.
+	// +optional
+	Address string `json:"address,omitempty"`
+	// SecretRef names a Secret in the template's namespace with either
+	// username and password (basic auth) or token (bearer).
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+	// InsecureSkipVerify skips TLS verification of the provider.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}

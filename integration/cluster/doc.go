@@ -1,0 +1,12 @@
+// Package cluster runs a real Kubernetes control plane on loopback for
+// serin's integration tests and demo: etcd, kube-apiserver (TLS, RBAC, an
+// admin client certificate), kube-controller-manager, kube-scheduler and
+// kwok with a few fake nodes whose pods get loopback IPs, so that
+// integration/podsim can make them answer.
+//
+// The binaries come from bin/ (built by `make tools`). Each cluster lives in
+// its own temporary directory, on free loopback ports and its own /16 of
+// 127.0.0.0/8 for pod IPs, so test packages can run their clusters side by
+// side. Use Main from a package's TestMain to get one cluster per package;
+// tests then work in namespaces of their own.
+package cluster

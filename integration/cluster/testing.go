@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var shared *Cluster
+
+// Main runs a test package against one cluster, started before and stopped
+// after its tests. Call it from TestMain. With -short no cluster starts and
+// Get skips the tests that need one. When a test fails (or SERIN_KEEP_CLUSTER
+// is set) the directory with every component's log is kept and printed.
+func Main(m *testing.M, opts Options) {
+	os.Exit(runMain(m, opts))
+}
+
+func runMain(m *testing.M, opts Options) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	start := time.Now()
+	c, err := Start(context.Background(), opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration cluster:", err)
+		return 1
+	}
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "integration cluster up in %s (%s)\n", time.Since(start).Round(10*time.Millisecond), c.Dir)
+	}
+	shared = c
+	code := m.Run()
+	c.Stop()
+	if code != 0 || os.Getenv("SERIN_KEEP_CLUSTER") != "" {
+		fmt.Fprintf(os.Stderr, "integration cluster logs kept in %s\n", c.Dir)
+		if code != 0 {
+			for _, name := range components {
+				fmt.Fprintf(os.Stderr, "--- last lines of %s.log\n%s\n", name, tail(filepath.Join(c.Dir, name+".log"), 8))
+			}
+		}
+	} else {
+		_ = c.Remove()
+	}
+	return code
+}
+
+// Get returns the package's cluster, or skips the test when there is none
+// (-short).
+func Get(t testing.TB) *Cluster {
+	t.Helper()
+	if shared == nil {
+		t.Skip("needs the local cluster (skipped with -short)")
+	}
+	return shared
+}
+
+// Namespace creates a namespace of the test's own and deletes it when the
+// test ends.
+func (c *Cluster) Namespace(t testing.TB) string {
+	t.Helper()
+	cs, err := c.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(prefix) > 40 {
+		prefix = prefix[:40]
+	}
+	ns, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: strings.Trim(prefix, "-") + "-"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	return ns.Name
+}
+
+// Kubectl runs the cluster's kubectl with the admin kubeconfig; stdin may
+// be empty. It returns stdout, and an error with stderr when it fails.
+func (c *Cluster) Kubectl(ctx context.Context, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig=" + c.Kubeconfig}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}

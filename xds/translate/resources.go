@@ -1,0 +1,19 @@
+// Package translate turns a model.Release into Envoy resources. It is a pure
+// function: no I/O, no clock, deterministic (sorted) output.
+package translate
+
+import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+// Resources are the Envoy resources of one release, each slice sorted by
+// name.
+type Resources struct {
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+	Routes    []*routev3.RouteConfiguration
+	Listeners []*listenerv3.Listener
+}
