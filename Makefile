@@ -35,6 +35,8 @@ tools: ## Install test tools into bin/ (apt: prometheus, hey; built: etcd, Kuber
 generate: tools-codegen ## Generate deepcopy code, CRDs, RBAC and webhook manifests
 	$(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:dir=manifests/crd
+	$(BIN)/controller-gen rbac:roleName=serin paths=./... output:rbac:dir=manifests/rbac
+	$(BIN)/controller-gen webhook paths=./admission/... output:webhook:dir=manifests/webhook
 	hack/sync-chart.sh
 
 .PHONY: check-generate

@@ -37,10 +37,10 @@ func Hold(old, obj *appsv1.Deployment) []jsonpatch.JsonPatchOperation {
 
 	if newHash == stable {
 		// The template is what the stable pods run: nothing to hold. A
-		// candidate left from an earlier hold is dropped; the engine ends
-		// that release and unpauses.
+		// candidate left from an earlier hold becomes the stable revision,
+		// which tells the engine to end that release and unpause.
 		if c, ok := newAnn[v1alpha1.AnnotationCandidateRevision]; ok && c != stable {
-			return []jsonpatch.JsonPatchOperation{{Operation: "remove", Path: annotationPointer(v1alpha1.AnnotationCandidateRevision)}}
+			return []jsonpatch.JsonPatchOperation{{Operation: "add", Path: annotationPointer(v1alpha1.AnnotationCandidateRevision), Value: stable}}
 		}
 		return nil
 	}

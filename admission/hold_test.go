@@ -100,7 +100,7 @@ func TestHold(t *testing.T) {
 		{name: "re-apply of the held revision changes nothing", old: heldV2, obj: heldV2.DeepCopy(), wantHeld: true, candidate: h2, stable: h1},
 		{name: "server-side apply dropping paused is paused again", old: heldV2, obj: ssaDropsPaused, wantHeld: true, candidate: h2, stable: h1},
 		{name: "newer revision during a hold keeps the stable", old: heldV2, obj: v3OnHeld, wantHeld: true, candidate: h3, stable: h1},
-		{name: "revert to stable drops the candidate", old: heldV2, obj: revertOnHeld, candidate: "", stable: h1},
+		{name: "revert to stable ends the hold", old: heldV2, obj: revertOnHeld, candidate: h1, stable: h1},
 		{name: "promotion by the engine is not held", old: heldV2, obj: promote, candidate: h2, stable: h2},
 		{name: "opt-in with a new template in one apply is held", old: deployment("podinfo:1", nil), obj: deployment("podinfo:2", managed()), wantHeld: true, candidate: h2, stable: h1},
 	}

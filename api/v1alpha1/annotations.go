@@ -53,6 +53,9 @@ const (
 	// AnnotationStableRevision (Deployment): the pod-template hash the
 	// stable pods run.
 	AnnotationStableRevision = "serin.dev/stable-revision"
+	// AnnotationOptedInBy (Deployment): the Canary that opted the
+	// Deployment in; serin removes its opt-in when that Canary goes.
+	AnnotationOptedInBy = "serin.dev/opted-in-by"
 	// AnnotationRevision (canary copy): the candidate revision it runs.
 	AnnotationRevision = "serin.dev/revision"
 	// AnnotationSource (Canary): "annotations" when serin created the
@@ -91,7 +94,7 @@ var userAnnotations = []string{
 }
 
 // serinWritten are annotations only serin sets on Deployments.
-var serinWritten = []string{AnnotationCandidateRevision, AnnotationStableRevision}
+var serinWritten = []string{AnnotationCandidateRevision, AnnotationStableRevision, AnnotationOptedInBy}
 
 // Managed reports whether a Deployment with these annotations opted in.
 func Managed(annotations map[string]string) bool {

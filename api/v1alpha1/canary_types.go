@@ -535,6 +535,10 @@ type CanaryStatus struct {
 	// Mirroring is true while the canary receives mirrored traffic.
 	// +optional
 	Mirroring bool `json:"mirroring,omitempty"`
+	// Matching is true while requests matching analysis.match go to the
+	// canary (A/B testing).
+	// +optional
+	Matching bool `json:"matching,omitempty"`
 	// FailedChecks of the current release.
 	// +optional
 	FailedChecks int32 `json:"failedChecks"`
@@ -554,6 +558,10 @@ type CanaryStatus struct {
 	// ReleaseStartTime is when the current release began.
 	// +optional
 	ReleaseStartTime *metav1.Time `json:"releaseStartTime,omitempty"`
+	// AnalysisStartTime is when the pre-rollout hooks passed and the
+	// canary began to receive traffic.
+	// +optional
+	AnalysisStartTime *metav1.Time `json:"analysisStartTime,omitempty"`
 	// StepStartTime is when the current weight was applied by the data
 	// plane; checks count traffic from then on.
 	// +optional
@@ -561,6 +569,10 @@ type CanaryStatus struct {
 	// LastCheckTime is when the last check ran.
 	// +optional
 	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+	// LastFastCheckTime is when the comparative judge last looked between
+	// checks.
+	// +optional
+	LastFastCheckTime *metav1.Time `json:"lastFastCheckTime,omitempty"`
 	// NoDataSince is when checks began to see no traffic.
 	// +optional
 	NoDataSince *metav1.Time `json:"noDataSince,omitempty"`

@@ -19,6 +19,7 @@ const (
 	DefaultHookTimeout             = "10s"
 	DefaultFalseRollbackRate       = "0.01"
 	DefaultTolerance               = "1"
+	DefaultLatencyTolerance        = "20"
 )
 
 // SetDefaults fills in what the spec leaves unset. It is idempotent.
@@ -103,6 +104,9 @@ func SetDefaults(s *CanarySpec) {
 	}
 	if s.Judge.Tolerance == "" {
 		s.Judge.Tolerance = DefaultTolerance
+	}
+	if s.Judge.LatencyTolerance == "" {
+		s.Judge.LatencyTolerance = DefaultLatencyTolerance
 	}
 }
 

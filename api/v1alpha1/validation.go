@@ -69,6 +69,11 @@ func ValidateCanarySpec(s *CanarySpec, p *field.Path) field.ErrorList {
 				errs = append(errs, field.Invalid(jp.Child("falseRollbackRate"), j.FalseRollbackRate, "must be a probability above 0 and below 0.5, e.g. \"0.01\""))
 			}
 		}
+		if j.LatencyTolerance != "" {
+			if f, err := strconv.ParseFloat(j.LatencyTolerance, 64); err != nil || f < 0 {
+				errs = append(errs, field.Invalid(jp.Child("latencyTolerance"), j.LatencyTolerance, "must be a percentage of stable's p99, 0 or more, e.g. \"20\""))
+			}
+		}
 		if j.Tolerance != "" {
 			if f, err := strconv.ParseFloat(j.Tolerance, 64); err != nil || f < 0 || f > 100 {
 				errs = append(errs, field.Invalid(jp.Child("tolerance"), j.Tolerance, "must be percentage points from 0 to 100, e.g. \"1\""))

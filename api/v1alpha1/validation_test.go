@@ -126,7 +126,7 @@ func TestValidateMetricTemplate(t *testing.T) {
 	}
 	mt.Spec.Query = `sum(rate(x{ns="{{ namespace }}", w="{{ deployment }}"}[1m]))`
 	msg := ValidateMetricTemplate(mt).ToAggregate().Error()
-	for _, w := range []string{"spec.query", `unknown template variable "deployment"`, "namespace"} {
+	for _, w := range []string{"spec.query", `variable "deployment": unknown variable`, "namespace"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("%q does not contain %q", msg, w)
 		}

@@ -62,6 +62,9 @@ type Cluster struct {
 	// CACert is the PEM of the cluster CA (it signs the API server's
 	// certificate and the admin client certificate).
 	CACert []byte
+	// StartDuration is how long Start took, from its call until the
+	// cluster was ready.
+	StartDuration time.Duration
 
 	procs  []*process
 	cidrFD *os.File
@@ -74,6 +77,7 @@ var components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "
 // answers, the controller-manager has created the default service account,
 // and the kwok nodes are Ready.
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	began := time.Now()
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
@@ -249,6 +253,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	c.StartDuration = time.Since(began)
 	return c, nil
 }
 

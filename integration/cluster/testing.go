@@ -31,14 +31,13 @@ func runMain(m *testing.M, opts Options) int {
 	if testing.Short() {
 		return m.Run()
 	}
-	start := time.Now()
 	c, err := Start(context.Background(), opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration cluster:", err)
 		return 1
 	}
 	if testing.Verbose() {
-		fmt.Fprintf(os.Stderr, "integration cluster up in %s (%s)\n", time.Since(start).Round(10*time.Millisecond), c.Dir)
+		fmt.Fprintf(os.Stderr, "integration cluster up in %s (%s)\n", c.StartDuration.Round(10*time.Millisecond), c.Dir)
 	}
 	shared = c
 	code := m.Run()
@@ -67,7 +66,8 @@ func Get(t testing.TB) *Cluster {
 }
 
 // Namespace creates a namespace of the test's own and deletes it when the
-// test ends.
+// test ends. It returns once the namespace's default service account exists,
+// so pods can be created in it straight away.
 func (c *Cluster) Namespace(t testing.TB) string {
 	t.Helper()
 	cs, err := c.Clientset()
@@ -87,6 +87,16 @@ func (c *Cluster) Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
 	})
+	// The service account admission plugin refuses pods until the
+	// controller-manager has created the namespace's default account.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.waitFor(ctx, "service account "+ns.Name+"/default", func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return ns.Name
 }
 

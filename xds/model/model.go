@@ -49,6 +49,11 @@ type Release struct {
 	// Gateways are Istio gateways (namespace/name) that also route this
 	// release; only the Istio glue uses them.
 	Gateways []string `yaml:"gateways,omitempty"`
+	// ClusterIPs are the Service's cluster IPs. Only the Istio glue uses
+	// them, to find a TCP service's own outbound listeners, which Istio
+	// names <clusterIP>_<port> (other TCP services on the same port have
+	// their own).
+	ClusterIPs []string `yaml:"clusterIPs,omitempty"`
 
 	Stable TrackEndpoints `yaml:"stable"`
 	Canary TrackEndpoints `yaml:"canary"`
@@ -221,6 +226,11 @@ func (r *Release) Validate() error {
 			if ep.Port == 0 || ep.Port > 65535 {
 				errs = append(errs, fmt.Errorf("%s.endpoints[%d].port %d: must be 1 to 65535", t, i, ep.Port))
 			}
+		}
+	}
+	for _, ip := range r.ClusterIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			errs = append(errs, fmt.Errorf("clusterIPs: %w", err))
 		}
 	}
 	for _, h := range r.Hosts {

@@ -1,5 +1,3 @@
-// Package translate turns a model.Release into Envoy resources. It is a pure
-// function: no I/O, no clock, deterministic (sorted) output.
 package translate
 
 import (
@@ -10,7 +8,8 @@ import (
 )
 
 // Resources are the Envoy resources of one release, each slice sorted by
-// name.
+// name. They are values to read: callers that want to change one clone it
+// first (resources built by Translate share some sub-messages).
 type Resources struct {
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -50,9 +51,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	// As a kubectl plugin (kubectl-serin) the usage says "kubectl serin".
-	if strings.HasPrefix(filepath.Base(root.Root().Name()), "kubectl-") {
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
 		root.Use = "kubectl serin"
 	}
+	cliFlags.AddFlags(root.PersistentFlags())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCmd())

@@ -1,0 +1,333 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/api/querytemplate"
+	"github.com/serin-dev/serin/api/v1alpha1"
+)
+
+// TemplateGetter reads MetricTemplates.
+type TemplateGetter interface {
+	MetricTemplate(ctx context.Context, namespace, name string) (*v1alpha1.MetricTemplate, error)
+}
+
+// DefaultQueryTimeout bounds one Check when the context has no earlier
+// deadline.
+const DefaultQueryTimeout = 30 * time.Second
+
+// Analyzer reads the metrics of a release step and judges them. The zero
+// value has no providers: every built-in metric is then a failed query.
+type Analyzer struct {
+	// Prometheus builds Prometheus clients (default address, templates'
+	// providers and their Secrets).
+	Prometheus *prom.Factory
+	// Templates reads MetricTemplates.
+	Templates TemplateGetter
+	// LoadReports reads the data plane's load reports (serin's LRS).
+	LoadReports LoadReporter
+	// Log is used when the context carries no logger.
+	Log logr.Logger
+	// QueryTimeout bounds one Check (default DefaultQueryTimeout).
+	QueryTimeout time.Duration
+}
+
+// Input is one check of one release step.
+type Input struct {
+	// Canary names the release (name, namespace).
+	Canary *v1alpha1.Canary
+	// Spec is the effective spec (annotations and defaults applied); nil
+	// means Canary.Spec.
+	Spec *v1alpha1.CanarySpec
+	// StableWorkload and CanaryWorkload are the Deployments of the two
+	// tracks; they default to targetRef.name and its v1alpha1.CopyName.
+	StableWorkload, CanaryWorkload string
+	// Clusters are the xDS clusters whose load reports count.
+	Clusters []string
+	// WindowStart is when the data plane ACKed the current weight: the
+	// step window never reaches before it.
+	WindowStart time.Time
+	// ReleaseStart is when the release began scoring traffic (the first
+	// ACKed canary weight); the comparative judge's counts run from here.
+	// Zero means WindowStart.
+	ReleaseStart time.Time
+	// Now ends both windows.
+	Now time.Time
+}
+
+// Check queries the configured providers for the current step and judges
+// the values. It returns an error only when the spec cannot be analysed
+// (bad input, intervals or judge settings, an unknown built-in metric);
+// a failed query is a failed check inside the Result, and no traffic is
+// NoData.
+func (a *Analyzer) Check(ctx context.Context, in Input) (Result, error) {
+	log := a.Log
+	if l, err := logr.FromContext(ctx); err == nil {
+		log = l
+	}
+	if in.Canary == nil {
+		return Result{}, errors.New("analysis input has no Canary")
+	}
+	if in.WindowStart.IsZero() {
+		return Result{}, errors.New("analysis input has no window start (when the current weight was applied)")
+	}
+	if in.Now.Before(in.WindowStart) {
+		return Result{}, fmt.Errorf("analysis window starts at %s, after now %s", in.WindowStart, in.Now)
+	}
+	if in.Spec == nil {
+		in.Spec = &in.Canary.Spec
+	}
+	c, spec := in.Canary, in.Spec
+	judge, err := ParseJudge(spec.Judge)
+	if err != nil {
+		return Result{}, err
+	}
+	interval, err := Interval(spec.Analysis)
+	if err != nil {
+		return Result{}, err
+	}
+	timeout := a.QueryTimeout
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	r := &run{a: a, in: in, ctx: ctx}
+	r.workloads = prom.Workloads{Namespace: c.Namespace, Stable: in.StableWorkload, Canary: in.CanaryWorkload}
+	if r.workloads.Stable == "" {
+		r.workloads.Stable = spec.TargetRef.Name
+	}
+	if r.workloads.Canary == "" {
+		r.workloads.Canary = v1alpha1.CopyName(r.workloads.Stable)
+	}
+	target := c.Name + "." + c.Namespace
+	stepSpan := in.Now.Sub(in.WindowStart)
+	if stepSpan < time.Second {
+		res := Result{Verdict: NoData, Message: fmt.Sprintf("Halt %s advancement no data yet: the current weight was applied %v ago", target, stepSpan.Round(time.Millisecond))}
+		log.Info("analysis verdict", append([]any{"canary", target}, res.KeysAndValues()...)...)
+		return res, nil
+	}
+
+	ev := Evidence{Target: target}
+	var metrics []v1alpha1.CanaryMetric
+	if spec.Analysis != nil {
+		metrics = spec.Analysis.Metrics
+	}
+	for _, m := range metrics {
+		win, err := MetricInterval(spec.Analysis, m)
+		if err != nil {
+			return Result{}, err
+		}
+		win = min(win, stepSpan)
+		mv, err := r.metric(m, win)
+		if err != nil {
+			return Result{}, err
+		}
+		ev.Metrics = append(ev.Metrics, mv)
+	}
+	if judge.Kind == v1alpha1.JudgeComparative {
+		ev.Comparison = r.comparison(judge, min(interval, stepSpan))
+	}
+	res := Judge(ev)
+	log.Info("analysis verdict", append([]any{"canary", target, "judge", string(judge.Kind)}, res.KeysAndValues()...)...)
+	return res, nil
+}
+
+// run holds one Check's inputs and what it already fetched.
+type run struct {
+	a         *Analyzer
+	in        Input
+	ctx       context.Context
+	workloads prom.Workloads
+	counts    map[[2]int64]countsResult
+	latency   map[time.Duration]latencyResult
+}
+
+type countsResult struct {
+	counts ErrorCounts
+	source string
+	err    error
+}
+
+type latencyResult struct {
+	canary, stable Value
+	err            error
+}
+
+func (r *run) metric(m v1alpha1.CanaryMetric, win time.Duration) (MetricValue, error) {
+	mv := MetricValue{Name: m.Name, Range: m.ThresholdRange, Window: win}
+	switch {
+	case m.TemplateRef != nil:
+		mv.Kind, mv.Source = KindCustom, SourcePrometheus
+		mv.Canary, mv.Err = r.custom(m, win)
+	case m.Name == v1alpha1.MetricRequestSuccessRate:
+		mv.Kind = KindSuccessRate
+		cr := r.stepCounts(win)
+		mv.Source, mv.Err = cr.source, cr.err
+		mv.CanaryRequests, mv.StableRequests = cr.counts.CanaryRequests, cr.counts.StableRequests
+		mv.Canary = SuccessRate(cr.counts.CanaryRequests, cr.counts.CanaryErrors)
+		st := SuccessRate(cr.counts.StableRequests, cr.counts.StableErrors)
+		mv.Stable = &st
+	case m.Name == v1alpha1.MetricRequestDuration:
+		mv.Kind, mv.Source = KindDuration, SourcePrometheus
+		lr := r.durations(win)
+		mv.Canary, mv.Err = lr.canary, lr.err
+		st := lr.stable
+		mv.Stable = &st
+	default:
+		return mv, fmt.Errorf("metric %q is neither a built-in (%s, %s) nor has a templateRef",
+			m.Name, v1alpha1.MetricRequestSuccessRate, v1alpha1.MetricRequestDuration)
+	}
+	return mv, nil
+}
+
+// useLoadReports says whether load reports are the primary source of
+// request counts.
+func (r *run) useLoadReports() bool {
+	lr := r.in.Spec.LoadReports
+	return lr != nil && lr.Enabled && r.a.LoadReports != nil && len(r.in.Clusters) > 0
+}
+
+// countsBetween reads both tracks' counts for [since, until]: from load
+// reports when they are enabled, otherwise from Prometheus, falling back
+// to load reports when Prometheus fails and the reports have traffic.
+func (r *run) countsBetween(since, until time.Time) countsResult {
+	if r.useLoadReports() {
+		return countsResult{counts: CountsFromLoadReports(r.a.LoadReports, r.in.Clusters, since, until), source: SourceLoadReports}
+	}
+	counts, err := r.promCounts(until.Sub(since), until)
+	if err == nil {
+		return countsResult{counts: counts, source: SourcePrometheus}
+	}
+	if r.a.LoadReports != nil && len(r.in.Clusters) > 0 {
+		lc := CountsFromLoadReports(r.a.LoadReports, r.in.Clusters, since, until)
+		if lc.CanaryRequests+lc.StableRequests > 0 {
+			return countsResult{counts: lc, source: SourceLoadReports}
+		}
+	}
+	return countsResult{source: SourcePrometheus, err: err}
+}
+
+func (r *run) promCounts(win time.Duration, at time.Time) (ErrorCounts, error) {
+	client, err := r.a.promClient(r.ctx, r.in.Canary.Namespace, nil)
+	if err != nil {
+		return ErrorCounts{}, err
+	}
+	tc, err := client.RequestCounts(r.ctx, r.workloads, win, at)
+	if err != nil {
+		return ErrorCounts{}, err
+	}
+	return ErrorCounts{CanaryRequests: tc.Canary.Requests, CanaryErrors: tc.Canary.Errors,
+		StableRequests: tc.Stable.Requests, StableErrors: tc.Stable.Errors}, nil
+}
+
+func (r *run) stepCounts(win time.Duration) countsResult {
+	return r.cachedCounts(r.in.Now.Add(-win), r.in.Now)
+}
+
+// cachedCounts reads each window once per Check.
+func (r *run) cachedCounts(since, until time.Time) countsResult {
+	key := [2]int64{since.UnixNano(), until.UnixNano()}
+	if cr, ok := r.counts[key]; ok {
+		return cr
+	}
+	cr := r.countsBetween(since, until)
+	if r.counts == nil {
+		r.counts = map[[2]int64]countsResult{}
+	}
+	r.counts[key] = cr
+	return cr
+}
+
+func (r *run) durations(win time.Duration) latencyResult {
+	if lr, ok := r.latency[win]; ok {
+		return lr
+	}
+	var lr latencyResult
+	client, err := r.a.promClient(r.ctx, r.in.Canary.Namespace, nil)
+	if err == nil {
+		var tv prom.TrackValues
+		tv, err = client.RequestDuration(r.ctx, r.workloads, win, r.in.Now)
+		lr.canary, lr.stable = Value(tv.Canary), Value(tv.Stable)
+	}
+	if err != nil {
+		lr.err = fmt.Errorf("request duration needs Prometheus: %w", err)
+	}
+	if r.latency == nil {
+		r.latency = map[time.Duration]latencyResult{}
+	}
+	r.latency[win] = lr
+	return lr
+}
+
+func (r *run) custom(m v1alpha1.CanaryMetric, win time.Duration) (Value, error) {
+	if r.a.Templates == nil {
+		return Value{}, errors.New("no MetricTemplate reader configured")
+	}
+	c := r.in.Canary
+	ns := m.TemplateRef.Namespace
+	if ns == "" {
+		ns = c.Namespace
+	}
+	tpl, err := r.a.Templates.MetricTemplate(r.ctx, ns, m.TemplateRef.Name)
+	if err != nil {
+		return Value{}, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	service := r.in.Spec.Service.Name
+	if service == "" {
+		service = r.in.Spec.TargetRef.Name
+	}
+	query, err := querytemplate.Render(tpl.Spec.Query, querytemplate.Values{
+		Name: c.Name, Namespace: c.Namespace, Target: r.workloads.Canary, Canary: r.workloads.Canary,
+		Stable: r.workloads.Stable, Service: service, Interval: win, Variables: m.TemplateVariables,
+	})
+	if err != nil {
+		return Value{}, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	client, err := r.a.promClient(r.ctx, tpl.Namespace, &tpl.Spec.Provider)
+	if err != nil {
+		return Value{}, err
+	}
+	v, err := client.Query(r.ctx, query, r.in.Now)
+	return Value(v), err
+}
+
+// comparison gathers the comparative judge's input: cumulative counts over
+// the release, counts and p99s over the step.
+func (r *run) comparison(j JudgeConfig, stepWin time.Duration) *Comparison {
+	cmp := &Comparison{FalseRollbackRate: j.FalseRollbackRate, Tolerance: j.Tolerance,
+		LatencyTolerance: j.LatencyTolerance, EarlyPromotion: j.EarlyPromotion}
+	start := r.in.ReleaseStart
+	if start.IsZero() || start.After(r.in.WindowStart) {
+		start = r.in.WindowStart
+	}
+	cmp.Window = r.in.Now.Sub(start)
+	rel := r.cachedCounts(start, r.in.Now)
+	cmp.Release, cmp.Source, cmp.Err = rel.counts, rel.source, rel.err
+	step := r.stepCounts(stepWin)
+	cmp.Step = step.counts
+	if cmp.Err == nil && step.err != nil {
+		cmp.Err = step.err
+	}
+	// Latency needs Prometheus; without one (load reports only) the
+	// comparison is on error rates alone.
+	if r.a.Prometheus != nil && r.a.Prometheus.Default.Address != "" {
+		lr := r.durations(stepWin)
+		cmp.LatencyCanary, cmp.LatencyStable, cmp.LatencyErr = lr.canary, lr.stable, lr.err
+	}
+	return cmp
+}
+
+func (a *Analyzer) promClient(ctx context.Context, namespace string, p *v1alpha1.MetricProvider) (*prom.Client, error) {
+	if a.Prometheus == nil {
+		return nil, prom.ErrNoAddress
+	}
+	return a.Prometheus.Client(ctx, namespace, p)
+}

@@ -1,0 +1,343 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/api/v1alpha1"
+)
+
+// promServer is a real HTTP server answering Prometheus instant queries
+// with per-workload samples chosen by the query's shape.
+type promServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	queries []string
+	auth    []string
+	// requests, errors, p99 and custom are per destination_workload.
+	requests, errors, p99 map[string]string
+	custom                string
+}
+
+func newPromServer(t *testing.T) *promServer {
+	p := &promServer{requests: map[string]string{}, errors: map[string]string{}, p99: map[string]string{}}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		q := r.Form.Get("query")
+		p.mu.Lock()
+		p.queries = append(p.queries, q)
+		p.auth = append(p.auth, r.Header.Get("Authorization"))
+		var samples map[string]string
+		switch {
+		case strings.HasPrefix(q, "histogram_quantile"):
+			samples = p.p99
+		case strings.Contains(q, `response_code=~"5.."`):
+			samples = p.errors
+		case strings.Contains(q, "istio_requests_total"):
+			samples = p.requests
+		default:
+			custom := p.custom
+			p.mu.Unlock()
+			fmt.Fprintf(w, `{"status":"success","data":{"resultType":"scalar","result":[1700000000,%q]}}`, custom)
+			return
+		}
+		var parts []string
+		for wl, v := range samples {
+			parts = append(parts, fmt.Sprintf(`{"metric":{"destination_workload":%q},"value":[1700000000,%q]}`, wl, v))
+		}
+		p.mu.Unlock()
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[%s]}}`, strings.Join(parts, ","))
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *promServer) seen() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.queries...)
+}
+
+type templates map[string]*v1alpha1.MetricTemplate
+
+func (t templates) MetricTemplate(_ context.Context, ns, name string) (*v1alpha1.MetricTemplate, error) {
+	if tpl, ok := t[ns+"/"+name]; ok {
+		return tpl, nil
+	}
+	return nil, fmt.Errorf("metrictemplate %s/%s not found", ns, name)
+}
+
+type secretMap map[string]map[string][]byte
+
+func (s secretMap) Secret(_ context.Context, ns, name string) (map[string][]byte, error) {
+	if d, ok := s[ns+"/"+name]; ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("secret %s/%s not found", ns, name)
+}
+
+// lrs records the calls and returns fixed counts per cluster.
+type lrs struct {
+	mu     sync.Mutex
+	calls  []string
+	counts map[string]map[string]LoadCounts
+}
+
+func (l *lrs) LoadReports(cluster string, since, until time.Time) map[string]LoadCounts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, fmt.Sprintf("%s %s..%s", cluster, since.Format("15:04:05"), until.Format("15:04:05")))
+	return l.counts[cluster]
+}
+
+var t0 = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+
+func canary(metrics ...v1alpha1.CanaryMetric) *v1alpha1.Canary {
+	return &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "test"},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef: v1alpha1.LocalObjectReference{Name: "podinfo"},
+			Analysis:  &v1alpha1.CanaryAnalysis{Interval: "1m", Threshold: 5, Metrics: metrics},
+		},
+	}
+}
+
+func srMetric() v1alpha1.CanaryMetric {
+	return v1alpha1.CanaryMetric{Name: v1alpha1.MetricRequestSuccessRate, Interval: "1m", ThresholdRange: rng(ptr(99), nil)}
+}
+
+func durMetric() v1alpha1.CanaryMetric {
+	return v1alpha1.CanaryMetric{Name: v1alpha1.MetricRequestDuration, Interval: "1m", ThresholdRange: rng(nil, ptr(500))}
+}
+
+func TestCheckPrometheusBuiltins(t *testing.T) {
+	p := newPromServer(t)
+	p.requests["podinfo-canary"], p.requests["podinfo"] = "100", "900"
+	p.errors["podinfo-canary"], p.errors["podinfo"] = "2", "1"
+	p.p99["podinfo-canary"], p.p99["podinfo"] = "1200", "90"
+	var logs []string
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}},
+		Log: funcr.New(func(prefix, args string) { logs = append(logs, args) }, funcr.Options{})}
+	in := Input{Canary: canary(srMetric(), durMetric()), WindowStart: t0, Now: t0.Add(30 * time.Second)}
+	res, err := a.Check(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != Hold || !res.FailedCheck {
+		t.Fatalf("Check() = %s", res)
+	}
+	if want := "Halt podinfo.test advancement success rate 98.00% < 99%, request duration 1.2s > 500ms"; res.Message != want {
+		t.Fatalf("Message = %q, want %q", res.Message, want)
+	}
+	// The step began 30s ago: the 1m metric window is cut to 30s.
+	for _, q := range p.seen() {
+		if !strings.Contains(q, "[30s]") || !strings.Contains(q, `destination_workload=~"podinfo|podinfo-canary"`) {
+			t.Errorf("query window or workloads wrong: %s", q)
+		}
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], `"analysis verdict"`) || !strings.Contains(logs[0], `"request-success-rate/canary"="98% (min 99%) fail n=100 from prometheus"`) {
+		t.Errorf("log lines = %q", logs)
+	}
+}
+
+func TestCheckNoTrafficIsNoData(t *testing.T) {
+	p := newPromServer(t)
+	p.requests["podinfo"] = "500"
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}}
+	res, err := a.Check(context.Background(), Input{Canary: canary(srMetric()), WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != NoData || res.FailedCheck {
+		t.Fatalf("Check() = %s, want NoData", res)
+	}
+}
+
+func TestCheckWindowTooShort(t *testing.T) {
+	a := &Analyzer{}
+	res, err := a.Check(context.Background(), Input{Canary: canary(srMetric()), WindowStart: t0, Now: t0.Add(300 * time.Millisecond)})
+	if err != nil || res.Verdict != NoData {
+		t.Fatalf("Check() = %s, %v; want NoData", res, err)
+	}
+}
+
+func TestCheckTemplate(t *testing.T) {
+	p := newPromServer(t)
+	p.custom = "7.5"
+	tpl := &v1alpha1.MetricTemplate{ObjectMeta: metav1.ObjectMeta{Name: "not-found", Namespace: "istio-system"},
+		Spec: v1alpha1.MetricTemplateSpec{
+			Provider: v1alpha1.MetricProvider{Address: p.URL, SecretRef: &corev1.LocalObjectReference{Name: "prom-auth"}},
+			Query:    `sum(rate(requests{ns="{{ namespace }}",w="{{ target }}",team="{{ variables.team }}"}[{{ interval }}]))`,
+		}}
+	a := &Analyzer{
+		Prometheus: &prom.Factory{Secrets: secretMap{"istio-system/prom-auth": {"token": []byte("t0k")}}},
+		Templates:  templates{"istio-system/not-found": tpl},
+	}
+	m := v1alpha1.CanaryMetric{Name: "404s", Interval: "2m", ThresholdRange: rng(nil, ptr(5)),
+		TemplateRef:       &v1alpha1.CrossNamespaceObjectReference{Name: "not-found", Namespace: "istio-system"},
+		TemplateVariables: map[string]string{"team": `a"} or vector(1) #`}}
+	res, err := a.Check(context.Background(), Input{Canary: canary(m), WindowStart: t0, Now: t0.Add(5 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != Hold || res.Message != "Halt podinfo.test advancement 404s 7.50 > 5" {
+		t.Fatalf("Check() = %s", res)
+	}
+	want := `sum(rate(requests{ns="test",w="podinfo-canary",team="a\"} or vector(1) #"}[2m]))`
+	if q := p.seen(); len(q) != 1 || q[0] != want {
+		t.Fatalf("queries = %q, want %q", q, want)
+	}
+	if p.auth[0] != "Bearer t0k" {
+		t.Fatalf("Authorization = %q", p.auth[0])
+	}
+
+	// A missing template is a failed check that names it.
+	m.TemplateRef.Name = "gone"
+	res, err = a.Check(context.Background(), Input{Canary: canary(m), WindowStart: t0, Now: t0.Add(5 * time.Minute)})
+	if err != nil || res.Verdict != Hold || !res.FailedCheck || !strings.Contains(res.Message, "metric template istio-system/gone") {
+		t.Fatalf("Check() = %s, %v", res, err)
+	}
+}
+
+func TestCheckLoadReports(t *testing.T) {
+	cl := "serin/test/podinfo/9898"
+	reports := &lrs{counts: map[string]map[string]LoadCounts{
+		cl:              {SubZoneCanary: {Success: 97, Errors: 3, Issued: 101}, SubZoneStable: {Success: 900}},
+		cl + "/canary":  {SubZoneCanary: {Success: 10}},
+		"serin/unknown": {SubZoneCanary: {Success: 1000}},
+	}}
+	c := canary(srMetric())
+	c.Spec.LoadReports = &v1alpha1.LoadReports{Enabled: true}
+	a := &Analyzer{LoadReports: reports}
+	res, err := a.Check(context.Background(), Input{Canary: c, Clusters: []string{cl, cl + "/canary"}, WindowStart: t0, Now: t0.Add(2 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 110 canary requests, 3 errors: 97.27 %.
+	if res.Verdict != Hold || res.Message != "Halt podinfo.test advancement success rate 97.27% < 99%" {
+		t.Fatalf("Check() = %s", res)
+	}
+	if res.Samples[0].Source != SourceLoadReports || res.Samples[0].Requests != 110 {
+		t.Fatalf("sample = %+v", res.Samples[0])
+	}
+	if want := []string{cl + " 10:01:00..10:02:00", cl + "/canary 10:01:00..10:02:00"}; strings.Join(reports.calls, ",") != strings.Join(want, ",") {
+		t.Fatalf("LoadReports calls = %v, want %v", reports.calls, want)
+	}
+}
+
+func TestCheckFallsBackToLoadReports(t *testing.T) {
+	p := newPromServer(t)
+	p.Close() // Prometheus is down
+	cl := "serin/test/podinfo/9898"
+	reports := &lrs{counts: map[string]map[string]LoadCounts{cl: {SubZoneCanary: {Success: 1000}, SubZoneStable: {Success: 9000}}}}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}, LoadReports: reports}
+	res, err := a.Check(context.Background(), Input{Canary: canary(srMetric()), Clusters: []string{cl}, WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil || res.Verdict != Promote || res.Samples[0].Source != SourceLoadReports {
+		t.Fatalf("Check() = %s (%+v), %v", res, res.Samples, err)
+	}
+
+	// Without load-report traffic the Prometheus failure is a failed check.
+	reports.counts = nil
+	res, err = a.Check(context.Background(), Input{Canary: canary(srMetric()), Clusters: []string{cl}, WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil || res.Verdict != Hold || !res.FailedCheck || !strings.Contains(res.Message, "request-success-rate query failed") {
+		t.Fatalf("Check() = %s, %v", res, err)
+	}
+}
+
+func TestCheckComparative(t *testing.T) {
+	cl := "serin/test/podinfo/9898"
+	reports := &lrs{counts: map[string]map[string]LoadCounts{cl: {SubZoneCanary: {Success: 28, Errors: 12}, SubZoneStable: {Success: 359, Errors: 1}}}}
+	c := canary()
+	c.Spec.LoadReports = &v1alpha1.LoadReports{Enabled: true}
+	c.Spec.Judge = &v1alpha1.Judge{Kind: v1alpha1.JudgeComparative}
+	a := &Analyzer{LoadReports: reports}
+	in := Input{Canary: c, Clusters: []string{cl}, ReleaseStart: t0, WindowStart: t0.Add(3 * time.Minute), Now: t0.Add(3*time.Minute + 20*time.Second)}
+	res, err := a.Check(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != Rollback || !strings.HasPrefix(res.Message, "Rolling back podinfo.test canary error rate 30.00% > stable 0.28% + 1pp") {
+		t.Fatalf("Check() = %s", res)
+	}
+	// Release counts from the release start, step counts from the ACK.
+	want := []string{cl + " 10:00:00..10:03:20", cl + " 10:03:00..10:03:20"}
+	if strings.Join(reports.calls, ",") != strings.Join(want, ",") {
+		t.Fatalf("LoadReports calls = %v, want %v", reports.calls, want)
+	}
+}
+
+func TestCheckComparativePrometheusLatency(t *testing.T) {
+	p := newPromServer(t)
+	p.requests["podinfo-canary"], p.requests["podinfo"] = "20000", "180000"
+	p.errors["podinfo-canary"], p.errors["podinfo"] = "20", "180"
+	p.p99["podinfo-canary"], p.p99["podinfo"] = "400", "200"
+	c := canary()
+	c.Spec.Judge = &v1alpha1.Judge{Kind: v1alpha1.JudgeComparative, EarlyPromotion: true}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}}
+	res, err := a.Check(context.Background(), Input{Canary: c, WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != Hold || !res.FailedCheck || !strings.Contains(res.Message, "canary p99 latency 400ms > stable 200ms + 20.00%") {
+		t.Fatalf("Check() = %s", res)
+	}
+	p.mu.Lock()
+	p.p99["podinfo-canary"] = "210"
+	p.mu.Unlock()
+	res, err = a.Check(context.Background(), Input{Canary: c, WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil || res.Verdict != Promote || !res.Early {
+		t.Fatalf("Check() = %s, %v; want an early promotion", res, err)
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	a := &Analyzer{}
+	for name, in := range map[string]Input{
+		"no canary":      {WindowStart: t0, Now: t0.Add(time.Minute)},
+		"no window":      {Canary: canary(), Now: t0},
+		"window in past": {Canary: canary(), WindowStart: t0.Add(time.Minute), Now: t0},
+		"unknown metric": {Canary: canary(v1alpha1.CanaryMetric{Name: "cpu"}), WindowStart: t0, Now: t0.Add(time.Minute)},
+		"bad interval":   {Canary: canary(v1alpha1.CanaryMetric{Name: v1alpha1.MetricRequestSuccessRate, Interval: "soon"}), WindowStart: t0, Now: t0.Add(time.Minute)},
+		"bad judge": {Canary: func() *v1alpha1.Canary {
+			c := canary()
+			c.Spec.Judge = &v1alpha1.Judge{FalseRollbackRate: "2"}
+			return c
+		}(), WindowStart: t0, Now: t0.Add(time.Minute)},
+	} {
+		if _, err := a.Check(context.Background(), in); err == nil {
+			t.Errorf("%s: Check() accepted it", name)
+		}
+	}
+	// No Prometheus configured: a built-in metric is a failed check, named.
+	res, err := a.Check(context.Background(), Input{Canary: canary(durMetric()), WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil || res.Verdict != Hold || !strings.Contains(res.Message, "request duration needs Prometheus: no Prometheus address configured") {
+		t.Fatalf("Check() = %s, %v", res, err)
+	}
+}
+
+func TestCheckUsesEffectiveSpec(t *testing.T) {
+	p := newPromServer(t)
+	p.requests["web-canary"], p.requests["web"] = "10", "90"
+	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}} // created from annotations: empty spec
+	eff := canary(srMetric()).Spec
+	eff.TargetRef.Name = "web"
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}}
+	res, err := a.Check(context.Background(), Input{Canary: c, Spec: &eff, WindowStart: t0, Now: t0.Add(time.Minute)})
+	if err != nil || res.Verdict != Promote || len(res.Samples) != 2 {
+		t.Fatalf("Check() = %s (%d samples), %v", res, len(res.Samples), err)
+	}
+	if got := res.Summary(); got != "request-success-rate/canary=100% (min 99%) pass n=10 from prometheus; request-success-rate/stable=100% info n=90 from prometheus" {
+		t.Fatalf("Summary() = %q", got)
+	}
+}

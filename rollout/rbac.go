@@ -1,0 +1,20 @@
+package rollout
+
+// Permissions of serin's controller, for controller-gen's RBAC output
+// (manifests/rbac) and mirrored by the Helm chart. Cluster-wide: what the
+// release engine reads, creates and deletes. Secrets are not here: the
+// chart and the kustomize base grant them per namespace, by name.
+//
+// +kubebuilder:rbac:groups=serin.dev,resources=canaries;metrictemplates;alertproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serin.dev,resources=canaries,verbs=create;update;patch;delete
+// +kubebuilder:rbac:groups=serin.dev,resources=canaries/status;canaries/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.istio.io,resources=envoyfilters,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,resourceNames=serin,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch,namespace=serin-system
+// +kubebuilder:rbac:groups="",resources=secrets,resourceNames=serin-webhook-tls,verbs=get;list;watch;update,namespace=serin-system

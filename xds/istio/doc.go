@@ -1,0 +1,74 @@
+// Package istio splices serin's translated resources into the Envoys of an
+// Istio mesh (sidecars and gateways) through EnvoyFilter objects, and
+// renders the bootstrap override that lets those Envoys reach serin.
+//
+// Everything here is a pure render function: a model.Release and Options
+// in, Kubernetes objects out, with deterministic names and labels
+// (app.kubernetes.io/managed-by: serin, serin.dev/release: a hash of the
+// release key). Writing them to the cluster belongs to the caller.
+//
+// # What one release becomes
+//
+// One EnvoyFilter per release, in Istio's root namespace by default, so
+// that istiod applies a release's clusters and the routes that use them in
+// the same push. Its patches, for sidecars (SIDECAR_OUTBOUND) and, when
+// the release names gateways, for gateways (GATEWAY):
+//
+//   - CLUSTER ADD of translate's three clusters, whose EDS config source
+//     points at serin, never at istiod: a weight step stays one EDS push
+//     from serin, with no istiod recompute.
+//   - HTTP_ROUTE INSERT_FIRST of the A/B and sticky-session routes into
+//     Istio's own route table, in the service's virtual host
+//     (<svc>.<ns>.svc.cluster.local:<port> in the table of the port; in a
+//     gateway, the virtual hosts serving one of the release's hosts).
+//     istiod inserts each at the top in turn, so they are listed last to
+//     first.
+//   - HTTP_ROUTE MERGE of the default route's action (the weighted
+//     cluster, mirror policy, timeout, retries, rewrites, headers and the
+//     session Set-Cookie) onto every forwarding route Istio already has in
+//     that virtual host: its "default" route, or the routes of a
+//     VirtualService. Their names and matches stay Istio's. istiod applies
+//     merges before inserts, so serin's inserted routes are not merged.
+//     serin never replaces a route table: Istio shares them per port.
+//   - For TCP, NETWORK_FILTER MERGE of the cluster onto the service's own
+//     tcp_proxy. Istio gives each TCP service its own outbound listener,
+//     <clusterIP>_<port>, so the patch names it; matching the port alone
+//     would capture every TCP service on that port. A TCP release therefore
+//     needs model.Release.ClusterIPs. Gateways are not patched for TCP.
+//
+// # Reaching serin
+//
+// Envoy accepts an envoy_grpc config source only if its cluster is static
+// in the bootstrap (Envoy's checkApiConfigSourceSubscriptionBackingCluster;
+// istio/istio#35969), so a cluster added by an EnvoyFilter cannot carry
+// serin's xDS. Two modes, chosen by Options.Translate.Source:
+//
+//   - StaticCluster (bootstrap override): RenderBootstrapOverride renders a
+//     per-namespace ConfigMap that pods select with the
+//     sidecar.istio.io/bootstrapOverride annotation. It adds a static
+//     serin-xds cluster (HTTP/2, Istio mutual TLS from the pod's own SDS,
+//     keepalive, raised circuit breakers) and the node metadata
+//     SERIN_XDS=bootstrap. Every patch matches that metadata, because a
+//     proxy without the static cluster would reject serin's clusters and,
+//     with them, its whole CDS update. Proxies read the override when they
+//     start, so existing pods need a restart; serin's own pod needs a
+//     sidecar to terminate the mutual TLS.
+//   - GoogleGRPC: the clusters name serin by target URI, with TLS from
+//     serin's own CA; no bootstrap change, no restart, every proxy patched.
+//
+// Either way each source has a finite initial_fetch_timeout (Istio's own
+// are 0s, wait forever): with serin down, proxies warm up without serin's
+// clusters instead of hanging, and serin should run more than one replica.
+//
+// # Known limits
+//
+//   - routeConfiguration.gateway cannot select a gateway's plain-HTTP route
+//     tables (istiod fills the gateway name only for HTTPS servers), so
+//     gateway patches select virtual hosts by domain. As with Flagger, a
+//     release's public hosts are assumed to route to that release only:
+//     every forwarding route of those virtual hosts is merged.
+//   - EnvoyFilter cannot target ambient waypoints (istio.io#16477).
+//   - The MERGE sets prefix_rewrite when the release rewrites URIs; a
+//     VirtualService route that already uses regex_rewrite would then be
+//     rejected by Envoy.
+package istio

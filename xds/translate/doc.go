@@ -1,0 +1,78 @@
+// Package translate turns a model.Release into the Envoy resources that
+// carry it, and validates Envoy resources the way the proxies will.
+//
+// Translate is a pure function: no I/O, no clock, no logger. The same
+// release and options give the same resources byte for byte (Any payloads
+// are marshalled deterministically), with every slice sorted by name, so
+// the xDS server can hash them into versions and golden files can pin
+// them.
+//
+// # What one release becomes
+//
+// For the released port <ns>/<svc>/<port>:
+//
+//   - EDS serin/<ns>/<svc>/<port>: a locality per track with
+//     load_balancing_weight 100-w (stable) and w (canary). Traffic weights
+//     live here and only here, so a weight step is one small EDS update.
+//     A locality at weight 0 is left out. Every locality has an ID (region
+//     "serin", sub_zone = track) because grpc-go NACKs localities without
+//     one. Endpoints carry filter_metadata["serin"] = {track, revision};
+//     pods that are not ready are sent as UNHEALTHY rather than dropped.
+//   - EDS …/stable and …/canary: one track each, for A/B and sticky routes
+//     and for mirroring.
+//   - CDS with the same three names: EDS clusters with locality-weighted
+//     round robin. Panic mode is off (healthy_panic_threshold 0): Envoy's
+//     default would spread traffic onto unready pods once half of them are
+//     unready, which for a canary is exactly the wrong moment. gRPC
+//     releases get HTTP/2 upstreams; load reporting adds lrs_server: self
+//     (the only value grpc-go accepts); Istio mutual TLS adds the transport
+//     socket Istio itself uses (SDS secrets "default" and "ROOTCA" from the
+//     local agent's sds-grpc cluster, ALPN istio).
+//   - RDS serin/<ns>/<svc>/<port>: one virtual host for every host, bare
+//     and with the port. Routes in order: A/B matches → canary; sticky
+//     session routes (a Cookie regex for <name>=<revision> of each track
+//     that still takes traffic) → that track; the default route → the
+//     weighted cluster, with the mirror policy and, under session
+//     affinity, a Set-Cookie carrying the serving host's serin.revision.
+//     Timeouts, retries, rewrites and header edits apply to every route.
+//   - LDS, only where serin owns the listener: an API listener per name a
+//     proxyless gRPC client dials (host:port), an HTTP connection manager
+//     that fetches the RDS above and ends in the router; and, in
+//     standalone gateway mode, a socket listener on the release's port
+//     (tcp_proxy to the weighted cluster for TCP releases).
+//
+// The config source the clusters and listeners use for EDS and RDS is an
+// Option: ADS for proxyless gRPC and standalone Envoys; an envoy_grpc
+// api_config_source to a static bootstrap cluster (serin-xds) for Istio's
+// bootstrap-override mode; a google_grpc source with a target URI for
+// Istio without a restart. Every source gets a finite
+// initial_fetch_timeout: Envoy's default of 0 (which Istio uses for its
+// own sources) would hold a proxy's warming forever if serin were down.
+//
+// # Where Envoy or grpc-go forced a choice
+//
+//   - The Set-Cookie value uses %UPSTREAM_METADATA(serin:revision)%.
+//     The historical JSON-array spelling %UPSTREAM_METADATA(["serin","revision"])%
+//     is deprecated in route headers since Envoy 1.36 and stops being
+//     translated once the remove_legacy_route_formatter runtime guard
+//     flips; the colon form is the substitution formatter's own syntax.
+//   - The weighted route is a plain cluster whose EDS carries the weights,
+//     not a weighted_clusters route action: a weight step then touches EDS
+//     only, and grpc-go and Envoy both honour locality weights.
+//   - grpc-go accepts only ADS or self as EDS/RDS sources, and rejects TLS
+//     contexts that name SDS secrets: releases meant for proxyless gRPC use
+//     the ADS source without Istio mutual TLS.
+//   - grpc-go ignores query-parameter matches (the route is skipped),
+//     mirroring, header rewrites and Set-Cookie; those are for Envoy.
+//
+// # Validation
+//
+// Validate runs go-control-plane's ValidateAll on every resource and on
+// every message packed in an Any (or a TypedStruct) at any depth — which
+// ValidateAll itself never enters — and adds what protoc-gen-validate
+// cannot express but Envoy or grpc-go reject: locality weights summing to
+// 0, localities without an ID, duplicate endpoint addresses, duplicate
+// virtual-host domains, invalid RE2, a connection manager whose last (and
+// only last) HTTP filter is not the router, a mirror policy without exactly
+// one target, weighted clusters summing to 0, and Anys of unknown types.
+package translate

@@ -1,0 +1,195 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/serin-dev/serin/xds/model"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/out from the current translator and prune stale files")
+
+// goldenCase is one testdata/in/<case>.yaml: a release and, optionally,
+// the options to translate it with.
+type goldenCase struct {
+	Release model.Release `yaml:"release"`
+	Options Options       `yaml:"options,omitempty"`
+}
+
+func readCase(t testing.TB, path string) goldenCase {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c goldenCase
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
+}
+
+// toYAML renders messages as a YAML list: protojson (with proto field
+// names) re-decoded into plain values, then sigs.k8s.io/yaml, which sorts
+// keys. protojson's deliberately unstable whitespace never reaches the file.
+func toYAML[M proto.Message](t testing.TB, msgs []M) []byte {
+	t.Helper()
+	list := make([]any, 0, len(msgs))
+	for _, m := range msgs {
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, v)
+	}
+	out, err := sigsyaml.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestGolden(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "in", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inputs) == 0 {
+		t.Fatal("no golden inputs in testdata/in")
+	}
+	written := map[string]bool{}
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			c := readCase(t, in)
+			res, err := Translate(&c.Release, c.Options)
+			if err != nil {
+				t.Fatalf("Translate: %v", err)
+			}
+			outputs := map[string][]byte{
+				"clusters":  toYAML(t, res.Clusters),
+				"endpoints": toYAML(t, res.Endpoints),
+				"routes":    toYAML(t, res.Routes),
+				"listeners": toYAML(t, res.Listeners),
+			}
+			for kind, got := range outputs {
+				path := filepath.Join("testdata", "out", name+"."+kind+".yaml")
+				written[path] = true
+				if *update {
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test ./xds/translate -update)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s differs from the translator's output (run with -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
+				}
+			}
+		})
+	}
+	outs, err := filepath.Glob(filepath.Join("testdata", "out", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range outs {
+		if written[out] {
+			continue
+		}
+		if *update {
+			if err := os.Remove(out); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s has no input in testdata/in (run with -update to prune it)", out)
+	}
+}
+
+// TestGoldenDeterministic translates every case twice and compares the
+// wire bytes, which is what version hashes downstream are computed from.
+func TestGoldenDeterministic(t *testing.T) {
+	inputs, _ := filepath.Glob(filepath.Join("testdata", "in", "*.yaml"))
+	for _, in := range inputs {
+		c := readCase(t, in)
+		a, err := Translate(&c.Release, c.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Translate(&c.Release, c.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(wireBytes(t, a), wireBytes(t, b)) {
+			t.Errorf("%s: two translations differ on the wire", in)
+		}
+	}
+}
+
+func wireBytes(t *testing.T, res *Resources) []string {
+	t.Helper()
+	var out []string
+	add := func(m proto.Message) {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	for _, m := range res.Clusters {
+		add(m)
+	}
+	for _, m := range res.Endpoints {
+		add(m)
+	}
+	for _, m := range res.Routes {
+		add(m)
+	}
+	for _, m := range res.Listeners {
+		add(m)
+	}
+	return out
+}
+
+// lineDiff lists the first lines that differ, enough to see what changed
+// without a diff library.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < max(len(w), len(g)) && shown < 20; i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
+			shown++
+		}
+	}
+	return b.String()
+}
