@@ -1,0 +1,125 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/go-logr/logr"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/analysis/alerts"
+	"github.com/serin-dev/serin/analysis/hooks"
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/rollout"
+	"github.com/serin-dev/serin/xds/model"
+)
+
+// The adapters below connect the release engine's small interfaces to the
+// packages that implement them; each side stays unaware of the other.
+
+// analyzer answers the engine's verdict questions with analysis.
+func analyzer(an *analysis.Analyzer) rollout.Analyzer {
+	return rollout.AnalyzerFunc(func(ctx context.Context, req rollout.AnalysisRequest) (rollout.Verdict, error) {
+		rel := model.Release{Namespace: req.Canary.Namespace, Service: req.Spec.Service.Name, Port: uint32(req.Spec.Service.Port)}
+		res, err := an.Check(ctx, analysis.Input{
+			Canary: req.Canary, Spec: req.Spec,
+			StableWorkload: req.Spec.TargetRef.Name, CanaryWorkload: v1alpha1.CopyName(req.Spec.TargetRef.Name),
+			Clusters:    []string{rel.ClusterName(), rel.TrackClusterName(model.Stable), rel.TrackClusterName(model.Canary)},
+			WindowStart: req.StepStart, ReleaseStart: req.AnalysisStart, Now: req.Now,
+		})
+		if err != nil {
+			return rollout.Verdict{}, err
+		}
+		return rollout.Verdict{
+			Decision: rollout.Decision(res.Verdict), FailedCheck: res.FailedCheck, Early: res.Early,
+			Message: res.Message, Summary: res.Summary(),
+		}, nil
+	})
+}
+
+// hookRunner runs webhooks with the hooks package.
+func hookRunner(caller *hooks.Caller) rollout.HookRunner {
+	return rollout.HookRunnerFunc(func(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, typ v1alpha1.HookType) rollout.HookResult {
+		var list []v1alpha1.CanaryWebhook
+		if spec.Analysis != nil {
+			list = spec.Analysis.Webhooks
+		}
+		o := caller.Run(ctx, release(c), list, typ)
+		if typ == v1alpha1.HookRollback {
+			return rollout.HookResult{Passed: o.Rollback, Message: o.Message}
+		}
+		return rollout.HookResult{Passed: o.Passed, Message: o.Message}
+	})
+}
+
+func release(c *v1alpha1.Canary) hooks.Release {
+	return hooks.Release{Name: c.Name, Namespace: c.Namespace, Phase: c.Status.Phase, Checksum: c.Status.CanaryRevision}
+}
+
+// notifier sends release events to the Canary's alerts and event hooks.
+func notifier(n *alerts.Notifier, caller *hooks.Caller) rollout.Notifier {
+	return rollout.NotifierFunc(func(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, ev rollout.Event) {
+		log := logr.FromContextOrDiscard(ctx)
+		severity := v1alpha1.SeverityInfo
+		switch {
+		case c.Status.Phase == v1alpha1.PhaseFailed && ev.Warning:
+			severity = v1alpha1.SeverityError
+		case ev.Warning:
+			severity = v1alpha1.SeverityWarn
+		}
+		msg := alerts.Message{
+			Name: c.Name, Namespace: c.Namespace, Phase: c.Status.Phase, Severity: severity, Text: ev.Message,
+			Fields: []alerts.Field{
+				{Name: "Target", Value: fmt.Sprintf("Deployment/%s.%s", spec.TargetRef.Name, c.Namespace)},
+				{Name: "Weight", Value: strconv.Itoa(int(c.Status.CanaryWeight))},
+				{Name: "Failed checks", Value: strconv.Itoa(int(c.Status.FailedChecks))},
+			},
+		}
+		if err := n.Notify(ctx, c, msg); err != nil {
+			log.Error(err, "alert not sent", "canary", c.Name, "namespace", c.Namespace)
+		}
+		if spec.Analysis != nil && len(hooks.Of(spec.Analysis.Webhooks, v1alpha1.HookEvent)) > 0 {
+			typ := corev1.EventTypeNormal
+			if ev.Warning {
+				typ = corev1.EventTypeWarning
+			}
+			caller.Event(ctx, release(c), spec.Analysis.Webhooks, ev.Message, typ)
+		}
+	})
+}
+
+// reader reads serin's objects and Secrets for analysis and alerts. Secrets
+// are read with direct GETs (serin may get, never list or watch, them).
+type reader struct {
+	cached client.Reader
+	direct client.Reader
+}
+
+func (r reader) Secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+	var s corev1.Secret
+	if err := r.direct.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+		return nil, fmt.Errorf("read secret %s/%s: %w", namespace, name, err)
+	}
+	return s.Data, nil
+}
+
+func (r reader) MetricTemplate(ctx context.Context, namespace, name string) (*v1alpha1.MetricTemplate, error) {
+	var t v1alpha1.MetricTemplate
+	if err := r.cached.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &t); err != nil {
+		return nil, fmt.Errorf("read metric template %s/%s: %w", namespace, name, err)
+	}
+	return &t, nil
+}
+
+func (r reader) AlertProvider(ctx context.Context, namespace, name string) (*v1alpha1.AlertProvider, error) {
+	var p v1alpha1.AlertProvider
+	if err := r.cached.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &p); err != nil {
+		return nil, fmt.Errorf("read alert provider %s/%s: %w", namespace, name, err)
+	}
+	return &p, nil
+}

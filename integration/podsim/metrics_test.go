@@ -1,0 +1,149 @@
+package podsim
+
+import (
+	"math"
+	"net/http"
+	"reflect"
+	"slices"
+	"testing"
+
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestMetricsIstioLabels(t *testing.T) {
+	pod := testPod(withEnv(EnvVersion, "v2"), func(p *corev1.Pod) {
+		p.Labels["version"] = "v2"
+		p.Labels["pod-template-hash"] = "5c8d9b7f4"
+		p.OwnerReferences[0].Name = "podinfo-canary-5c8d9b7f4"
+	})
+	_, addrs := servePod(t, pod, nil)
+	base := "http://" + addrs["http"]
+
+	for range 3 {
+		doHTTP(t, http.MethodGet, base+"/", nil, map[string]string{"Host": "podinfo.test:9898"})
+	}
+	doHTTP(t, http.MethodGet, base+"/status/503", nil, map[string]string{"Host": "podinfo-canary.test.svc.cluster.local"})
+	doHTTP(t, http.MethodGet, base+"/status/404", nil, nil)
+	// Probes and scrapes are not counted.
+	doHTTP(t, http.MethodGet, base+"/healthz", nil, nil)
+	doHTTP(t, http.MethodGet, base+"/readyz", nil, nil)
+	scrape(t, addrs["http"])
+
+	client := testgrpc.NewTestServiceClient(dial(t, addrs["grpc"]))
+	if _, err := client.EmptyCall(t.Context(), &testgrpc.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = client.UnaryCall(t.Context(), &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: 14}})
+
+	fams := scrape(t, addrs["http"])
+	total := fams[MetricRequestsTotal]
+	if total == nil {
+		t.Fatalf("no %s in /metrics", MetricRequestsTotal)
+	}
+	// Every series carries the destination reporter's identity of this pod.
+	common := map[string]string{
+		"reporter":                       "destination",
+		"destination_workload":           "podinfo-canary",
+		"destination_workload_namespace": "test",
+		"destination_app":                "podinfo",
+		"destination_version":            "v2",
+		"destination_canonical_service":  "podinfo",
+		"destination_canonical_revision": "v2",
+		"source_workload":                "unknown",
+		"connection_security_policy":     "none",
+	}
+	if got := len(series(total, common)); got != len(total.GetMetric()) {
+		t.Errorf("%d of %d series carry the pod identity:\n%s", got, len(total.GetMetric()), describe(total))
+	}
+
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	checks := []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{with("request_protocol", "http", "response_code", "200", "destination_service", "podinfo.test.svc.cluster.local",
+			"destination_service_name", "podinfo", "destination_service_namespace", "test", "response_flags", "-"), 3},
+		{with("request_protocol", "http", "response_code", "503", "destination_service_name", "podinfo-canary"), 1},
+		{with("request_protocol", "http", "response_code", "404", "destination_service", "unknown"), 1},
+		{with("request_protocol", "http"), 5},
+		{with("request_protocol", "grpc", "response_code", "200", "grpc_response_status", "0"), 1},
+		{with("request_protocol", "grpc", "response_code", "200", "grpc_response_status", "14"), 1},
+		{with("request_protocol", "grpc"), 2},
+	}
+	for _, c := range checks {
+		if got := counterSum(total, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v\n%s", MetricRequestsTotal, c.labels, got, c.want, describe(total))
+		}
+	}
+
+	hist := fams[MetricRequestDuration]
+	if hist == nil {
+		t.Fatalf("no %s in /metrics", MetricRequestDuration)
+	}
+	var count uint64
+	for _, m := range hist.GetMetric() {
+		h := m.GetHistogram()
+		count += h.GetSampleCount()
+		var bounds []float64
+		for _, b := range h.GetBucket() {
+			bounds = append(bounds, b.GetUpperBound())
+		}
+		if want := append(slices.Clone(DurationBucketsMS), math.Inf(1)); !reflect.DeepEqual(bounds, want) {
+			t.Fatalf("buckets %v, want Istio's %v", bounds, want)
+		}
+	}
+	if count != 7 {
+		t.Errorf("histogram counts %d requests, want 7", count)
+	}
+}
+
+func TestServiceFromAuthority(t *testing.T) {
+	tests := []struct{ authority, svc, name, ns string }{
+		{"podinfo", "podinfo.test.svc.cluster.local", "podinfo", "test"},
+		{"podinfo:9898", "podinfo.test.svc.cluster.local", "podinfo", "test"},
+		{"podinfo.other", "podinfo.other.svc.cluster.local", "podinfo", "other"},
+		{"podinfo.other.svc", "podinfo.other.svc.cluster.local", "podinfo", "other"},
+		{"podinfo.other.svc.cluster.local.", "podinfo.other.svc.cluster.local", "podinfo", "other"},
+		{"PodInfo.Other.svc.cluster.local:80", "podinfo.other.svc.cluster.local", "podinfo", "other"},
+		{"127.1.0.5:9898", "unknown", "unknown", "unknown"},
+		{"[::1]:80", "unknown", "unknown", "unknown"},
+		{"localhost:80", "unknown", "unknown", "unknown"},
+		{"", "unknown", "unknown", "unknown"},
+		{"example.com.au", "unknown", "unknown", "unknown"},
+		{"bad_name.test", "unknown", "unknown", "unknown"},
+	}
+	for _, tt := range tests {
+		svc, name, ns := serviceFromAuthority(tt.authority, "test")
+		if svc != tt.svc || name != tt.name || ns != tt.ns {
+			t.Errorf("serviceFromAuthority(%q) = %q %q %q, want %q %q %q", tt.authority, svc, name, ns, tt.svc, tt.name, tt.ns)
+		}
+	}
+}
+
+func TestMetricsArePerPod(t *testing.T) {
+	a, addrsA := servePod(t, testPod(), nil)
+	b, _ := servePod(t, testPod(func(p *corev1.Pod) { p.Name = "other" }), nil)
+	doHTTP(t, http.MethodGet, "http://"+addrsA["http"]+"/", nil, nil)
+	count := func(s *PodServer) float64 {
+		fams, err := s.Gatherer().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == MetricRequestsTotal {
+				return counterSum(f, nil)
+			}
+		}
+		return 0
+	}
+	if count(a) != 1 || count(b) != 0 {
+		t.Errorf("requests: pod a %v, pod b %v; want 1 and 0", count(a), count(b))
+	}
+}

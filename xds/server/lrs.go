@@ -1,0 +1,180 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+)
+
+// LoadCounts are request counts reported by the data plane.
+type LoadCounts struct {
+	Success uint64 // requests that completed successfully
+	Errors  uint64 // requests that completed with an error
+	Issued  uint64 // requests issued
+}
+
+func (c *LoadCounts) add(o LoadCounts) {
+	c.Success += o.Success
+	c.Errors += o.Errors
+	c.Issued += o.Issued
+}
+
+// loadBucket holds the counts received during one second, by locality
+// sub_zone (the track).
+type loadBucket struct {
+	sec    int64
+	byZone map[string]LoadCounts
+}
+
+// loadStore aggregates load reports per cluster into per-second buckets and
+// forgets buckets older than the retention.
+type loadStore struct {
+	retention time.Duration
+
+	mu        sync.Mutex
+	clusters  map[string][]loadBucket // ascending sec
+	lastPrune int64
+}
+
+func newLoadStore(retention time.Duration) *loadStore {
+	return &loadStore{retention: retention, clusters: map[string][]loadBucket{}}
+}
+
+// add records the stats of one report received at now. A report covers the
+// interval that ends when it is sent; with one-second reporting, filing it
+// under the second it arrived in is accurate to a bucket.
+func (ls *loadStore) add(now time.Time, stats []*endpointv3.ClusterStats) {
+	sec := now.Unix()
+	oldest := now.Add(-ls.retention).Unix()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, cs := range stats {
+		name := cs.GetClusterName()
+		if name == "" {
+			name = cs.GetClusterServiceName()
+		}
+		if name == "" || len(cs.GetUpstreamLocalityStats()) == 0 {
+			continue
+		}
+		b := ls.bucket(name, sec)
+		for _, l := range cs.GetUpstreamLocalityStats() {
+			c := b.byZone[l.GetLocality().GetSubZone()]
+			c.add(LoadCounts{
+				Success: l.GetTotalSuccessfulRequests(),
+				Errors:  l.GetTotalErrorRequests(),
+				Issued:  l.GetTotalIssuedRequests(),
+			})
+			b.byZone[l.GetLocality().GetSubZone()] = c
+		}
+	}
+	if sec != ls.lastPrune {
+		ls.lastPrune = sec
+		ls.prune(oldest)
+	}
+}
+
+// bucket returns the bucket of sec for a cluster, creating it in order.
+func (ls *loadStore) bucket(cluster string, sec int64) *loadBucket {
+	bs := ls.clusters[cluster]
+	i := sort.Search(len(bs), func(i int) bool { return bs[i].sec >= sec })
+	if i == len(bs) || bs[i].sec != sec {
+		bs = append(bs, loadBucket{})
+		copy(bs[i+1:], bs[i:])
+		bs[i] = loadBucket{sec: sec, byZone: map[string]LoadCounts{}}
+		ls.clusters[cluster] = bs
+	}
+	return &bs[i]
+}
+
+func (ls *loadStore) prune(oldest int64) {
+	for name, bs := range ls.clusters {
+		i := sort.Search(len(bs), func(i int) bool { return bs[i].sec >= oldest })
+		switch {
+		case i == len(bs):
+			delete(ls.clusters, name)
+		case i > 0:
+			ls.clusters[name] = append(bs[:0:0], bs[i:]...)
+		}
+	}
+}
+
+// reports sums the buckets of cluster in [since, until), by sub_zone.
+func (ls *loadStore) reports(cluster string, since, until time.Time) map[string]LoadCounts {
+	out := map[string]LoadCounts{}
+	from, to := since.Unix(), until.Unix()
+	if until.After(time.Unix(to, 0)) {
+		to++ // a partial second at the end counts as a whole one
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, b := range ls.clusters[cluster] {
+		if b.sec < from || b.sec >= to {
+			continue
+		}
+		for zone, c := range b.byZone {
+			sum := out[zone]
+			sum.add(c)
+			out[zone] = sum
+		}
+	}
+	return out
+}
+
+// LoadReports returns the load reported for cluster between since and until,
+// by locality sub_zone (the track name), at one-second granularity. Only
+// reports received within the retention are kept.
+func (s *Server) LoadReports(cluster string, since, until time.Time) map[string]LoadCounts {
+	return s.loads.reports(cluster, since, until)
+}
+
+// lrsService implements envoy.service.load_stats.v3. It asks every client for
+// all its clusters at the configured interval. grpc-go reports only on
+// clusters whose CDS resource names an LRS server (lrs_server: {self: {}}).
+type lrsService struct {
+	lrsv3.UnimplementedLoadReportingServiceServer
+	s *Server
+}
+
+func (l *lrsService) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadStatsServer) error {
+	s := l.s
+	first, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("receiving first load report: %w", err)
+	}
+	node := first.GetNode().GetId()
+	s.metrics.connected.WithLabelValues("lrs", "sotw").Inc()
+	defer s.metrics.connected.WithLabelValues("lrs", "sotw").Dec()
+	s.log.V(1).Info("load reporting stream opened", "node", node)
+
+	if err := stream.Send(&lrsv3.LoadStatsResponse{
+		SendAllClusters:       true,
+		LoadReportingInterval: durationpb.New(s.opts.LoadReportInterval),
+	}); err != nil {
+		return fmt.Errorf("sending load reporting request to %s: %w", node, err)
+	}
+	req := first
+	for {
+		if len(req.GetClusterStats()) > 0 {
+			s.loads.add(s.now(), req.GetClusterStats())
+			s.metrics.reports.Inc()
+		}
+		req, err = stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || stream.Context().Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("receiving load report from %s: %w", node, err)
+		}
+	}
+}
