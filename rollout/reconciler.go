@@ -105,7 +105,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 		r.Metrics.forget(req.Namespace, req.Name)
-		return ctrl.Result{}, r.adopt(ctx, req.NamespacedName)
+		return r.adopt(ctx, req.NamespacedName)
 	}
 	target, err := r.deployment(ctx, c.Namespace, targetName(&c))
 	if err != nil {
@@ -241,18 +241,25 @@ func (r *Reconciler) deployment(ctx context.Context, ns, name string) (*appsv1.D
 	return &d, nil
 }
 
+// adoptGrace lets a Canary applied together with its Deployment (one
+// kubectl apply of both) arrive before serin makes one from annotations.
+const adoptGrace = 3 * time.Second
+
 // adopt creates the Canary of a Deployment managed by annotation only.
-func (r *Reconciler) adopt(ctx context.Context, key types.NamespacedName) error {
+func (r *Reconciler) adopt(ctx context.Context, key types.NamespacedName) (ctrl.Result, error) {
 	d, err := r.deployment(ctx, key.Namespace, key.Name)
 	if err != nil || d == nil || !v1alpha1.Managed(d.Annotations) || d.Annotations[v1alpha1.AnnotationOptedInBy] != "" {
-		return err
+		return ctrl.Result{}, err
+	}
+	if age := r.Now().Sub(d.CreationTimestamp.Time); age < adoptGrace {
+		return ctrl.Result{RequeueAfter: adoptGrace - age}, nil
 	}
 	var list v1alpha1.CanaryList
 	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.MatchingFields{targetIndex: d.Name}); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	if len(list.Items) > 0 {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	spec, _ := v1alpha1.SpecFromAnnotations(d.Name, d.Annotations)
 	c := &v1alpha1.Canary{
@@ -265,10 +272,10 @@ func (r *Reconciler) adopt(ctx context.Context, key types.NamespacedName) error 
 		Spec: *spec,
 	}
 	if err := r.Client.Create(ctx, c); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create canary for %s/%s: %w", d.Namespace, d.Name, err)
+		return ctrl.Result{}, fmt.Errorf("create canary for %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	logr.FromContextOrDiscard(ctx).Info("created canary from deployment annotations", "deployment", d.Name)
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // syncAnnotationSpec keeps the spec of a Canary serin made equal to what

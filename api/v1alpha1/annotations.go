@@ -94,7 +94,7 @@ var userAnnotations = []string{
 }
 
 // serinWritten are annotations only serin sets on Deployments.
-var serinWritten = []string{AnnotationCandidateRevision, AnnotationStableRevision, AnnotationOptedInBy}
+var serinWritten = []string{AnnotationCandidateRevision, AnnotationStableRevision, AnnotationOptedInBy, AnnotationRevision}
 
 // Managed reports whether a Deployment with these annotations opted in.
 func Managed(annotations map[string]string) bool {

@@ -1,0 +1,79 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/xds"
+)
+
+// XDSClient is a grpc-go channel to xds:///target, bootstrapped to serin's
+// xDS server: an independent, production xDS client as the data plane.
+func XDSClient(t testing.TB, xdsAddress, nodeID, target string) *grpc.ClientConn {
+	t.Helper()
+	bootstrap := fmt.Sprintf(`{
+		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+		"node": {"id": %q, "cluster": "serin-tests"}
+	}`, xdsAddress, nodeID)
+	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("xds:///"+target, grpc.WithResolvers(res), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Tally counts RPC answers by the x-version the pod sent back, and by pod.
+type Tally struct {
+	Versions map[string]int
+	Pods     map[string]int
+	Errors   int
+	LastErr  error
+}
+
+// Send makes n UnaryCalls over conn from 8 goroutines, with the given
+// request metadata (key, value pairs), and tallies who answered.
+func Send(ctx context.Context, conn *grpc.ClientConn, n int, md ...string) Tally {
+	client := testgrpc.NewTestServiceClient(conn)
+	t := Tally{Versions: map[string]int{}, Pods: map[string]int{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if len(md) > 0 {
+					cctx = metadata.AppendToOutgoingContext(cctx, md...)
+				}
+				var header metadata.MD
+				_, err := client.UnaryCall(cctx, &testgrpc.SimpleRequest{}, grpc.Header(&header), grpc.WaitForReady(true))
+				cancel()
+				mu.Lock()
+				if v := header.Get("x-version"); len(v) > 0 {
+					t.Versions[v[0]]++
+				}
+				if p := header.Get("x-pod"); len(p) > 0 {
+					t.Pods[p[0]]++
+				}
+				if err != nil {
+					t.Errors++
+					t.LastErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return t
+}

@@ -1,0 +1,341 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/xds/model"
+	"github.com/serin-dev/serin/xds/server"
+	"github.com/serin-dev/serin/xds/translate"
+)
+
+// Publisher is what the Controller needs of the xDS server.
+type Publisher interface {
+	Publish(key string, res *translate.Resources) (server.Generation, error)
+	Remove(key string) error
+	Applied(names []string, gen server.Generation) server.AppliedStatus
+	SetReady()
+}
+
+var _ Publisher = (*server.Server)(nil)
+
+// Controller serves each Canary's traffic. It runs on every replica (the
+// xDS server does), follows Canary status, Deployments and Pods, and
+// answers the engine's "is it applied?" question.
+type Controller struct {
+	Client    client.Client
+	Server    Publisher
+	Translate translate.Options
+	// Istio, when set, also writes the EnvoyFilters that splice the
+	// release into Istio's Envoys.
+	Istio *IstioWriter
+	// Recorder reports rejected configurations on the Canary.
+	Recorder events.EventRecorder
+	// Wakeups gets the Canary whose traffic every proxy has applied; the
+	// release engine watches it.
+	Wakeups chan event.GenericEvent
+
+	mu        sync.Mutex
+	published map[types.NamespacedName]*published
+}
+
+// published is what was last served for a Canary.
+type published struct {
+	key   string
+	names []string
+	// traffic is the status traffic it serves; gen the Publish that first
+	// served it (later endpoint changes do not reset it).
+	traffic traffic
+	gen     server.Generation
+	pending bool
+	canary  *v1alpha1.Canary
+	nacked  string
+}
+
+type traffic struct {
+	weight        int32
+	mirror, match bool
+	revisions     string
+}
+
+func trafficOf(c *v1alpha1.Canary) traffic {
+	return traffic{weight: c.Status.CanaryWeight, mirror: c.Status.Mirroring, match: c.Status.Matching,
+		revisions: c.Status.StableRevision + "/" + c.Status.CanaryRevision}
+}
+
+// SetupWithManager registers the controller (not leader-elected) and the
+// start-up restore, which publishes every Canary from its status before
+// the xDS server answers anyone.
+func (x *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	x.published = map[types.NamespacedName]*published{}
+	enqueueNamespace := handler.EnqueueRequestsFromMapFunc(x.canariesInNamespace)
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("traffic").
+		For(&v1alpha1.Canary{}).
+		Watches(&corev1.Pod{}, enqueueNamespace).
+		Watches(&appsv1.Deployment{}, enqueueNamespace).
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 4}).
+		Complete(x); err != nil {
+		return err
+	}
+	return mgr.Add(manager.RunnableFunc(x.restoreAndServe))
+}
+
+// restoreAndServe waits for the caches, publishes every Canary's traffic
+// from status, then lets the xDS server answer; afterwards it watches for
+// proxies to apply what was published.
+func (x *Controller) restoreAndServe(ctx context.Context) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("traffic")
+	start := time.Now()
+	var list v1alpha1.CanaryList
+	for {
+		err := x.Client.List(ctx, &list)
+		if err == nil {
+			break
+		}
+		log.Error(err, "list canaries for restore; retrying")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	var errs []error
+	for i := range list.Items {
+		c := &list.Items[i]
+		if _, err := x.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(c)}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Error(err, "some releases could not be restored; serving the others")
+	}
+	x.Server.SetReady()
+	log.Info("traffic restored from canary status; xDS serving", "releases", len(list.Items), "took", time.Since(start))
+	x.watchApplied(ctx)
+	return nil
+}
+
+// watchApplied wakes the engine when proxies applied pending traffic.
+func (x *Controller) watchApplied(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var wake []*v1alpha1.Canary
+		x.mu.Lock()
+		for _, p := range x.published {
+			if !p.pending {
+				continue
+			}
+			st := x.Server.Applied(p.names, p.gen)
+			if st.Done() || len(st.Nacked) > 0 {
+				p.pending = false
+				wake = append(wake, p.canary)
+			}
+		}
+		x.mu.Unlock()
+		for _, c := range wake {
+			if x.Wakeups != nil {
+				select {
+				case x.Wakeups <- event.GenericEvent{Object: c}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
+}
+
+func (x *Controller) canariesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.CanaryList
+	if err := x.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, c := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+	}
+	return reqs
+}
+
+// Reconcile publishes one Canary's traffic.
+func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var c v1alpha1.Canary
+	err := x.Client.Get(ctx, req.NamespacedName, &c)
+	if apierrors.IsNotFound(err) || err == nil && c.Status.Phase == v1alpha1.PhaseTerminated {
+		return reconcile.Result{}, x.remove(ctx, req.NamespacedName)
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if c.Status.Phase == "" {
+		// Not initialised yet: the engine writes status first.
+		return reconcile.Result{}, nil
+	}
+	var target *appsv1.Deployment
+	var d appsv1.Deployment
+	name := c.Spec.TargetRef.Name
+	if name == "" {
+		name = c.Name
+	}
+	if err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, &d); err == nil {
+		target = &d
+	} else if !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, err
+	}
+	spec, _ := v1alpha1.ResolveSpec(&c, target)
+	if spec.Service.Port == 0 {
+		return reconcile.Result{}, nil
+	}
+	var tracks Tracks
+	if target != nil && target.Spec.Selector != nil {
+		tracks.Stable = target.Spec.Selector.MatchLabels
+		tracks.Canary = v1alpha1.CanarySelector(tracks.Stable)
+	}
+	var pods corev1.PodList
+	if err := x.Client.List(ctx, &pods, client.InNamespace(c.Namespace)); err != nil {
+		return reconcile.Result{}, err
+	}
+	var svc *corev1.Service
+	var s corev1.Service
+	if err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: spec.Service.Name}, &s); err == nil {
+		svc = &s
+	}
+	rel, err := BuildRelease(&c, &spec, tracks, pods.Items, svc)
+	if err != nil {
+		// The last good config stays served.
+		logr.FromContextOrDiscard(ctx).Error(err, "cannot build release; keeping the last good config")
+		return reconcile.Result{}, nil
+	}
+	return reconcile.Result{}, x.publish(ctx, &c, rel)
+}
+
+func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model.Release) error {
+	res, err := translate.Translate(rel, x.Translate)
+	if err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "translate release; keeping the last good config", "release", rel.Key())
+		return nil
+	}
+	key := client.ObjectKeyFromObject(c)
+	x.mu.Lock()
+	prev := x.published[key]
+	if prev != nil && prev.key != rel.Key() {
+		// The service or port changed: stop serving the old one.
+		_ = x.Server.Remove(prev.key)
+		prev = nil
+	}
+	gen, err := x.Server.Publish(rel.Key(), res)
+	if err != nil {
+		x.mu.Unlock()
+		return fmt.Errorf("publish %s: %w", rel.Key(), err)
+	}
+	want := trafficOf(c)
+	p := &published{key: rel.Key(), names: resourceNames(res), traffic: want, gen: gen, pending: true, canary: c.DeepCopy()}
+	if prev != nil && prev.traffic == want {
+		// Same traffic, new endpoints: the traffic was in force since then.
+		p.gen, p.pending, p.nacked = prev.gen, prev.pending, prev.nacked
+	}
+	x.published[key] = p
+	x.mu.Unlock()
+	if x.Istio != nil {
+		return x.Istio.Write(ctx, rel)
+	}
+	return nil
+}
+
+func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error {
+	x.mu.Lock()
+	p := x.published[key]
+	delete(x.published, key)
+	x.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if err := x.Server.Remove(p.key); err != nil {
+		return err
+	}
+	if x.Istio != nil {
+		return x.Istio.Delete(ctx, p.key)
+	}
+	return nil
+}
+
+// Applied answers the release engine: has every subscribed proxy applied
+// the traffic now in c's status?
+func (x *Controller) Applied(c *v1alpha1.Canary) (bool, int, string) {
+	x.mu.Lock()
+	p := x.published[client.ObjectKeyFromObject(c)]
+	x.mu.Unlock()
+	if p == nil || p.traffic != trafficOf(c) {
+		return false, 0, ""
+	}
+	st := x.Server.Applied(p.names, p.gen)
+	if len(st.Nacked) > 0 {
+		n := st.Nacked[0]
+		msg := fmt.Sprintf("proxy %s rejected %s %s: %s", n.Node, shortType(n.TypeURL), n.Resource, n.Message)
+		x.reportNACK(c, p, msg)
+		return false, st.Subscribed, msg
+	}
+	return st.Done(), st.Subscribed, ""
+}
+
+// reportNACK records a rejection on the Canary once per published traffic.
+func (x *Controller) reportNACK(c *v1alpha1.Canary, p *published, msg string) {
+	x.mu.Lock()
+	first := p.nacked == ""
+	p.nacked = msg
+	x.mu.Unlock()
+	if first && x.Recorder != nil {
+		x.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "TrafficRejected", "Release", "The data plane rejected serin's configuration: %s", msg)
+	}
+}
+
+func shortType(url string) string {
+	for i := len(url) - 1; i >= 0; i-- {
+		if url[i] == '.' {
+			return url[i+1:]
+		}
+	}
+	return url
+}
+
+func resourceNames(res *translate.Resources) []string {
+	var names []string
+	for _, r := range res.Clusters {
+		names = append(names, r.GetName())
+	}
+	for _, r := range res.Endpoints {
+		names = append(names, r.GetClusterName())
+	}
+	for _, r := range res.Routes {
+		names = append(names, r.GetName())
+	}
+	for _, r := range res.Listeners {
+		names = append(names, r.GetName())
+	}
+	return names
+}

@@ -1,0 +1,137 @@
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/xds/istio"
+	"github.com/serin-dev/serin/xds/model"
+)
+
+// LabelIstioBootstrap on a namespace asks serin to keep its bootstrap
+// override ConfigMap there (bootstrap-override mode).
+const LabelIstioBootstrap = "serin.dev/istio-bootstrap"
+
+// IstioWriter keeps, per release, the EnvoyFilters that splice serin's
+// clusters and routes into Istio's Envoys, and the bootstrap-override
+// ConfigMaps of namespaces that opted in. Writes are server-side applies,
+// so every replica may write the same objects.
+type IstioWriter struct {
+	Client  client.Client
+	Options istio.Options
+
+	mu   sync.Mutex
+	last map[string]string // release key → hash of what was applied
+}
+
+const fieldOwner = client.FieldOwner("serin")
+
+// Write applies the release's EnvoyFilters when they changed (weight steps
+// do not change them: weights live in EDS).
+func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
+	efs, err := istio.RenderEnvoyFilters(rel, w.Options)
+	if err != nil {
+		return fmt.Errorf("render envoyfilters: %w", err)
+	}
+	b, err := json.Marshal(efs)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:])
+	w.mu.Lock()
+	same := w.last[rel.Key()] == hash
+	w.mu.Unlock()
+	if same {
+		return nil
+	}
+	keep := map[string]bool{}
+	for _, ef := range efs {
+		ef.SetManagedFields(nil)
+		ef.SetResourceVersion("")
+		if err := w.Client.Patch(ctx, ef, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply envoyfilter %s: %w", ef.Name, err)
+		}
+		keep[ef.Name] = true
+	}
+	if err := w.prune(ctx, istio.ReleaseHash(rel), keep); err != nil {
+		return err
+	}
+	if err := w.bootstrap(ctx); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if w.last == nil {
+		w.last = map[string]string{}
+	}
+	w.last[rel.Key()] = hash
+	w.mu.Unlock()
+	return nil
+}
+
+// Delete removes a release's EnvoyFilters.
+func (w *IstioWriter) Delete(ctx context.Context, key string) error {
+	w.mu.Lock()
+	delete(w.last, key)
+	w.mu.Unlock()
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) != 3 {
+		return fmt.Errorf("release key %q is not <namespace>/<service>/<port>", key)
+	}
+	port, err := strconv.ParseUint(parts[2], 10, 32)
+	if err != nil {
+		return fmt.Errorf("release key %q: %w", key, err)
+	}
+	rel := model.Release{Namespace: parts[0], Service: parts[1], Port: uint32(port)}
+	return w.prune(ctx, istio.ReleaseHash(&rel), nil)
+}
+
+func (w *IstioWriter) prune(ctx context.Context, hash string, keep map[string]bool) error {
+	var list networkingv1alpha3.EnvoyFilterList
+	if err := w.Client.List(ctx, &list, client.MatchingLabels{istio.LabelRelease: hash}); err != nil {
+		return fmt.Errorf("list envoyfilters: %w", err)
+	}
+	for _, ef := range list.Items {
+		if keep[ef.Name] {
+			continue
+		}
+		if err := w.Client.Delete(ctx, ef); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete envoyfilter %s: %w", ef.Name, err)
+		}
+	}
+	return nil
+}
+
+// bootstrap keeps the override ConfigMap in namespaces labelled
+// serin.dev/istio-bootstrap=enabled (bootstrap-override mode only).
+func (w *IstioWriter) bootstrap(ctx context.Context) error {
+	if w.Options.XDSAddress == "" {
+		return nil
+	}
+	var nss corev1.NamespaceList
+	if err := w.Client.List(ctx, &nss, client.MatchingLabels{LabelIstioBootstrap: "enabled"}); err != nil {
+		return fmt.Errorf("list namespaces: %w", err)
+	}
+	for _, ns := range nss.Items {
+		cm, err := istio.RenderBootstrapOverride(ns.Name, w.Options)
+		if err != nil {
+			return err
+		}
+		cm.TypeMeta.APIVersion, cm.TypeMeta.Kind = "v1", "ConfigMap"
+		if err := w.Client.Patch(ctx, cm, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply bootstrap configmap in %s: %w", ns.Name, err)
+		}
+	}
+	return nil
+}
+

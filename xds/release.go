@@ -1,0 +1,252 @@
+// Package xds owns serin's traffic: it keeps the embedded xDS server
+// serving exactly what each Canary's status says (weight, mirroring, A/B
+// matches) for the pods of both tracks, on every replica, and tells the
+// release engine when the data plane has applied it.
+//
+// The pipeline is model → translate → server: BuildRelease turns a Canary,
+// its effective spec and the pods into a model.Release (pure), translate
+// turns that into Envoy resources (pure), and the server publishes them and
+// tracks ACKs. Endpoints come from Pods, never EndpointSlices.
+//
+// The subpackages are: model (plain structs), translate (model → Envoy
+// protos, golden-tested), server (go-control-plane caches, gRPC, ACK/NACK
+// tracking, LRS) and istio (EnvoyFilters that splice serin's clusters into
+// Istio's own Envoys).
+package xds
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/xds/model"
+)
+
+// Tracks are the label selectors of the two sets of pods.
+type Tracks struct {
+	Stable, Canary map[string]string
+}
+
+// BuildRelease is the model of a Canary's traffic: its effective spec, the
+// traffic in its status, and the pods of both tracks. svc, when not nil,
+// supplies the cluster IPs Istio's TCP listeners are named by.
+func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, pods []corev1.Pod, svc *corev1.Service) (*model.Release, error) {
+	st := c.Status
+	r := &model.Release{
+		Namespace:    c.Namespace,
+		Service:      spec.Service.Name,
+		Port:         uint32(spec.Service.Port),
+		Protocol:     protocol(spec.Service.AppProtocol),
+		Gateways:     spec.Service.Gateways,
+		CanaryWeight: uint32(st.CanaryWeight),
+		Stable:       model.TrackEndpoints{Revision: st.StableRevision},
+		Canary:       model.TrackEndpoints{Revision: st.CanaryRevision},
+	}
+	if len(spec.Service.Hosts) > 0 {
+		r.Hosts = append(r.DefaultHosts(), spec.Service.Hosts...)
+		slices.Sort(r.Hosts)
+		r.Hosts = slices.Compact(r.Hosts)
+	}
+	if svc != nil {
+		r.ClusterIPs = clusterIPs(svc)
+	}
+	stableSel := labels.SelectorFromSet(tracks.Stable)
+	canarySel := labels.SelectorFromSet(tracks.Canary)
+	for i := range pods {
+		p := &pods[i]
+		ep, ok := endpoint(p, spec)
+		if !ok {
+			continue
+		}
+		switch {
+		case len(tracks.Canary) > 0 && canarySel.Matches(labels.Set(p.Labels)):
+			r.Canary.Endpoints = append(r.Canary.Endpoints, ep)
+		case len(tracks.Stable) > 0 && stableSel.Matches(labels.Set(p.Labels)):
+			r.Stable.Endpoints = append(r.Stable.Endpoints, ep)
+		}
+	}
+	for _, t := range []*model.TrackEndpoints{&r.Stable, &r.Canary} {
+		slices.SortFunc(t.Endpoints, func(a, b model.Endpoint) int {
+			return strings.Compare(a.IP+"/"+a.Pod, b.IP+"/"+b.Pod)
+		})
+	}
+
+	a := spec.Analysis
+	if a != nil {
+		if st.Mirroring {
+			w := a.MirrorWeight
+			if w == 0 {
+				w = v1alpha1.DefaultMirrorWeight
+			}
+			r.Mirror = &model.Mirror{Percent: uint32(w)}
+		}
+		if st.Matching {
+			for _, m := range a.Match {
+				r.Match = append(r.Match, requestMatch(m))
+			}
+		}
+		// Sticky sessions only while a canary runs: the cookie routes name
+		// both tracks' revisions.
+		if a.SessionAffinity != nil && st.CanaryRevision != "" && r.Protocol != model.TCP {
+			r.SessionAffinity = &model.SessionAffinity{CookieName: a.SessionAffinity.CookieName,
+				MaxAge: time.Duration(a.SessionAffinity.MaxAge) * time.Second}
+		}
+	}
+	if r.Protocol != model.TCP {
+		svcSpec := spec.Service
+		if svcSpec.Timeout != "" {
+			d, err := time.ParseDuration(svcSpec.Timeout)
+			if err != nil {
+				return nil, fmt.Errorf("service.timeout %q: %w", svcSpec.Timeout, err)
+			}
+			r.Timeout = d
+		}
+		if rt := svcSpec.Retries; rt != nil && rt.Attempts > 0 {
+			r.Retries = &model.Retries{Attempts: uint32(rt.Attempts), RetryOn: rt.RetryOn}
+			if rt.PerTryTimeout != "" {
+				d, err := time.ParseDuration(rt.PerTryTimeout)
+				if err != nil {
+					return nil, fmt.Errorf("service.retries.perTryTimeout %q: %w", rt.PerTryTimeout, err)
+				}
+				r.Retries.PerTryTimeout = d
+			}
+		}
+		if rw := svcSpec.Rewrite; rw != nil && (rw.URI != "" || rw.Authority != "") {
+			r.Rewrite = &model.Rewrite{URI: rw.URI, Authority: rw.Authority}
+		}
+		r.Headers = headers(svcSpec.Headers)
+	}
+	if tp := spec.Service.TrafficPolicy; tp != nil && tp.TLS != nil && tp.TLS.Mode == v1alpha1.TLSIstioMutual {
+		r.IstioMutualTLS = true
+	}
+	r.LoadReporting = spec.LoadReports != nil && spec.LoadReports.Enabled
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("release %s: %w", r.Key(), err)
+	}
+	return r, nil
+}
+
+func protocol(p v1alpha1.AppProtocol) model.Protocol {
+	switch strings.ToLower(string(p)) {
+	case "grpc", "http2":
+		return model.GRPC
+	case "tcp":
+		return model.TCP
+	default:
+		return model.HTTP
+	}
+}
+
+// endpoint is the pod's address for the released port.
+func endpoint(p *corev1.Pod, spec *v1alpha1.CanarySpec) (model.Endpoint, bool) {
+	if p.Status.PodIP == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return model.Endpoint{}, false
+	}
+	port := uint32(0)
+	tp := spec.Service.TargetPort
+	if tp.StrVal != "" {
+		for _, c := range p.Spec.Containers {
+			for _, cp := range c.Ports {
+				if cp.Name == tp.StrVal {
+					port = uint32(cp.ContainerPort)
+				}
+			}
+		}
+	} else {
+		port = uint32(tp.IntVal)
+	}
+	if port == 0 {
+		port = uint32(spec.Service.Port)
+	}
+	if port == 0 {
+		return model.Endpoint{}, false
+	}
+	ready := p.DeletionTimestamp == nil
+	found := false
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			found = true
+			ready = ready && cond.Status == corev1.ConditionTrue
+		}
+	}
+	return model.Endpoint{Pod: p.Name, IP: p.Status.PodIP, Port: port, Ready: ready && found}, true
+}
+
+func requestMatch(m v1alpha1.HTTPMatchRequest) model.RequestMatch {
+	var out model.RequestMatch
+	for _, name := range sortedKeys(m.Headers) {
+		out.Headers = append(out.Headers, stringMatch(name, m.Headers[name]))
+	}
+	for _, name := range sortedKeys(m.QueryParams) {
+		out.QueryParams = append(out.QueryParams, stringMatch(name, m.QueryParams[name]))
+	}
+	if m.URI != nil {
+		sm := stringMatch("", *m.URI)
+		out.URI = &sm
+	}
+	if m.Method != nil {
+		out.Method = m.Method.Exact
+	}
+	return out
+}
+
+func stringMatch(name string, s v1alpha1.StringMatch) model.StringMatch {
+	return model.StringMatch{Name: name, Exact: s.Exact, Prefix: s.Prefix, Suffix: s.Suffix, Regex: s.Regex, Present: s.Present}
+}
+
+func headers(h *v1alpha1.Headers) *model.Headers {
+	if h == nil {
+		return nil
+	}
+	out := &model.Headers{}
+	if q := h.Request; q != nil {
+		out.RequestAdd = merge(q.Add, q.Set)
+		out.RequestRemove = q.Remove
+	}
+	if q := h.Response; q != nil {
+		out.ResponseAdd = merge(q.Add, q.Set)
+		out.ResponseRemove = q.Remove
+	}
+	if len(out.RequestAdd) == 0 && len(out.RequestRemove) == 0 && len(out.ResponseAdd) == 0 && len(out.ResponseRemove) == 0 {
+		return nil
+	}
+	return out
+}
+
+func merge(a, b map[string]string) map[string]string {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func clusterIPs(svc *corev1.Service) []string {
+	var out []string
+	for _, ip := range svc.Spec.ClusterIPs {
+		if ip != "" && ip != corev1.ClusterIPNone {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
