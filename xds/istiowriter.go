@@ -134,4 +134,3 @@ func (w *IstioWriter) bootstrap(ctx context.Context) error {
 	}
 	return nil
 }
-
