@@ -10,7 +10,6 @@ COPY analysis analysis
 COPY cmd cmd
 COPY rollout rollout
 COPY xds xds
-COPY internal internal
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=linux go build -trimpath \

@@ -12,7 +12,10 @@ import (
 
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
@@ -59,7 +62,7 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	for _, ef := range efs {
 		ef.SetManagedFields(nil)
 		ef.SetResourceVersion("")
-		if err := w.Client.Patch(ctx, ef, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		if err := w.apply(ctx, ef); err != nil {
 			return fmt.Errorf("apply envoyfilter %s: %w", ef.Name, err)
 		}
 		keep[ef.Name] = true
@@ -127,10 +130,26 @@ func (w *IstioWriter) bootstrap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cm.TypeMeta.APIVersion, cm.TypeMeta.Kind = "v1", "ConfigMap"
-		if err := w.Client.Patch(ctx, cm, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		if err := w.apply(ctx, cm); err != nil {
 			return fmt.Errorf("apply bootstrap configmap in %s: %w", ns.Name, err)
 		}
 	}
 	return nil
+}
+
+// apply server-side applies obj as serin's field manager.
+func (w *IstioWriter) apply(ctx context.Context, obj client.Object) error {
+	gvk, err := apiutil.GVKForObject(obj, w.Client.Scheme())
+	if err != nil {
+		return err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(gvk)
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "status")
+	return w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership)
 }
