@@ -28,7 +28,7 @@ build: ## Build bin/serin (and bin/kubectl-serin, the kubectl plugin)
 	$(GO) build -o $(BIN)/cluster ./integration/cluster/cmd/cluster
 
 .PHONY: tools
-tools: ## Install test tools into bin/ (apt: prometheus, hey; built: etcd, Kubernetes, kwok, controller-gen, helm, staticcheck)
+tools: ## Install test tools into bin/ (apt: hey; built: etcd, Kubernetes, kwok, Prometheus, controller-gen, helm, staticcheck)
 	hack/tools.sh all
 
 .PHONY: generate

@@ -17,8 +17,10 @@ import (
 //
 // The stable revision is the template the Deployment last rolled out: the
 // old template if the old object was not held, else the recorded stable
-// revision — unless this very request changed the stable annotation (that
-// is the engine promoting: it sets stable to the candidate and unpauses).
+// revision — unless this very request set the stable annotation to a new
+// value (that is the engine promoting: it sets stable to the candidate and
+// unpauses). A request that drops serin's annotations (`kubectl replace`,
+// a GitOps replace or force sync) is not a promotion: the hold comes back.
 func Hold(old, obj *appsv1.Deployment) []jsonpatch.JsonPatchOperation {
 	if old == nil || !v1alpha1.Managed(obj.Annotations) {
 		return nil
@@ -27,7 +29,7 @@ func Hold(old, obj *appsv1.Deployment) []jsonpatch.JsonPatchOperation {
 	oldAnn, newAnn := old.Annotations, obj.Annotations
 	var stable string
 	switch {
-	case newAnn[v1alpha1.AnnotationStableRevision] != oldAnn[v1alpha1.AnnotationStableRevision]:
+	case newAnn[v1alpha1.AnnotationStableRevision] != "" && newAnn[v1alpha1.AnnotationStableRevision] != oldAnn[v1alpha1.AnnotationStableRevision]:
 		stable = newAnn[v1alpha1.AnnotationStableRevision]
 	case held(old):
 		stable = oldAnn[v1alpha1.AnnotationStableRevision]

@@ -78,6 +78,10 @@ func TestHold(t *testing.T) {
 	revertOnHeld.Spec.Paused = true
 	ssaDropsPaused := heldV2.DeepCopy()
 	ssaDropsPaused.Spec.Paused = false
+	// kubectl replace sends the manifest as written: no paused, no
+	// serin annotations.
+	replaceHeld := deployment("podinfo:2", managed())
+	replaceWithStable := deployment("podinfo:1", managed())
 	promote := heldV2.DeepCopy()
 	promote.Spec.Paused = false
 	promote.Annotations[v1alpha1.AnnotationStableRevision] = h2
@@ -102,6 +106,8 @@ func TestHold(t *testing.T) {
 		{name: "newer revision during a hold keeps the stable", old: heldV2, obj: v3OnHeld, wantHeld: true, candidate: h3, stable: h1},
 		{name: "revert to stable ends the hold", old: heldV2, obj: revertOnHeld, candidate: h1, stable: h1},
 		{name: "promotion by the engine is not held", old: heldV2, obj: promote, candidate: h2, stable: h2},
+		{name: "replace of the held revision is held again", old: heldV2, obj: replaceHeld, wantHeld: true, candidate: h2, stable: h1},
+		{name: "replace with the stable revision is not held", old: heldV2, obj: replaceWithStable},
 		{name: "opt-in with a new template in one apply is held", old: deployment("podinfo:1", nil), obj: deployment("podinfo:2", managed()), wantHeld: true, candidate: h2, stable: h1},
 	}
 	for _, tt := range tests {

@@ -36,6 +36,8 @@ type Analyzer struct {
 	Log logr.Logger
 	// QueryTimeout bounds one Check (default DefaultQueryTimeout).
 	QueryTimeout time.Duration
+	// Metrics, when set, count the verdicts.
+	Metrics *Metrics
 }
 
 // Input is one check of one release step.
@@ -112,6 +114,7 @@ func (a *Analyzer) Check(ctx context.Context, in Input) (Result, error) {
 	if stepSpan < time.Second {
 		res := Result{Verdict: NoData, Message: fmt.Sprintf("Halt %s advancement no data yet: the current weight was applied %v ago", target, stepSpan.Round(time.Millisecond))}
 		log.Info("analysis verdict", append([]any{"canary", target}, res.KeysAndValues()...)...)
+		a.Metrics.observe(c.Namespace, c.Name, res)
 		return res, nil
 	}
 
@@ -137,6 +140,7 @@ func (a *Analyzer) Check(ctx context.Context, in Input) (Result, error) {
 	}
 	res := Judge(ev)
 	log.Info("analysis verdict", append([]any{"canary", target, "judge", string(judge.Kind)}, res.KeysAndValues()...)...)
+	a.Metrics.observe(c.Namespace, c.Name, res)
 	return res, nil
 }
 

@@ -16,6 +16,8 @@ KWOK_VERSION=v0.8.0
 CONTROLLER_GEN_VERSION=v0.21.0
 HELM_VERSION=v4.3.1
 STATICCHECK_VERSION=v0.8.2
+# Prometheus 2.54.1 (module versions v0.<minor>.<patch>).
+PROMETHEUS_VERSION=v0.54.1
 
 mkdir -p "$BIN" "$CACHE"
 
@@ -97,10 +99,43 @@ kwok() {
 	ln -sfn "$dir/kwok-stages" "$BIN/kwok-stages"
 }
 
-# Debian packages: Prometheus for analysis tests and the demo, hey for load.
+# Prometheus for the analysis tests and the demo, built from source with the
+# Kubernetes service discovery (Debian's package leaves every cloud and
+# Kubernetes discovery out). Only the Kubernetes plugin is compiled in, besides
+# file and HTTP discovery which are always there. Its go.mod has replace
+# directives, so `go install pkg@version` refuses it: build in a copy of the
+# module instead.
+prometheus() {
+	local key="prometheus-$PROMETHEUS_VERSION-$GOVER" dir src build v
+	dir="$CACHE/$key"
+	if ! cached "$key"; then
+		log "building Prometheus $PROMETHEUS_VERSION (Kubernetes discovery only) into $dir (about 5 minutes on 2 cores the first time)"
+		src=$(GOFLAGS=-mod=mod go mod download -json "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		build=$(mktemp -d)
+		cp -r "$src/." "$build/" && chmod -R u+w "$build"
+		cat >"$build/plugins/plugins.go" <<-'EOF'
+			// Package plugins registers the service discoveries compiled in.
+			package plugins
+
+			import (
+				// Register kubernetes plugin.
+				_ "github.com/prometheus/prometheus/discovery/kubernetes"
+			)
+		EOF
+		v=$(echo "$PROMETHEUS_VERSION" | sed 's/^v0\.\([0-9]*\)\.\([0-9]*\)$/2.\1.\2/')
+		rm -rf "$dir" && mkdir -p "$dir"
+		(cd "$build" && GOFLAGS=-mod=mod go build -trimpath \
+			-ldflags "-s -w -X github.com/prometheus/common/version.Version=$v -X github.com/prometheus/common/version.Branch=serin-tools" \
+			-o "$dir/prometheus" ./cmd/prometheus)
+		rm -rf "$build"
+		touch "$dir/.done"
+	fi
+	link prometheus "$dir"
+}
+
+# Debian packages: hey for load.
 apt_packages() {
 	local missing=()
-	command -v prometheus >/dev/null || missing+=(prometheus)
 	command -v hey >/dev/null || missing+=(hey)
 	[ ${#missing[@]} -eq 0 ] && return
 	if [ "$(id -u)" != 0 ]; then
@@ -122,6 +157,7 @@ all)
 	apt_packages
 	etcd
 	kwok
+	prometheus
 	go_install controller-gen "controller-gen-$CONTROLLER_GEN_VERSION-$GOVER" "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION"
 	go_install helm "helm-$HELM_VERSION-$GOVER" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 	go_install staticcheck "staticcheck-$STATICCHECK_VERSION-$GOVER" "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
@@ -130,6 +166,7 @@ all)
 kube) kube ;;
 etcd) etcd ;;
 kwok) kwok ;;
+prometheus) prometheus ;;
 apt) apt_packages ;;
 controller-gen) go_install controller-gen "controller-gen-$CONTROLLER_GEN_VERSION-$GOVER" "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 helm) go_install helm "helm-$HELM_VERSION-$GOVER" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" ;;

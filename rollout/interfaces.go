@@ -41,6 +41,13 @@ type Notifier interface {
 	Notify(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, ev Event)
 }
 
+// UninstallSignal tells whether serin is being uninstalled. Then a deleted
+// Canary gives its Deployment back whatever opted it in, and no Canary is
+// made from a Deployment's annotations.
+type UninstallSignal interface {
+	Uninstalling(ctx context.Context) bool
+}
+
 // AnalyzerFunc adapts a function to Analyzer.
 type AnalyzerFunc func(context.Context, AnalysisRequest) (Verdict, error)
 

@@ -46,6 +46,8 @@ type Reconciler struct {
 	// Wakeups are sent by the data plane when proxies applied a release's
 	// traffic, so the engine does not wait for its next poll.
 	Wakeups <-chan event.GenericEvent
+	// Uninstall, when set, tells whether serin is being uninstalled.
+	Uninstall UninstallSignal
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -153,9 +155,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Action: c.Annotations[v1alpha1.AnnotationAction], Paused: c.Annotations[v1alpha1.AnnotationPaused] == "true",
 		Deleting: deleting,
 		// A Deployment still opted in by its own annotation stays managed:
-		// the Canary serin makes from the annotation takes over.
-		Revert: target != nil && (!v1alpha1.Managed(target.Annotations) || target.Annotations[v1alpha1.AnnotationOptedInBy] != ""),
-		Now:    r.Now(),
+		// the Canary serin makes from the annotation takes over, unless
+		// serin is being uninstalled.
+		Revert: target != nil && (!v1alpha1.Managed(target.Annotations) || target.Annotations[v1alpha1.AnnotationOptedInBy] != "" ||
+			deleting && r.uninstalling(ctx)),
+		Now: r.Now(),
 		Obs: Observations{
 			Target:  ObserveTarget(target),
 			Copy:    ObserveCopy(copyObj),
@@ -166,7 +170,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	out := r.step(ctx, &c, in)
 	out.Status.ObservedGeneration = c.Generation
 	if setConflictCondition(&out.Status, conflicts, in.Now) {
-		r.event(ctx, &c, &spec, Event{Warning: true, Reason: "SpecConflict", Message: conflictMessage(conflicts)})
+		r.event(ctx, &c, &spec, Event{Warning: true, Reason: "SpecConflict", Action: "Resolve", Message: conflictMessage(conflicts)})
 	}
 
 	if !equality.Semantic.DeepEqual(c.Status, out.Status) {
@@ -241,6 +245,10 @@ func (r *Reconciler) deployment(ctx context.Context, ns, name string) (*appsv1.D
 	return &d, nil
 }
 
+func (r *Reconciler) uninstalling(ctx context.Context) bool {
+	return r.Uninstall != nil && r.Uninstall.Uninstalling(ctx)
+}
+
 // adoptGrace lets a Canary applied together with its Deployment (one
 // kubectl apply of both) arrive before serin makes one from annotations.
 const adoptGrace = 3 * time.Second
@@ -253,6 +261,9 @@ func (r *Reconciler) adopt(ctx context.Context, key types.NamespacedName) (ctrl.
 	}
 	if age := r.Now().Sub(d.CreationTimestamp.Time); age < adoptGrace {
 		return ctrl.Result{RequeueAfter: adoptGrace - age}, nil
+	}
+	if r.uninstalling(ctx) {
+		return ctrl.Result{}, nil
 	}
 	var list v1alpha1.CanaryList
 	if err := r.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.MatchingFields{targetIndex: d.Name}); err != nil {
@@ -298,7 +309,7 @@ func (r *Reconciler) optIn(ctx context.Context, c *v1alpha1.Canary, d *appsv1.De
 	if err := r.patch(ctx, d, patch); err != nil {
 		return fmt.Errorf("opt deployment in: %w", err)
 	}
-	r.event(ctx, c, nil, Event{Reason: "Synced", Message: fmt.Sprintf("Deployment %s.%s opted in by canary %s", d.Name, d.Namespace, c.Name)})
+	r.event(ctx, c, nil, Event{Reason: "Synced", Action: "OptIn", Message: fmt.Sprintf("Deployment %s.%s opted in by canary %s", d.Name, d.Namespace, c.Name)})
 	return nil
 }
 
@@ -363,7 +374,11 @@ func (r *Reconciler) event(ctx context.Context, c *v1alpha1.Canary, spec *v1alph
 		typ = corev1.EventTypeWarning
 	}
 	if r.Recorder != nil {
-		r.Recorder.Eventf(c, nil, typ, ev.Reason, "Release", "%s", ev.Message)
+		action := ev.Action
+		if action == "" {
+			action = "Release"
+		}
+		r.Recorder.Eventf(c, nil, typ, ev.Reason, action, "%s", ev.Message)
 	}
 	logr.FromContextOrDiscard(ctx).Info(ev.Message, "warning", ev.Warning, "phase", c.Status.Phase, "weight", c.Status.CanaryWeight)
 	if r.Notifier != nil && spec != nil {

@@ -79,12 +79,14 @@ func (s *stepper) setPhase(p v1alpha1.CanaryPhase) {
 	}
 }
 
-func (s *stepper) event(reason, format string, args ...any) {
-	s.actions = append(s.actions, Event{Reason: reason, Message: fmt.Sprintf(format, args...)})
+// event records a Kubernetes event; action names what happened (distinct
+// for events of one step, see Event.Action).
+func (s *stepper) event(reason, action, format string, args ...any) {
+	s.actions = append(s.actions, Event{Reason: reason, Action: action, Message: fmt.Sprintf(format, args...)})
 }
 
-func (s *stepper) warn(reason, format string, args ...any) {
-	s.actions = append(s.actions, Event{Warning: true, Reason: reason, Message: fmt.Sprintf(format, args...)})
+func (s *stepper) warn(reason, action, format string, args ...any) {
+	s.actions = append(s.actions, Event{Warning: true, Reason: reason, Action: action, Message: fmt.Sprintf(format, args...)})
 }
 
 func (s *stepper) after(d time.Duration) {
@@ -94,6 +96,16 @@ func (s *stepper) after(d time.Duration) {
 	if s.requeue == 0 || d < s.requeue {
 		s.requeue = d
 	}
+}
+
+// applied reports whether the data plane applied the traffic this step
+// leaves in status. The observation is about the status the step started
+// from: traffic the step itself changed is not applied yet, whatever the
+// data plane said about the previous traffic.
+func (s *stepper) applied() bool {
+	was := s.in.Status
+	return s.in.Obs.Traffic.Applied && s.st.CanaryWeight == was.CanaryWeight &&
+		s.st.Mirroring == was.Mirroring && s.st.Matching == was.Matching
 }
 
 func (s *stepper) now() *metav1.Time {
@@ -173,14 +185,14 @@ func (s *stepper) initialize() {
 		}
 	}
 	s.st.Message = "waiting for the stable pods and the data plane"
-	if !t.Available || !s.in.Obs.Traffic.Applied {
+	if !t.Available || !s.applied() {
 		s.after(pollTraffic)
 		return
 	}
 	s.setPhase(v1alpha1.PhaseInitialized)
 	s.st.Message = ""
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionTrue, "Initialized", "Deployment initialization completed.")
-	s.event("Synced", "Initialization done! %s", s.target())
+	s.event("Synced", "Initialize", "Initialization done! %s", s.target())
 	s.idle("")
 }
 
@@ -191,13 +203,13 @@ func (s *stepper) idle(act string) {
 	if act == v1alpha1.ActionRetry && s.st.Phase == v1alpha1.PhaseFailed {
 		rev := t.Candidate
 		s.st.FailedRevisions = slices.DeleteFunc(s.st.FailedRevisions, func(r string) bool { return r == rev })
-		s.event("Synced", "Retrying the release of %s revision %s", s.target(), rev)
+		s.event("Synced", "Retry", "Retrying the release of %s revision %s", s.target(), rev)
 	}
 	if s.st.CanaryWeight != 0 || s.st.Mirroring || s.st.Matching {
 		s.st.CanaryWeight, s.st.Mirroring, s.st.Matching = 0, false, false
 	}
 	if s.in.Obs.Copy.Exists {
-		if s.in.Obs.Traffic.Applied {
+		if s.applied() {
 			s.actions = append(s.actions, DeleteCopy{})
 		} else {
 			s.after(pollTraffic)
@@ -213,7 +225,7 @@ func (s *stepper) idle(act string) {
 		return
 	case t.Candidate != t.TemplateHash:
 		// A new template without a hold: the webhook was down or bypassed.
-		s.warn("ReleaseBypassedAdmission", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
+		s.warn("ReleaseBypassedAdmission", "Hold", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
 		s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.st.StableRevision})
 		return
 	}
@@ -239,7 +251,7 @@ func (s *stepper) startRelease(cand, act string) {
 		}
 		if !passed {
 			if s.st.Phase != v1alpha1.PhaseWaiting {
-				s.event("Synced", "Halt %s advancement waiting for approval %s", s.target(), msg)
+				s.event("Synced", "Halt", "Halt %s advancement waiting for approval %s", s.target(), msg)
 			}
 			s.setPhase(v1alpha1.PhaseWaiting)
 			s.st.CanaryRevision = cand
@@ -257,7 +269,7 @@ func (s *stepper) startRelease(cand, act string) {
 	s.st.LastVerdict = ""
 	s.st.Message = "waiting for the canary pods"
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Progressing", "New revision detected, progressing canary analysis.")
-	s.event("Synced", "New revision detected! Scaling up %s", s.target())
+	s.event("Synced", "Start", "New revision detected! Scaling up %s", s.target())
 	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
 	if act == v1alpha1.ActionPromote {
 		s.promote("promoted by user")
@@ -279,7 +291,7 @@ func (s *stepper) waiting(act string) {
 		s.setPhase(v1alpha1.PhaseFailed)
 		s.st.FailedRevisions = appendUnique(s.st.FailedRevisions, cand)
 		s.st.Message = "aborted by user before the release started"
-		s.warn("Synced", "Canary %s aborted by user", s.target())
+		s.warn("Synced", "Abort", "Canary %s aborted by user", s.target())
 		return
 	}
 	s.startRelease(cand, act)
@@ -296,7 +308,7 @@ func (s *stepper) progressing(act string) {
 		s.setPhase(v1alpha1.PhaseInitialized)
 		s.st.CanaryWeight, s.st.Mirroring, s.st.Matching = 0, false, false
 		s.st.Message = fmt.Sprintf("release of revision %s cancelled: the Deployment is back on the stable revision", s.st.CanaryRevision)
-		s.event("Synced", "Release of %s cancelled: the template is back on the stable revision", s.target())
+		s.event("Synced", "Cancel", "Release of %s cancelled: the template is back on the stable revision", s.target())
 		s.st.CanaryRevision = ""
 		s.idle("")
 		return
@@ -304,13 +316,13 @@ func (s *stepper) progressing(act string) {
 		s.rollback(fmt.Sprintf("Rolling back %s: revision %s failed before", s.target(), cand))
 		return
 	case cand != "" && cand != s.st.CanaryRevision:
-		s.event("Synced", "New revision detected! Restarting analysis for %s", s.target())
+		s.event("Synced", "Restart", "New revision detected! Restarting analysis for %s", s.target())
 		s.startRelease(cand, "")
 		return
 	case cand == "":
 		// A template change the webhook did not hold mid-release: hold it.
 		if t.Candidate != t.TemplateHash {
-			s.warn("ReleaseBypassedAdmission", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
+			s.warn("ReleaseBypassedAdmission", "Hold", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
 			s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.st.StableRevision})
 		}
 		return
@@ -331,7 +343,14 @@ func (s *stepper) progressing(act string) {
 	}
 	deadline := spec.ProgressDeadline()
 	if !s.in.Obs.Copy.Ready || s.in.Obs.Copy.Revision != cand {
-		if s.in.Now.Sub(s.st.ReleaseStartTime.Time) > deadline {
+		// The deadline runs from the release's last progress (its start, a
+		// weight step or a check), not from its start: a copy scaling up
+		// for the next weight is briefly not ready in any long release.
+		since := s.st.ReleaseStartTime.Time
+		if s.st.LastCheckTime != nil && s.st.LastCheckTime.After(since) {
+			since = s.st.LastCheckTime.Time
+		}
+		if s.in.Now.Sub(since) > deadline {
 			s.rollback(fmt.Sprintf("Rolling back %s: canary deployment %s-canary.%s not ready: progress deadline exceeded", s.target(), s.in.Name, s.in.Namespace))
 			return
 		}
@@ -359,17 +378,18 @@ func (s *stepper) trafficInForce(deadline time.Duration) bool {
 	if tr.Rejected != "" {
 		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Rejected", tr.Rejected)
 		if s.st.Message != msgRejected {
-			s.warn("TrafficRejected", "Halt %s advancement: the data plane rejected the configuration: %s", s.target(), tr.Rejected)
+			s.warn("TrafficRejected", "Halt", "Halt %s advancement: the data plane rejected the configuration: %s", s.target(), tr.Rejected)
 		}
 		s.st.Message = msgRejected
 		s.after(pollTraffic)
 		return false
 	}
-	if tr.Applied || s.st.StepStartTime != nil {
+	applied := s.applied()
+	if applied || s.st.StepStartTime != nil {
 		if s.st.StepStartTime == nil {
 			s.st.StepStartTime = s.now()
 		}
-		if tr.Applied {
+		if applied {
 			s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionTrue, "Acknowledged", fmt.Sprintf("%d proxies applied weight %d", tr.Proxies, s.st.CanaryWeight))
 		}
 		return true
@@ -426,10 +446,13 @@ func (s *stepper) check(act string) {
 	s.st.LastCheckTime = s.now()
 	s.after(interval)
 	if s.hasHooks(v1alpha1.HookRollback) && rollbackAsked {
+		s.st.LastVerdict = "Rollback: rollback hook " + rbMsg
 		s.rollback(fmt.Sprintf("Rolling back %s: rollback hook says so %s", s.target(), rbMsg))
 		return
 	}
 	if !rolloutPassed {
+		// The hooks gate the check: say so in place of the analysis verdict.
+		s.st.LastVerdict = "Hold: rollout hook failed " + roMsg
 		s.failCheck(fmt.Sprintf("Halt %s advancement: rollout hook failed %s", s.target(), roMsg))
 		return
 	}
@@ -456,7 +479,7 @@ func (s *stepper) check(act string) {
 			return
 		}
 		s.st.Message = "no traffic to judge yet"
-		s.event("Synced", "Halt %s advancement: no traffic to judge yet (for %s); waiting", s.target(), quiet.Round(time.Second))
+		s.event("Synced", "Halt", "Halt %s advancement: no traffic to judge yet (for %s); waiting", s.target(), quiet.Round(time.Second))
 		return
 	case Hold:
 		if v.FailedCheck {
@@ -522,32 +545,33 @@ func (s *stepper) firstCheck() {
 	}
 	s.st.LastCheckTime = s.now()
 	if !passed {
+		s.st.LastVerdict = "Hold: pre-rollout check failed " + msg
 		s.failCheck(fmt.Sprintf("Halt %s advancement pre-rollout check failed %s", s.target(), msg))
 		return
 	}
 	if s.hasHooks(v1alpha1.HookPreRollout) {
-		s.event("Synced", "Pre-rollout checks passed for %s", s.target())
+		s.event("Synced", "PreRollout", "Pre-rollout checks passed for %s", s.target())
 	}
 	s.st.AnalysisStartTime = s.now()
-	s.event("Synced", "Starting canary analysis for %s", s.target())
+	s.event("Synced", "Analyze", "Starting canary analysis for %s", s.target())
 	a := s.in.Spec.Analysis
 	s.after(s.in.Spec.IntervalDuration())
 	switch s.in.Spec.Strategy() {
 	case v1alpha1.StrategyCanary:
 		if a.Mirror {
 			s.setTraffic(0, true, false)
-			s.event("Synced", "Advance %s canary mirroring %d%%", s.target(), a.MirrorWeight)
+			s.event("Synced", "Mirror", "Advance %s canary mirroring %d%%", s.target(), a.MirrorWeight)
 			return
 		}
 		s.stepWeight("")
 	case v1alpha1.StrategyBlueGreen:
 		if a.Mirror {
 			s.setTraffic(0, true, false)
-			s.event("Synced", "Advance %s canary mirroring %d%%", s.target(), a.MirrorWeight)
+			s.event("Synced", "Mirror", "Advance %s canary mirroring %d%%", s.target(), a.MirrorWeight)
 		}
 	case v1alpha1.StrategyABTesting:
 		s.setTraffic(0, false, true)
-		s.event("Synced", "Advance %s canary: routing matching requests to the canary", s.target())
+		s.event("Synced", "Match", "Advance %s canary: routing matching requests to the canary", s.target())
 	}
 }
 
@@ -555,7 +579,7 @@ func (s *stepper) firstCheck() {
 func (s *stepper) advance(act string) {
 	spec := s.in.Spec
 	if spec.Strategy() != v1alpha1.StrategyCanary {
-		s.event("Synced", "Advance %s canary iteration %d/%d", s.target(), s.st.Iterations, spec.Analysis.Iterations)
+		s.event("Synced", "Advance", "Advance %s canary iteration %d/%d", s.target(), s.st.Iterations, spec.Analysis.Iterations)
 		if s.st.Iterations >= spec.Analysis.Iterations {
 			s.gatePromotion(act, "")
 		}
@@ -577,11 +601,11 @@ func (s *stepper) stepWeight(act string) {
 	}
 	if !passed {
 		s.st.Message = "waiting for confirm-traffic-increase approval"
-		s.event("Synced", "Halt %s advancement waiting for traffic increase approval %s", s.target(), msg)
+		s.event("Synced", "Halt", "Halt %s advancement waiting for traffic increase approval %s", s.target(), msg)
 		return
 	}
 	s.setTraffic(next, false, false)
-	s.event("Synced", "Advance %s canary weight %d", s.target(), next)
+	s.event("Synced", "Advance", "Advance %s canary weight %d", s.target(), next)
 }
 
 // nextWeight is the weight after cur; ok is false at the last step. From
@@ -610,11 +634,11 @@ func (s *stepper) failCheck(msg string) {
 	s.st.Message = msg
 	threshold := s.in.Spec.Analysis.Threshold
 	if s.st.FailedChecks >= threshold {
-		s.warn("Synced", "%s", msg)
+		s.warn("Synced", "Halt", "%s", msg)
 		s.rollback(fmt.Sprintf("Rolling back %s failed checks threshold reached %d", s.target(), s.st.FailedChecks))
 		return
 	}
-	s.warn("Synced", "%s", msg)
+	s.warn("Synced", "Halt", "%s", msg)
 	s.after(s.in.Spec.IntervalDuration())
 }
 
@@ -627,7 +651,7 @@ func (s *stepper) gatePromotion(act, why string) {
 		}
 		if !passed {
 			if s.st.Phase != v1alpha1.PhaseWaitingPromotion {
-				s.event("Synced", "Halt %s advancement waiting for promotion approval %s", s.target(), msg)
+				s.event("Synced", "Halt", "Halt %s advancement waiting for promotion approval %s", s.target(), msg)
 			}
 			s.setPhase(v1alpha1.PhaseWaitingPromotion)
 			s.st.Message = "waiting for confirm-promotion approval"
@@ -645,7 +669,7 @@ func (s *stepper) promote(why string) {
 	s.setPhase(v1alpha1.PhasePromoting)
 	s.st.Message = why
 	s.st.LastCheckTime = s.now()
-	s.event("Synced", "Copying %s template spec to %s (%s)", s.target(), s.target(), why)
+	s.event("Synced", "Promote", "Copying %s template spec to %s (%s)", s.target(), s.target(), why)
 	s.promoting()
 }
 
@@ -672,7 +696,7 @@ func (s *stepper) promoting() {
 			}
 			next := min(100, s.st.CanaryWeight+step)
 			s.setTraffic(next, false, false)
-			s.event("Synced", "Advance %s canary weight %d", s.target(), next)
+			s.event("Synced", "Advance", "Advance %s canary weight %d", s.target(), next)
 			return
 		}
 	}
@@ -691,7 +715,7 @@ func (s *stepper) promoting() {
 	s.setPhase(v1alpha1.PhaseFinalising)
 	s.setTraffic(0, false, false)
 	s.st.Message = ""
-	s.event("Synced", "Routing all traffic to primary %s", s.target())
+	s.event("Synced", "Finalize", "Routing all traffic to primary %s", s.target())
 	s.finalising()
 }
 
@@ -699,7 +723,7 @@ func (s *stepper) finalising() {
 	if s.st.CanaryWeight != 0 {
 		s.setTraffic(0, false, false)
 	}
-	if !s.in.Obs.Traffic.Applied {
+	if !s.applied() {
 		s.st.Message = "waiting for the data plane to route all traffic to stable"
 		s.after(pollTraffic)
 		return
@@ -711,7 +735,7 @@ func (s *stepper) finalising() {
 	s.st.Message = ""
 	s.setPhase(v1alpha1.PhaseSucceeded)
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionTrue, "Succeeded", "Canary analysis completed successfully, promotion finished.")
-	s.event("Synced", "Promotion completed! Scaling down %s", s.target())
+	s.event("Synced", "Succeed", "Promotion completed! Scaling down %s", s.target())
 	s.actions = append(s.actions, RunHooks{Type: v1alpha1.HookPostRollout}, Finished{Succeeded: true, Duration: s.elapsed()})
 }
 
@@ -731,20 +755,20 @@ func (s *stepper) rollback(reason string) {
 	s.st.FailedRevisions = appendUnique(s.st.FailedRevisions, cand)
 	s.st.Message = reason
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Failed", reason)
-	s.warn("Synced", "%s", reason)
-	s.warn("Synced", "Canary failed! Scaling down %s", s.target())
+	s.warn("Synced", "Rollback", "%s", reason)
+	s.warn("Synced", "ScaleDown", "Canary failed! Scaling down %s", s.target())
 	s.actions = append(s.actions, RunHooks{Type: v1alpha1.HookPostRollout}, Finished{Succeeded: false, Duration: s.elapsed()})
 }
 
 // terminate gives everything back on deletion or opt-out.
 func (s *stepper) terminate() {
 	if s.st.Phase != v1alpha1.PhaseTerminating && s.st.Phase != v1alpha1.PhaseTerminated {
-		s.event("Synced", "Terminating %s: routing all traffic to stable", s.target())
+		s.event("Synced", "Terminate", "Terminating %s: routing all traffic to stable", s.target())
 	}
 	s.setPhase(v1alpha1.PhaseTerminating)
 	s.setTraffic(0, false, false)
 	if s.in.Obs.Copy.Exists {
-		if !s.in.Obs.Traffic.Applied {
+		if !s.applied() {
 			s.after(pollTraffic)
 			return
 		}

@@ -171,6 +171,11 @@ type RunHooks struct{ Type v1alpha1.HookType }
 type Event struct {
 	Warning bool
 	Reason  string
+	// Action is what happened, in one word ("Advance", "Rollback"): the
+	// events.k8s.io action. Events with the same reason and action on the
+	// same object version are folded into one series by the recorder, so
+	// the events of one step must differ in action.
+	Action  string
 	Message string
 }
 

@@ -63,9 +63,11 @@ type published struct {
 	key   string
 	names []string
 	// traffic is the status traffic it serves; gen the Publish that first
-	// served it (later endpoint changes do not reset it).
+	// served it (later endpoint changes do not reset it), latest the last
+	// Publish (whose content a proxy may still reject).
 	traffic traffic
 	gen     server.Generation
+	latest  server.Generation
 	pending bool
 	canary  *v1alpha1.Canary
 	nacked  string
@@ -254,7 +256,7 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		return fmt.Errorf("publish %s: %w", rel.Key(), err)
 	}
 	want := trafficOf(c)
-	p := &published{key: rel.Key(), names: resourceNames(res), traffic: want, gen: gen, pending: true, canary: c.DeepCopy()}
+	p := &published{key: rel.Key(), names: resourceNames(res), traffic: want, gen: gen, latest: gen, pending: true, canary: c.DeepCopy()}
 	if prev != nil && prev.traffic == want {
 		// Same traffic, new endpoints: the traffic was in force since then.
 		p.gen, p.pending, p.nacked = prev.gen, prev.pending, prev.nacked
@@ -294,8 +296,15 @@ func (x *Controller) Applied(c *v1alpha1.Canary) (bool, int, string) {
 		return false, 0, ""
 	}
 	st := x.Server.Applied(p.names, p.gen)
-	if len(st.Nacked) > 0 {
-		n := st.Nacked[0]
+	nacked := st.Nacked
+	if len(nacked) == 0 && p.latest != p.gen {
+		// The traffic has been in force since gen, but what was published
+		// since (a feature switched on, new endpoints) was rejected: that
+		// halts the release too, or it would step on with a rejected config.
+		nacked = x.Server.Applied(p.names, p.latest).Nacked
+	}
+	if len(nacked) > 0 {
+		n := nacked[0]
 		msg := fmt.Sprintf("proxy %s rejected %s %s: %s", n.Node, shortType(n.TypeURL), n.Resource, n.Message)
 		x.reportNACK(c, p, msg)
 		return false, st.Subscribed, msg

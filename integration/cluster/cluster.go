@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -273,9 +274,23 @@ func (c *Cluster) Stop() {
 func (c *Cluster) Remove() error { return os.RemoveAll(c.Dir) }
 
 // StopDir stops a cluster started with Detach from its directory and
-// removes the directory.
+// removes the directory. Processes others started beside it and recorded
+// in <dir>/<name>.pid (serin, podsim and Prometheus of `make demo`) are
+// stopped first.
 func StopDir(ctx context.Context, dir string) error {
-	if err := stopPIDFiles(ctx, dir, components); err != nil {
+	pids, err := filepath.Glob(filepath.Join(dir, "*.pid"))
+	if err != nil {
+		return err
+	}
+	var extra []string
+	for _, p := range pids {
+		name := strings.TrimSuffix(filepath.Base(p), ".pid")
+		if !slices.Contains(components, name) {
+			extra = append(extra, name)
+		}
+	}
+	// stopPIDFiles stops in reverse order: the extra processes first.
+	if err := stopPIDFiles(ctx, dir, append(slices.Clone(components), extra...)); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)

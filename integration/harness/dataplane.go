@@ -18,20 +18,26 @@ import (
 // xDS server: an independent, production xDS client as the data plane.
 func XDSClient(t testing.TB, xdsAddress, nodeID, target string) *grpc.ClientConn {
 	t.Helper()
+	conn, err := NewXDSClient(xdsAddress, nodeID, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// NewXDSClient is XDSClient outside a test (e.g. for the demo); the caller
+// closes the channel.
+func NewXDSClient(xdsAddress, nodeID, target string) (*grpc.ClientConn, error) {
 	bootstrap := fmt.Sprintf(`{
 		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
 		"node": {"id": %q, "cluster": "serin-tests"}
 	}`, xdsAddress, nodeID)
 	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	conn, err := grpc.NewClient("xds:///"+target, grpc.WithResolvers(res), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return grpc.NewClient("xds:///"+target, grpc.WithResolvers(res), grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
 // Tally counts RPC answers by the x-version the pod sent back, and by pod.

@@ -135,18 +135,29 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 
 // Render is the chart rendered for local-process mode, with CRDs.
 func (s *Serin) Render(ctx context.Context) (string, error) {
+	var sets []string
+	if s.opts.FailurePolicy != "" {
+		sets = append(sets, "webhook.failurePolicy="+s.opts.FailurePolicy)
+	}
+	return RenderLocal(ctx, filepath.Join(s.c.BinDir, "helm"), s.Ports.Webhook, sets...)
+}
+
+// RenderLocal renders the chart, with CRDs, for a serin that runs as a
+// local process with its webhook server on 127.0.0.1:webhookPort; sets are
+// extra --set values.
+func RenderLocal(ctx context.Context, helm string, webhookPort int, sets ...string) (string, error) {
 	root, err := cluster.RepoRoot()
 	if err != nil {
 		return "", err
 	}
 	args := []string{"template", "serin", filepath.Join(root, "charts", "serin"), "--namespace", Namespace, "--include-crds",
 		"--set", "controller.enabled=false",
-		"--set", fmt.Sprintf("webhook.url=https://127.0.0.1:%d", s.Ports.Webhook),
+		"--set", fmt.Sprintf("webhook.url=https://127.0.0.1:%d", webhookPort),
 		"--set", "webhook.ips={127.0.0.1}"}
-	if s.opts.FailurePolicy != "" {
-		args = append(args, "--set", "webhook.failurePolicy="+s.opts.FailurePolicy)
+	for _, v := range sets {
+		args = append(args, "--set", v)
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(s.c.BinDir, "helm"), args...)
+	cmd := exec.CommandContext(ctx, helm, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -183,10 +183,17 @@ func (r *Release) EffectiveHosts() []string {
 }
 
 // ListenerNames are the names proxyless gRPC clients ask for: each host
-// with the port, as in xds:///podinfo.test:9898. Sorted.
+// with the port, as in xds:///podinfo.test:9898. Sorted. The bare service
+// name is left out: listener names are global to the xDS server, and the
+// same service name and port in two namespaces would claim the same
+// listener (the second release could not be published at all), so
+// proxyless clients dial a name that includes the namespace.
 func (r *Release) ListenerNames() []string {
 	var out []string
 	for _, h := range r.EffectiveHosts() {
+		if h == r.Service {
+			continue
+		}
 		out = append(out, fmt.Sprintf("%s:%d", h, r.Port))
 	}
 	slices.Sort(out)

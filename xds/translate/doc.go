@@ -36,7 +36,8 @@
 //     affinity, a Set-Cookie carrying the serving host's serin.revision.
 //     Timeouts, retries, rewrites and header edits apply to every route.
 //   - LDS, only where serin owns the listener: an API listener per name a
-//     proxyless gRPC client dials (host:port), an HTTP connection manager
+//     proxyless gRPC client dials (host:port; not the bare service name,
+//     which services in two namespaces may share), an HTTP connection manager
 //     that fetches the RDS above and ends in the router; and, in
 //     standalone gateway mode, a socket listener on the release's port
 //     (tcp_proxy to the weighted cluster for TCP releases).

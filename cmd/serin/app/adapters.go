@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -51,10 +54,28 @@ func hookRunner(caller *hooks.Caller) rollout.HookRunner {
 		}
 		o := caller.Run(ctx, release(c), list, typ)
 		if typ == v1alpha1.HookRollback {
-			return rollout.HookResult{Passed: o.Rollback, Message: o.Message}
+			return rollout.HookResult{Passed: o.Rollback, Message: hookDetail(o, true)}
 		}
-		return rollout.HookResult{Passed: o.Passed, Message: o.Message}
+		return rollout.HookResult{Passed: o.Passed, Message: hookDetail(o, false)}
 	})
+}
+
+// hookDetail names the hooks that failed with their answers (or, with
+// rollback, the hook that asked for a rollback). Step words the sentence
+// around it ("Halt podinfo.test advancement: rollout hook failed smoke:
+// 500 Internal Server Error") and keeps it in status, so response bodies
+// are left out.
+func hookDetail(o hooks.Outcome, rollback bool) string {
+	var parts []string
+	for _, r := range o.Results {
+		switch {
+		case rollback && r.OK:
+			parts = append(parts, r.Hook)
+		case !rollback && !r.OK:
+			parts = append(parts, r.Hook+": "+r.Reason())
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func release(c *v1alpha1.Canary) hooks.Release {
@@ -91,6 +112,20 @@ func notifier(n *alerts.Notifier, caller *hooks.Caller) rollout.Notifier {
 			caller.Event(ctx, release(c), spec.Analysis.Webhooks, ev.Message, typ)
 		}
 	})
+}
+
+// webhookGone is the uninstall signal: `serin uninstall` deletes serin's
+// webhook configurations before it deletes the Canaries. It reads the API
+// server directly (serin may only get its own configuration by name).
+type webhookGone struct {
+	reader client.Reader
+	name   string
+}
+
+func (w webhookGone) Uninstalling(ctx context.Context) bool {
+	var c admissionregistrationv1.MutatingWebhookConfiguration
+	err := w.reader.Get(ctx, types.NamespacedName{Name: w.name}, &c)
+	return apierrors.IsNotFound(err) || err == nil && c.DeletionTimestamp != nil
 }
 
 // reader reads serin's objects and Secrets for analysis and alerts. Secrets

@@ -217,7 +217,7 @@ func runController(ctx context.Context, o controllerOptions) error {
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("serin")
+	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
 	traffic := &xds.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups}
 	if traffic.Istio, err = istioWriter(o, mgr); err != nil {
 		return &exitError{code: 2, err: err}
@@ -238,7 +238,8 @@ func runController(ctx context.Context, o controllerOptions) error {
 			}
 			return out
 		}),
-		Log: log.WithName("analysis"),
+		Log:     log.WithName("analysis"),
+		Metrics: analysis.NewMetrics(crmetrics.Registry),
 	}
 	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Log: log.WithName("hooks")})
 	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Log: log.WithName("alerts")}
@@ -247,6 +248,7 @@ func runController(ctx context.Context, o controllerOptions) error {
 		Client: mgr.GetClient(), Recorder: recorder, Traffic: traffic,
 		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
 		Metrics: rollout.NewMetrics(crmetrics.Registry, Version), Wakeups: wakeups,
+		Uninstall: webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
 	}
 	if err := engine.SetupWithManager(ctx, mgr); err != nil {
 		return err

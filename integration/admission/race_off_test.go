@@ -1,0 +1,6 @@
+//go:build !race
+
+package admission
+
+// applyRounds is the number of timed applies of each kind.
+const applyRounds = 400

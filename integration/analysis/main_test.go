@@ -1,0 +1,106 @@
+// Package analysis holds the end-to-end tests of release analysis on the
+// real local cluster: a real Prometheus discovering podsim pods through the
+// API server, serin as a local process, grpc-go xDS clients as the data
+// plane, and `serin tester`, alert receivers and hook servers as real
+// local HTTP servers. Built-in metrics, MetricTemplates with auth, load
+// reports, gates, hooks, alerts, the Grafana dashboard's queries, and the
+// time to detect a failing canary.
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
+	"github.com/serin-dev/serin/integration/podsim"
+	"github.com/serin-dev/serin/integration/prometheus"
+)
+
+func TestMain(m *testing.M) {
+	cluster.Main(m, cluster.Options{Nodes: 3})
+}
+
+// env is what the tests of this package share: one Prometheus, one serin
+// (its webhook configuration is cluster-wide) and podsim for every
+// namespace.
+type env struct {
+	c     *cluster.Cluster
+	prom  *prometheus.Prometheus
+	serin *harness.Serin
+	cl    client.Client
+}
+
+// TestAnalysis sets up the shared environment and runs the scenarios: the
+// one that stops Prometheus first, alone; the others in parallel, each in
+// its own namespace.
+func TestAnalysis(t *testing.T) {
+	c := cluster.Get(t)
+	e := &env{c: c}
+	e.prom = prometheus.Run(t, c, prometheus.Options{})
+	runPodsim(t, c)
+	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL})
+	if err := e.prom.SetTargets("serin", fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cl = cl
+
+	// Alone: it stops Prometheus.
+	t.Run("LoadReportsOnly", e.testLoadReportsOnly)
+
+	var wg sync.WaitGroup
+
+	// Together. The detection times depend on analysis intervals, not on
+	// CPU, so they are measured beside the other scenarios.
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"DetectionTime", e.testDetectionTime},
+		{"BuiltinMetrics", e.testBuiltinMetrics},
+		{"NoTraffic", e.testNoTraffic},
+		{"MetricTemplateAuth", e.testMetricTemplateAuth},
+		{"TemplateInjection", e.testTemplateInjection},
+		{"GatesThroughTester", e.testGates},
+		{"RollbackHook", e.testRollbackHook},
+		{"DashboardQueries", e.testDashboard},
+	} {
+		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
+		// to the number of CPUs, and these scenarios mostly wait.
+		wg.Go(func() { t.Run(sc.name, sc.run) })
+	}
+	wg.Wait()
+}
+
+// runPodsim makes every namespace's pods answer while the test runs.
+func runPodsim(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	cs, err := c.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := podsim.New(cs, podsim.Options{Logger: logr.Discard()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sim.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}

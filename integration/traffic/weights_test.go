@@ -1,0 +1,55 @@
+package traffic
+
+import (
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+)
+
+// rpcsPerWeight is how many calls measure each weight.
+const rpcsPerWeight = 5000
+
+// testWeights walks a release through weights 0, 5, 10, 25, 50 and 100,
+// holding each with the confirm-traffic-increase gate, and measures the
+// canary's share of real calls made through grpc-go's xDS client.
+func testWeights(t *testing.T, e *env) {
+	r := newRelease(t, e, grpcService, `    interval: 1s
+    threshold: 2
+    stepWeights: [5, 10, 25, 50, 100]
+`+e.gateHooks())
+	conn := r.client("weights")
+	if tl := send(conn, 300); tl.Versions[v1] != 300 {
+		t.Fatalf("before the release every call must reach %s: %v", v1, tl)
+	}
+
+	r.deploy(v2)
+	// Weight 0: the canary copy is up and serving, the first step held.
+	r.waitHeldAt(0)
+	r.waitCanaryServing(1)
+	measure := func(w int32) {
+		// An ACK means grpc-go accepted the config; it installs the new
+		// picker a moment later.
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		tl := send(conn, rpcsPerWeight)
+		t.Logf("weight %d: %d calls in %s: %v", w, tl.Total, time.Since(start).Round(time.Millisecond), tl)
+		checkShare(t, "weights", int(w), tl)
+		if c := r.canary(); c.Status.CanaryWeight != w {
+			t.Fatalf("the weight moved to %d while weight %d was measured", c.Status.CanaryWeight, w)
+		}
+	}
+	measure(0)
+	for _, w := range []int32{5, 10, 25, 50, 100} {
+		r.step(w)
+		measure(w)
+	}
+
+	// Promotion: the new version becomes stable and takes everything.
+	r.e.gate(t, "/gate/open", r.ns)
+	r.waitFor("phase Succeeded", 2*time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseSucceeded })
+	time.Sleep(200 * time.Millisecond)
+	if tl := send(conn, 1000); tl.Versions[v2] != 1000 {
+		t.Errorf("after promotion every call must reach %s: %v", v2, tl)
+	}
+}
