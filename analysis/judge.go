@@ -28,6 +28,10 @@ const (
 // tolerance alone would fail a canary for a 1 ms wobble.
 const LatencySlackMillis = 5.0
 
+// MinLatencyRequests is how many canary requests the step must have seen
+// before the comparative judge compares p99 latencies.
+const MinLatencyRequests = 50
+
 // Value is one number; OK is false when there was no data.
 type Value struct {
 	V  float64
@@ -309,6 +313,11 @@ func judgeComparison(c Comparison) ([]Sample, Sequential, []string) {
 		d := truncate(c.LatencyErr.Error(), 200)
 		out = append(out, Sample{Metric: SampleLatency, Track: TrackCanary, Unit: "ms", Outcome: Errored, Source: SourcePrometheus, Detail: d})
 		failed = append(failed, "latency comparison query failed: "+d)
+	case c.LatencyCanary.OK && c.LatencyStable.OK && c.Step.CanaryRequests < MinLatencyRequests:
+		// A p99 of a handful of requests is one request's latency: noise.
+		out = append(out, Sample{Metric: SampleLatency, Track: TrackCanary, Value: c.LatencyCanary.V, Unit: "ms",
+			Requests: c.Step.CanaryRequests, Source: SourcePrometheus, Outcome: Info,
+			Detail: fmt.Sprintf("not compared: fewer than %d canary requests in the step", MinLatencyRequests)})
 	case c.LatencyCanary.OK && c.LatencyStable.OK:
 		limit := max(c.LatencyStable.V*(1+c.LatencyTolerance), c.LatencyStable.V+LatencySlackMillis)
 		s := Sample{Metric: SampleLatency, Track: TrackCanary, Value: c.LatencyCanary.V, Unit: "ms", Max: ptr(limit), Source: SourcePrometheus, Outcome: Pass}

@@ -87,6 +87,12 @@ func TestJudge(t *testing.T) {
 			c.LatencyCanary, c.LatencyStable = Value{V: 4, OK: true}, Value{V: 1, OK: true}
 			return c
 		}()}, verdict: Promote},
+		{name: "comparative latency not compared on a handful of requests", ev: Evidence{Target: "a.b", Comparison: func() *Comparison {
+			c := cmpWith(healthy)
+			c.Step.CanaryRequests = 5
+			c.LatencyCanary, c.LatencyStable = Value{V: 300, OK: true}, Value{V: 20, OK: true}
+			return c
+		}()}, verdict: Promote},
 		{name: "comparative counts unavailable", ev: Evidence{Target: "a.b", Comparison: &Comparison{Err: errors.New("prometheus down"), FalseRollbackRate: 0.01}},
 			verdict: Hold, failedCheck: true, message: "error rates unavailable: prometheus down"},
 		{name: "comparative without stable traffic cannot decide", ev: Evidence{Target: "a.b", Comparison: cmpWith(ErrorCounts{CanaryRequests: 100, CanaryErrors: 100})},

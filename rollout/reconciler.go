@@ -156,9 +156,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		Deleting: deleting,
 		// A Deployment still opted in by its own annotation stays managed:
 		// the Canary serin makes from the annotation takes over, unless
-		// serin is being uninstalled.
+		// serin is being uninstalled or the Canary asks to revert.
 		Revert: target != nil && (!v1alpha1.Managed(target.Annotations) || target.Annotations[v1alpha1.AnnotationOptedInBy] != "" ||
-			deleting && r.uninstalling(ctx)),
+			deleting && (spec.RevertOnDeletion || r.uninstalling(ctx))),
 		Now: r.Now(),
 		Obs: Observations{
 			Target:  ObserveTarget(target),

@@ -25,6 +25,7 @@ func Step(in Input) Output {
 	if len(s.needs.Hooks) > 0 || s.needs.Verdict {
 		return Output{Status: in.Status, Needs: &s.needs}
 	}
+	s.trafficCondition()
 	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue}
 }
 
@@ -106,6 +107,23 @@ func (s *stepper) applied() bool {
 	was := s.in.Status
 	return s.in.Obs.Traffic.Applied && s.st.CanaryWeight == was.CanaryWeight &&
 		s.st.Mirroring == was.Mirroring && s.st.Matching == was.Matching
+}
+
+// trafficCondition says, in every phase, whether the data plane applied
+// the traffic this step leaves in status.
+func (s *stepper) trafficCondition() {
+	tr := s.in.Obs.Traffic
+	if s.st.Phase == "" || s.st.Phase == v1alpha1.PhaseTerminated {
+		return
+	}
+	switch {
+	case tr.Rejected != "":
+		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Rejected", tr.Rejected)
+	case s.applied():
+		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionTrue, "Acknowledged", fmt.Sprintf("%d proxies applied weight %d", tr.Proxies, s.st.CanaryWeight))
+	default:
+		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Pending", fmt.Sprintf("waiting for proxies to apply weight %d", s.st.CanaryWeight))
+	}
 }
 
 func (s *stepper) now() *metav1.Time {
@@ -376,7 +394,6 @@ func (s *stepper) progressing(act string) {
 func (s *stepper) trafficInForce(deadline time.Duration) bool {
 	tr := s.in.Obs.Traffic
 	if tr.Rejected != "" {
-		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Rejected", tr.Rejected)
 		if s.st.Message != msgRejected {
 			s.warn("TrafficRejected", "Halt", "Halt %s advancement: the data plane rejected the configuration: %s", s.target(), tr.Rejected)
 		}
@@ -389,16 +406,12 @@ func (s *stepper) trafficInForce(deadline time.Duration) bool {
 		if s.st.StepStartTime == nil {
 			s.st.StepStartTime = s.now()
 		}
-		if applied {
-			s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionTrue, "Acknowledged", fmt.Sprintf("%d proxies applied weight %d", tr.Proxies, s.st.CanaryWeight))
-		}
 		return true
 	}
 	since := s.st.ReleaseStartTime.Time
 	if s.st.LastCheckTime != nil {
 		since = s.st.LastCheckTime.Time
 	}
-	s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Pending", fmt.Sprintf("waiting for proxies to apply weight %d", s.st.CanaryWeight))
 	s.st.Message = fmt.Sprintf("waiting for the data plane to apply weight %d", s.st.CanaryWeight)
 	if s.in.Now.Sub(since) > deadline {
 		s.rollback(fmt.Sprintf("Rolling back %s: the data plane did not apply weight %d within the progress deadline", s.target(), s.st.CanaryWeight))
@@ -447,7 +460,7 @@ func (s *stepper) check(act string) {
 	s.after(interval)
 	if s.hasHooks(v1alpha1.HookRollback) && rollbackAsked {
 		s.st.LastVerdict = "Rollback: rollback hook " + rbMsg
-		s.rollback(fmt.Sprintf("Rolling back %s: rollback hook says so %s", s.target(), rbMsg))
+		s.rollback(fmt.Sprintf("Rolling back %s: the rollback hook asked for it (%s)", s.target(), rbMsg))
 		return
 	}
 	if !rolloutPassed {
@@ -474,12 +487,16 @@ func (s *stepper) check(act string) {
 			s.st.NoDataSince = s.st.StepStartTime.DeepCopy()
 		}
 		quiet := s.in.Now.Sub(s.st.NoDataSince.Time)
+		why := strings.TrimPrefix(v.Message, "Halt "+s.target()+" advancement ")
+		if why == "" {
+			why = "no traffic reached the canary"
+		}
 		if quiet >= spec.ProgressDeadline() {
-			s.rollback(fmt.Sprintf("Rolling back %s: no traffic reached the canary for %s (progress deadline %s)", s.target(), quiet.Round(time.Second), spec.ProgressDeadline()))
+			s.rollback(fmt.Sprintf("Rolling back %s: no data to judge for %s, past the progress deadline %s: %s", s.target(), quiet.Round(time.Second), spec.ProgressDeadline(), why))
 			return
 		}
-		s.st.Message = "no traffic to judge yet"
-		s.event("Synced", "Halt", "Halt %s advancement: no traffic to judge yet (for %s); waiting", s.target(), quiet.Round(time.Second))
+		s.st.Message = "no data to judge yet: " + why
+		s.event("Synced", "Halt", "Halt %s advancement: no data to judge yet (for %s); waiting: %s", s.target(), quiet.Round(time.Second), why)
 		return
 	case Hold:
 		if v.FailedCheck {
@@ -491,7 +508,11 @@ func (s *stepper) check(act string) {
 	}
 	s.st.NoDataSince = nil
 	s.st.Message = ""
-	s.st.Iterations++
+	if s.in.Spec.Strategy() == v1alpha1.StrategyCanary || s.st.Iterations < s.in.Spec.Analysis.Iterations {
+		// A blue/green or A/B release held at its promotion gate has done
+		// all its iterations; further passed checks do not add any.
+		s.st.Iterations++
+	}
 	if v.Early {
 		s.gatePromotion(act, "analysis proved the canary early: "+v.Message)
 		return

@@ -310,7 +310,7 @@ func TestStepNoDataWaitsThenFails(t *testing.T) {
 	if !strings.Contains(w.status.Message, "no traffic") {
 		t.Fatalf("failure must say there was no traffic: %q", w.status.Message)
 	}
-	w.hasEvents(t, "no traffic to judge yet", "Rolling back podinfo.test: no traffic reached the canary")
+	w.hasEvents(t, "no data to judge yet (for 1m20s); waiting: no traffic", "Rolling back podinfo.test: no data to judge for 5m20s, past the progress deadline 5m0s: no traffic")
 }
 
 func TestStepWaitsForAckBeforeJudging(t *testing.T) {

@@ -63,9 +63,13 @@ type CanarySpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
-	// RevertOnDeletion unpauses the Deployment and removes everything serin
-	// made when this Canary is deleted. serin always does so for Canaries
-	// it created from annotations.
+	// RevertOnDeletion gives the Deployment back as applied when this
+	// Canary is deleted: unpaused (a held revision then rolls out) and
+	// serin's annotations removed, even if the Deployment keeps its
+	// serin.dev/canary annotation. Without it, such a Deployment stays
+	// held and the Canary serin makes from the annotation takes over.
+	// Deployments that are no longer opted in are always given back, and
+	// serin's own objects (copy, traffic) are always removed.
 	// +optional
 	RevertOnDeletion bool `json:"revertOnDeletion,omitempty"`
 

@@ -63,7 +63,7 @@ analysis:
 	if st.CanaryWeight != 0 || !strings.Contains(st.Message, "no traffic") {
 		t.Errorf("failed with weight %d, message %q; want weight 0 and a message saying there was no traffic", st.CanaryWeight, st.Message)
 	}
-	if !a.hasEvent("no traffic to judge yet", "waiting") {
+	if !a.hasEvent("no data to judge yet", "waiting") {
 		t.Error("no event said the release was waiting for traffic")
 	}
 	t.Logf("failed %s after the weight was applied: %s", failedAt.Sub(stepStart).Round(100*time.Millisecond), st.Message)
