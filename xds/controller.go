@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ type Controller struct {
 	// Wakeups gets the Canary whose traffic every proxy has applied; the
 	// release engine watches it.
 	Wakeups chan event.GenericEvent
+	// Peers shares what each replica's proxies applied; nil for a single
+	// replica.
+	Peers *Peers
 
 	mu        sync.Mutex
 	published map[types.NamespacedName]*published
@@ -79,6 +83,10 @@ type traffic struct {
 	revisions     string
 }
 
+func (t traffic) String() string {
+	return fmt.Sprintf("%d/%t/%t/%s", t.weight, t.mirror, t.match, t.revisions)
+}
+
 func trafficOf(c *v1alpha1.Canary) traffic {
 	return traffic{weight: c.Status.CanaryWeight, mirror: c.Status.Mirroring, match: c.Status.Matching,
 		revisions: c.Status.StableRevision + "/" + c.Status.CanaryRevision}
@@ -99,8 +107,17 @@ func (x *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(x); err != nil {
 		return err
 	}
-	return mgr.Add(manager.RunnableFunc(x.restoreAndServe))
+	// Every replica serves xDS, so the restore runs on every replica too.
+	return mgr.Add(everyReplica(x.restoreAndServe))
 }
+
+// everyReplica is a Runnable that runs on every replica, not only the leader.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
+
+var _ manager.LeaderElectionRunnable = everyReplica(nil)
 
 // restoreAndServe waits for the caches, publishes every Canary's traffic
 // from status, then lets the xDS server answer; afterwards it watches for
@@ -141,25 +158,44 @@ func (x *Controller) restoreAndServe(ctx context.Context) error {
 func (x *Controller) watchApplied(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var lastReport time.Time
+	if x.Peers != nil {
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = x.Peers.Forget(ctx)
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if x.Peers != nil && time.Since(lastReport) >= time.Second {
+			lastReport = time.Now()
+			if err := x.Peers.Report(ctx, x.report(), lastReport); err != nil {
+				logr.FromContextOrDiscard(ctx).Error(err, "cannot share applied traffic with the other replicas")
+			}
+		}
 		var wake []*v1alpha1.Canary
 		x.mu.Lock()
+		var pending []*published
 		for _, p := range x.published {
-			if !p.pending {
-				continue
-			}
-			st := x.Server.Applied(p.names, p.gen)
-			if st.Done() || len(st.Nacked) > 0 {
-				p.pending = false
-				wake = append(wake, p.canary)
+			if p.pending {
+				pending = append(pending, p)
 			}
 		}
 		x.mu.Unlock()
+		for _, p := range pending {
+			applied, _, rejected := x.Applied(p.canary)
+			if applied || rejected != "" {
+				x.mu.Lock()
+				p.pending = false
+				x.mu.Unlock()
+				wake = append(wake, p.canary)
+			}
+		}
 		for _, c := range wake {
 			if x.Wakeups != nil {
 				select {
@@ -286,15 +322,46 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 	return nil
 }
 
-// Applied answers the release engine: has every subscribed proxy applied
-// the traffic now in c's status?
+// Applied answers the release engine: has every subscribed proxy, on
+// every replica, applied the traffic now in c's status?
 func (x *Controller) Applied(c *v1alpha1.Canary) (bool, int, string) {
+	applied, proxies, rejected := x.localApplied(c)
+	if rejected != "" {
+		x.reportNACK(c, rejected)
+	}
+	if x.Peers == nil || rejected != "" {
+		return applied, proxies, rejected
+	}
+	others, err := x.Peers.Others(context.Background(), client.ObjectKeyFromObject(c).String(), time.Now())
+	if err != nil {
+		return false, proxies, ""
+	}
+	want := trafficOf(c).String()
+	for _, e := range others {
+		proxies += e.Proxies
+		switch {
+		case e.Rejected != "":
+			return false, proxies, e.Rejected
+		case e.Proxies > 0 && (e.Traffic != want || !e.Applied):
+			applied = false
+		}
+	}
+	return applied, proxies, ""
+}
+
+// localApplied answers for the proxies connected to this replica.
+func (x *Controller) localApplied(c *v1alpha1.Canary) (bool, int, string) {
 	x.mu.Lock()
 	p := x.published[client.ObjectKeyFromObject(c)]
 	x.mu.Unlock()
 	if p == nil || p.traffic != trafficOf(c) {
 		return false, 0, ""
 	}
+	return x.appliedOf(p)
+}
+
+// appliedOf is what this replica's proxies applied of a publication.
+func (x *Controller) appliedOf(p *published) (bool, int, string) {
 	st := x.Server.Applied(p.names, p.gen)
 	nacked := st.Nacked
 	if len(nacked) == 0 && p.latest != p.gen {
@@ -305,18 +372,36 @@ func (x *Controller) Applied(c *v1alpha1.Canary) (bool, int, string) {
 	}
 	if len(nacked) > 0 {
 		n := nacked[0]
-		msg := fmt.Sprintf("proxy %s rejected %s %s: %s", n.Node, shortType(n.TypeURL), n.Resource, n.Message)
-		x.reportNACK(c, p, msg)
-		return false, st.Subscribed, msg
+		return false, st.Subscribed, fmt.Sprintf("proxy %s rejected %s %s: %s", n.Node, shortType(n.TypeURL), n.Resource, n.Message)
 	}
 	return st.Done(), st.Subscribed, ""
 }
 
-// reportNACK records a rejection on the Canary once per published traffic.
-func (x *Controller) reportNACK(c *v1alpha1.Canary, p *published, msg string) {
+// report is this replica's part of every release, for the other replicas.
+func (x *Controller) report() map[string]PeerEntry {
 	x.mu.Lock()
-	first := p.nacked == ""
-	p.nacked = msg
+	pubs := make(map[types.NamespacedName]*published, len(x.published))
+	maps.Copy(pubs, x.published)
+	x.mu.Unlock()
+	out := map[string]PeerEntry{}
+	for key, p := range pubs {
+		applied, proxies, rejected := x.appliedOf(p)
+		if proxies == 0 && rejected == "" {
+			continue
+		}
+		out[key.String()] = PeerEntry{Traffic: p.traffic.String(), Proxies: proxies, Applied: applied, Rejected: rejected}
+	}
+	return out
+}
+
+// reportNACK records a rejection on the Canary once per published traffic.
+func (x *Controller) reportNACK(c *v1alpha1.Canary, msg string) {
+	x.mu.Lock()
+	p := x.published[client.ObjectKeyFromObject(c)]
+	first := p != nil && p.nacked == ""
+	if p != nil {
+		p.nacked = msg
+	}
 	x.mu.Unlock()
 	if first && x.Recorder != nil {
 		x.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "TrafficRejected", "Release", "The data plane rejected serin's configuration: %s", msg)

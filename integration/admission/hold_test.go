@@ -137,7 +137,7 @@ func (e *env) testHoldServerSide(t *testing.T) {
 		if m.FieldsV1 == nil {
 			continue
 		}
-		f := string(m.FieldsV1.Raw)
+		f := m.FieldsV1.GetRawString()
 		t.Logf("managed fields of %s (%s%s): spec.paused %v, candidate annotation %v", m.Manager, m.Operation, m.Subresource,
 			strings.Contains(f, `"f:paused"`), strings.Contains(f, v1alpha1.AnnotationCandidateRevision))
 	}

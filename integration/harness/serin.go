@@ -133,6 +133,32 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 	return s
 }
 
+// Replica starts a second serin process on ports of its own, as the
+// chart's second replica would run: same cluster objects, its own xDS
+// server and webhook server. The webhook configuration keeps pointing at
+// the first. Stopped when the test ends.
+func (s *Serin) Replica(t testing.TB) *Serin {
+	t.Helper()
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Serin{c: s.c, bin: s.bin, opts: s.opts, Ports: Ports{Webhook: ports[0], XDS: ports[1], Metrics: ports[2], Health: ports[3]},
+		logPath: filepath.Join(s.c.Dir, fmt.Sprintf("serin-%d.log", ports[0]))}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() {
+			t.Logf("replica log: %s\n%s", r.logPath, tailFile(r.logPath, 40))
+		}
+	})
+	return r
+}
+
 // Render is the chart rendered for local-process mode, with CRDs.
 func (s *Serin) Render(ctx context.Context) (string, error) {
 	var sets []string
@@ -184,6 +210,7 @@ func (s *Serin) Start(ctx context.Context) error {
 		fmt.Sprintf("--xds-address=127.0.0.1:%d", s.Ports.XDS),
 		fmt.Sprintf("--metrics-address=127.0.0.1:%d", s.Ports.Metrics),
 		fmt.Sprintf("--health-address=127.0.0.1:%d", s.Ports.Health),
+		"--replica-name=" + fmt.Sprintf("serin-%d", s.Ports.Webhook),
 		"--leader-elect=false", "--log-format=console", "--log-level=debug"}
 	if s.opts.PrometheusAddress != "" {
 		args = append(args, "--prometheus-address="+s.opts.PrometheusAddress)

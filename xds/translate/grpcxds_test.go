@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -83,7 +82,7 @@ func startXDSServer(t *testing.T) *xdsServer {
 		},
 	}
 	gs := grpc.NewServer()
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, server.NewServer(ctx, s.cache, cb))
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, server.NewServer(ctx, s.cache, cb))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 // Errors for what protoc-gen-validate rules do not catch but Envoy or
 // grpc-go reject when the resource arrives. Test with errors.Is.
 var (
-	ErrUnknownType         = errors.New("Any of a type not in the proto registry")
+	ErrUnknownType         = errors.New("an Any of a type not in the proto registry")
 	ErrDuplicateName       = errors.New("duplicate resource name")
 	ErrLocalityWithoutID   = errors.New("locality without an ID (grpc-go NACKs it)")
 	ErrZeroLocalityWeights = errors.New("locality weights sum to 0")

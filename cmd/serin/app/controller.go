@@ -13,10 +13,13 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -61,6 +64,7 @@ type controllerOptions struct {
 	logFormat         string
 	istioMode         string
 	istioXDSAddress   string
+	replicaName       string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -97,6 +101,7 @@ func newControllerCmd() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")
 	f.StringVar(&o.istioXDSAddress, "istio-xds-address", "", "host:port Istio's Envoys use to reach serin's xDS server")
+	f.StringVar(&o.replicaName, "replica-name", defaultReplicaName(), "this replica's name (the pod name), under which it shares what its proxies applied")
 	return cmd
 }
 
@@ -176,6 +181,10 @@ func runController(ctx context.Context, o controllerOptions) error {
 	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		// Leases are read in serin's namespace only (replica reports).
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+		}},
 		Scheme:                        scheme,
 		Logger:                        log,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddress},
@@ -218,7 +227,8 @@ func runController(ctx context.Context, o controllerOptions) error {
 		return err
 	}
 	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
-	traffic := &xds.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups}
+	traffic := &xds.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
+		Peers: &xds.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
 	if traffic.Istio, err = istioWriter(o, mgr); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -255,6 +265,15 @@ func runController(ctx context.Context, o controllerOptions) error {
 	}
 	log.Info("starting serin", "version", Version, "namespace", o.namespace, "xds", o.xdsAddress, "webhookPort", o.webhookPort)
 	return mgr.Start(ctx)
+}
+
+// defaultReplicaName is the pod name in a cluster, else host and process.
+func defaultReplicaName() string {
+	if n := os.Getenv("POD_NAME"); n != "" {
+		return n
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // istioWriter configures the Istio glue from the flags.
