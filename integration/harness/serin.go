@@ -70,6 +70,8 @@ type Options struct {
 	FailurePolicy string
 	// ExtraArgs are added to `serin controller`.
 	ExtraArgs []string
+	// Sets are extra `helm --set` values for the chart.
+	Sets []string
 }
 
 // Serin is an installed serin: chart objects in the cluster and a
@@ -165,6 +167,7 @@ func (s *Serin) Render(ctx context.Context) (string, error) {
 	if s.opts.FailurePolicy != "" {
 		sets = append(sets, "webhook.failurePolicy="+s.opts.FailurePolicy)
 	}
+	sets = append(sets, s.opts.Sets...)
 	return RenderLocal(ctx, filepath.Join(s.c.BinDir, "helm"), s.Ports.Webhook, sets...)
 }
 

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +56,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installIstioCRDs(t, c)
+	harness.InstallIstioCRDs(t, c)
 	// serin's tester, in process: the gates that hold each weight.
 	ts := tester.New(tester.Options{Log: logr.Discard()})
 	gates := httptest.NewServer(ts.Handler())
@@ -67,44 +65,6 @@ func setup(t *testing.T) *env {
 		"--istio-mode=google-grpc", "--istio-xds-address=" + istioXDSAddress,
 	}})
 	return &env{c: c, s: s, kube: kube, cs: cs, gates: gates}
-}
-
-// installIstioCRDs applies the CRDs that ship in istio.io/api (the version
-// in serin's go.mod) and makes Istio's root namespace.
-func installIstioCRDs(t *testing.T, c *cluster.Cluster) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	path := istioCRDPath(t)
-	if _, err := c.Kubectl(ctx, "", "apply", "--server-side", "--force-conflicts", "-f", path); err != nil {
-		t.Fatalf("install Istio CRDs: %v", err)
-	}
-	if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/envoyfilters.networking.istio.io"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Kubectl(ctx, "", "create", "namespace", "istio-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
-		t.Fatal(err)
-	}
-}
-
-// istioCRDPath finds Istio's CRD YAML in the module cache.
-func istioCRDPath(t *testing.T) string {
-	t.Helper()
-	root, err := cluster.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "list", "-m", "-json", "istio.io/api")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list -m istio.io/api: %v", err)
-	}
-	var m struct{ Dir, Version string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		t.Fatalf("istio.io/api is not in the module cache (run go mod download): %v %s", err, out)
-	}
-	return filepath.Join(m.Dir, "kubernetes", "customresourcedefinitions.gen.yaml")
 }
 
 // runPodsim makes the namespace's pods answer for the test's duration.

@@ -18,6 +18,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
@@ -93,7 +94,7 @@ func istioCases(t *testing.T) []istioCase {
 // read back unchanged (nothing pruned by the CRD schema).
 func TestIstioEnvoyFilterSchema(t *testing.T) {
 	c := cluster.Get(t)
-	installIstioCRDs(t, c)
+	harness.InstallIstioCRDs(t, c)
 	ns := c.Namespace(t)
 	cases := istioCases(t)
 	var docs []string

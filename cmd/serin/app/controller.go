@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -65,6 +67,9 @@ type controllerOptions struct {
 	istioMode         string
 	istioXDSAddress   string
 	replicaName       string
+	xdsTLSCert        string
+	xdsTLSKey         string
+	xdsClientCA       string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -101,6 +106,9 @@ func newControllerCmd() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")
 	f.StringVar(&o.istioXDSAddress, "istio-xds-address", "", "host:port Istio's Envoys use to reach serin's xDS server")
+	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM); with --xds-tls-key, xDS is served over TLS, hot-reloaded")
+	f.StringVar(&o.xdsTLSKey, "xds-tls-key", "", "private key of --xds-tls-cert")
+	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "CA bundle (PEM) that proxies' client certificates must chain to (mTLS; the certificate's identity names the node)")
 	f.StringVar(&o.replicaName, "replica-name", defaultReplicaName(), "this replica's name (the pod name), under which it shares what its proxies applied")
 	return cmd
 }
@@ -210,6 +218,9 @@ func runController(ctx context.Context, o controllerOptions) error {
 		}
 	}
 	admission.Register(mgr.GetWebhookServer(), log)
+	if strings.EqualFold(o.istioMode, "bootstrap") {
+		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), istio.DefaultBootstrapConfigMap)
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
@@ -219,7 +230,11 @@ func runController(ctx context.Context, o controllerOptions) error {
 
 	// Traffic: the xDS server and the controller that serves Canary status.
 	wakeups := make(chan event.GenericEvent, 64)
-	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
+	xdsTLS, err := xdsTLSConfig(o, mgr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, TLS: xdsTLS, Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
 	if err != nil {
 		return err
 	}
@@ -266,6 +281,47 @@ func runController(ctx context.Context, o controllerOptions) error {
 	log.Info("starting serin", "version", Version, "namespace", o.namespace, "xds", o.xdsAddress, "webhookPort", o.webhookPort)
 	return mgr.Start(ctx)
 }
+
+// xdsTLSConfig is the xDS server's TLS from the flags: nil for plaintext,
+// server TLS with a certificate reloaded when its files change, and mTLS
+// when a client CA is given.
+func xdsTLSConfig(o controllerOptions, mgr ctrl.Manager) (*tls.Config, error) {
+	if o.xdsTLSCert == "" && o.xdsTLSKey == "" {
+		if o.xdsClientCA != "" {
+			return nil, fmt.Errorf("--xds-client-ca needs --xds-tls-cert and --xds-tls-key")
+		}
+		return nil, nil
+	}
+	if o.xdsTLSCert == "" || o.xdsTLSKey == "" {
+		return nil, fmt.Errorf("--xds-tls-cert and --xds-tls-key go together")
+	}
+	watcher, err := certwatcher.New(o.xdsTLSCert, o.xdsTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("xds certificate: %w", err)
+	}
+	if err := mgr.Add(everyReplica(watcher.Start)); err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
+	if o.xdsClientCA != "" {
+		pem, err := os.ReadFile(o.xdsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--xds-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--xds-client-ca %s holds no PEM certificate", o.xdsClientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// everyReplica is a Runnable that runs on every replica.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
 
 // defaultReplicaName is the pod name in a cluster, else host and process.
 func defaultReplicaName() string {

@@ -1,0 +1,51 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/integration/cluster"
+)
+
+// InstallIstioCRDs applies the CRDs that ship in istio.io/api (the version
+// in serin's go.mod) and makes Istio's root namespace.
+func InstallIstioCRDs(t testing.TB, c *cluster.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path := IstioCRDPath(t)
+	if _, err := c.Kubectl(ctx, "", "apply", "--server-side", "--force-conflicts", "-f", path); err != nil {
+		t.Fatalf("install Istio CRDs: %v", err)
+	}
+	if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/envoyfilters.networking.istio.io"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kubectl(ctx, "", "create", "namespace", "istio-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatal(err)
+	}
+}
+
+// IstioCRDPath finds Istio's CRD YAML in the module cache.
+func IstioCRDPath(t testing.TB) string {
+	t.Helper()
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-m", "-json", "istio.io/api")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m istio.io/api: %v", err)
+	}
+	var m struct{ Dir, Version string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		t.Fatalf("istio.io/api is not in the module cache (run go mod download): %v %s", err, out)
+	}
+	return filepath.Join(m.Dir, "kubernetes", "customresourcedefinitions.gen.yaml")
+}

@@ -1,0 +1,126 @@
+// Package istio checks how proxies reach serin, on the real API server:
+// Istio bootstrap-override mode (the pod webhook, the per-namespace
+// ConfigMap, the EnvoyFilter of a release) and mTLS on the xDS server.
+package istio
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
+)
+
+func TestMain(m *testing.M) { cluster.Main(m, cluster.Options{Nodes: 1}) }
+
+const release = `apiVersion: serin.dev/v1alpha1
+kind: Canary
+metadata: {name: podinfo, namespace: %[1]s}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis: {interval: 1s, stepWeight: 50, maxWeight: 50}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo, namespace: %[1]s, annotations: {serin.dev/canary: enabled}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: podinfo}}
+  template:
+    metadata: {labels: {app: podinfo}}
+    spec:
+      containers: [{name: app, image: ghcr.io/stefanprodan/podinfo:6.0.0, ports: [{name: http, containerPort: 9898}]}]
+`
+
+const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: %s%s}
+spec:
+  containers: [{name: app, image: busybox}]
+`
+
+func TestBootstrapOverrideMode(t *testing.T) {
+	c := cluster.Get(t)
+	harness.InstallIstioCRDs(t, c)
+	s := harness.Install(t, c, harness.Options{
+		Sets:      []string{"istio.mode=bootstrap"},
+		ExtraArgs: []string{"--istio-mode=bootstrap", "--istio-xds-address=serin-xds.serin-system.svc:18000"},
+	})
+	_ = s
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	optedIn, other := c.Namespace(t), c.Namespace(t)
+	if _, err := c.Kubectl(ctx, "", "label", "namespace", optedIn, "serin.dev/istio-bootstrap=enabled"); err != nil {
+		t.Fatal(err)
+	}
+
+	annotation := func(ns, name string) string {
+		t.Helper()
+		out, err := c.Kubectl(ctx, "", "get", "pod", name, "-n", ns, "-o", `jsonpath={.metadata.annotations.sidecar\.istio\.io/bootstrapOverride}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, tt := range []struct{ ns, name, extra, want string }{
+		{optedIn, "plain", "", "serin-xds-bootstrap"},
+		{optedIn, "own", ", annotations: {sidecar.istio.io/bootstrapOverride: mine}", "mine"},
+		{other, "elsewhere", "", ""},
+	} {
+		if _, err := c.Kubectl(ctx, fmt.Sprintf(pod, tt.name, tt.ns, tt.extra), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		if got := annotation(tt.ns, tt.name); got != tt.want {
+			t.Errorf("pod %s/%s: bootstrapOverride %q, want %q", tt.ns, tt.name, got, tt.want)
+		}
+	}
+
+	// A release publishes its EnvoyFilter, and the opted-in namespace gets
+	// the bootstrap ConfigMap with the static serin-xds cluster.
+	if _, err := c.Kubectl(ctx, fmt.Sprintf(release, other), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	var cm, ef string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		cm, _ = c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", optedIn, "-o", "json")
+		ef, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-n", "istio-system", "-l", "app.kubernetes.io/managed-by=serin", "-o", "name")
+		if cm != "" && strings.Contains(ef, "envoyfilter") {
+			break
+		}
+	}
+	if !strings.Contains(ef, "serin-"+other+"-podinfo-9898") {
+		t.Fatalf("no EnvoyFilter for the release: %q", ef)
+	}
+	var obj struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(cm), &obj); err != nil {
+		t.Fatalf("bootstrap ConfigMap in %s: %v (%q)", optedIn, err, cm)
+	}
+	boot := obj.Data["custom_bootstrap.json"]
+	for _, want := range []string{`"serin-xds"`, "serin-xds.serin-system.svc", "SERIN_XDS"} {
+		if !strings.Contains(boot, want) {
+			t.Errorf("bootstrap override lacks %s: %s", want, boot)
+		}
+	}
+	if got, _ := c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", other, "-o", "name"); got != "" {
+		t.Errorf("a namespace that did not opt in got the bootstrap ConfigMap: %q", got)
+	}
+	// Deleting the release (Canary and Deployment; with the Deployment's
+	// opt-in annotation left alone serin would adopt it again) removes its
+	// EnvoyFilter.
+	if _, err := c.Kubectl(ctx, fmt.Sprintf(release, other), "delete", "-f", "-", "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if ef, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-n", "istio-system", "-l", "app.kubernetes.io/managed-by=serin", "-o", "name"); ef == "" {
+			return
+		}
+	}
+	t.Errorf("EnvoyFilter left after the Canary was deleted: %q", ef)
+}
