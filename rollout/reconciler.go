@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -109,12 +110,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Metrics.forget(req.Namespace, req.Name)
 		return r.adopt(ctx, req.NamespacedName)
 	}
+	fromAnnotations := c.Annotations[v1alpha1.AnnotationSource] == v1alpha1.SourceAnnotations
+	deleting := !c.DeletionTimestamp.IsZero()
+	if fromAnnotations && !deleting && editedByOthers(&c) {
+		// Someone applied their own Canary over the one serin made from
+		// annotations: from now on it is theirs.
+		delete(c.Annotations, v1alpha1.AnnotationSource)
+		if err := r.Client.Update(ctx, &c, fieldOwner); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.event(ctx, &c, nil, Event{Reason: "Synced", Action: "Adopt", Message: fmt.Sprintf("Canary %s.%s was applied by hand; its spec now wins over the Deployment's annotations", c.Name, c.Namespace)})
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	target, err := r.deployment(ctx, c.Namespace, targetName(&c))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	fromAnnotations := c.Annotations[v1alpha1.AnnotationSource] == v1alpha1.SourceAnnotations
-	deleting := !c.DeletionTimestamp.IsZero()
 	if !deleting && fromAnnotations && (target == nil || !v1alpha1.Managed(target.Annotations)) {
 		// Opt-out: the annotation is gone. Deleting the Canary gives the
 		// Deployment back through the finalizer.
@@ -127,7 +138,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !deleting {
 		if !controllerutil.ContainsFinalizer(&c, Finalizer) {
 			controllerutil.AddFinalizer(&c, Finalizer)
-			if err := r.Client.Update(ctx, &c); err != nil {
+			if err := r.Client.Update(ctx, &c, fieldOwner); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -282,11 +293,27 @@ func (r *Reconciler) adopt(ctx context.Context, key types.NamespacedName) (ctrl.
 		},
 		Spec: *spec,
 	}
-	if err := r.Client.Create(ctx, c); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := r.Client.Create(ctx, c, fieldOwner); err != nil && !apierrors.IsAlreadyExists(err) {
 		return ctrl.Result{}, fmt.Errorf("create canary for %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	logr.FromContextOrDiscard(ctx).Info("created canary from deployment annotations", "deployment", d.Name)
 	return ctrl.Result{}, nil
+}
+
+// fieldOwner is the field manager of serin's writes to Canaries, so a
+// Canary's managed fields tell serin's edits from everyone else's.
+const fieldOwner = client.FieldOwner("serin")
+
+// editedByOthers reports whether a field manager other than serin owns
+// part of the Canary's spec.
+func editedByOthers(c *v1alpha1.Canary) bool {
+	for _, m := range c.ManagedFields {
+		if m.Manager != string(fieldOwner) && m.Subresource == "" && m.FieldsV1 != nil &&
+			strings.Contains(m.FieldsV1.GetRawString(), `"f:spec"`) {
+			return true
+		}
+	}
+	return false
 }
 
 // syncAnnotationSpec keeps the spec of a Canary serin made equal to what
@@ -297,7 +324,7 @@ func (r *Reconciler) syncAnnotationSpec(ctx context.Context, c *v1alpha1.Canary,
 		return false, nil
 	}
 	c.Spec = *spec
-	return true, r.Client.Update(ctx, c)
+	return true, r.Client.Update(ctx, c, fieldOwner)
 }
 
 // optIn annotates the target of an explicit Canary so the webhook holds
@@ -361,7 +388,7 @@ func (r *Reconciler) do(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.
 		r.Metrics.finished(c, a)
 	case Finalized:
 		controllerutil.RemoveFinalizer(c, Finalizer)
-		return client.IgnoreNotFound(r.Client.Update(ctx, c))
+		return client.IgnoreNotFound(r.Client.Update(ctx, c, fieldOwner))
 	default:
 		return fmt.Errorf("unknown action %T", a)
 	}
