@@ -4,15 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -74,25 +75,47 @@ func holdDeployment(_ context.Context, req admission.Request) admission.Response
 }
 
 // decodeHeld decodes only what Hold reads of a Deployment (annotations,
-// paused, the pod template): managed fields, status and the rest of the
-// object are skipped, which halves the cost of a review.
+// paused, the pod template) in one pass: managed fields, status and the
+// rest of the object are skipped without being decoded, which is most of
+// the cost of a review.
 func decodeHeld(raw []byte) (*appsv1.Deployment, error) {
-	var slim struct {
-		Metadata struct {
-			Name        string            `json:"name"`
-			Annotations map[string]string `json:"annotations"`
-		} `json:"metadata"`
-		Spec struct {
-			Paused   bool                   `json:"paused"`
-			Template corev1.PodTemplateSpec `json:"template"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal(raw, &slim); err != nil {
-		return nil, err
-	}
 	d := &appsv1.Deployment{}
-	d.Name, d.Annotations = slim.Metadata.Name, slim.Metadata.Annotations
-	d.Spec.Paused, d.Spec.Template = slim.Spec.Paused, slim.Spec.Template
+	it := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(it)
+	it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+		switch field {
+		case "metadata":
+			it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+				switch field {
+				case "name":
+					d.Name = it.ReadString()
+				case "annotations":
+					it.ReadVal(&d.Annotations)
+				default:
+					it.Skip()
+				}
+				return it.Error == nil
+			})
+		case "spec":
+			it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+				switch field {
+				case "paused":
+					d.Spec.Paused = it.ReadBool()
+				case "template":
+					it.ReadVal(&d.Spec.Template)
+				default:
+					it.Skip()
+				}
+				return it.Error == nil
+			})
+		default:
+			it.Skip()
+		}
+		return it.Error == nil
+	})
+	if it.Error != nil && it.Error != io.EOF {
+		return nil, it.Error
+	}
 	return d, nil
 }
 
