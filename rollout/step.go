@@ -263,18 +263,10 @@ func (s *stepper) idle(act string) {
 
 func (s *stepper) startRelease(cand, act string) {
 	if act != v1alpha1.ActionPromote {
-		passed, msg, ok := s.hooks(v1alpha1.HookConfirmRollout)
-		if !ok {
-			return
-		}
-		if !passed {
-			if s.st.Phase != v1alpha1.PhaseWaiting {
-				s.event("Synced", "Halt", "Halt %s advancement waiting for approval %s", s.target(), msg)
+		if open := s.gate(v1alpha1.HookConfirmRollout, v1alpha1.PhaseWaiting, "approval"); !open {
+			if s.st.Phase == v1alpha1.PhaseWaiting {
+				s.st.CanaryRevision = cand
 			}
-			s.setPhase(v1alpha1.PhaseWaiting)
-			s.st.CanaryRevision = cand
-			s.st.Message = "waiting for confirm-rollout approval"
-			s.after(s.in.Spec.IntervalDuration())
 			return
 		}
 	}
@@ -663,22 +655,30 @@ func (s *stepper) failCheck(msg string) {
 	s.after(s.in.Spec.IntervalDuration())
 }
 
+// gate asks the hooks of a gate type. Closed, the release waits in phase
+// waiting (saying so once) and asks again next interval; false is also the
+// answer while the hooks' results are still being fetched.
+func (s *stepper) gate(typ v1alpha1.HookType, waiting v1alpha1.CanaryPhase, what string) bool {
+	passed, msg, ok := s.hooks(typ)
+	if !ok {
+		return false
+	}
+	if passed {
+		return true
+	}
+	if s.st.Phase != waiting {
+		s.event("Synced", "Halt", "Halt %s advancement waiting for %s %s", s.target(), what, msg)
+	}
+	s.setPhase(waiting)
+	s.st.Message = "waiting for " + string(typ) + " approval"
+	s.after(s.in.Spec.IntervalDuration())
+	return false
+}
+
 // gatePromotion asks the confirm-promotion hooks, then promotes.
 func (s *stepper) gatePromotion(act, why string) {
-	if act != v1alpha1.ActionPromote {
-		passed, msg, ok := s.hooks(v1alpha1.HookConfirmPromotion)
-		if !ok {
-			return
-		}
-		if !passed {
-			if s.st.Phase != v1alpha1.PhaseWaitingPromotion {
-				s.event("Synced", "Halt", "Halt %s advancement waiting for promotion approval %s", s.target(), msg)
-			}
-			s.setPhase(v1alpha1.PhaseWaitingPromotion)
-			s.st.Message = "waiting for confirm-promotion approval"
-			s.after(s.in.Spec.IntervalDuration())
-			return
-		}
+	if act != v1alpha1.ActionPromote && !s.gate(v1alpha1.HookConfirmPromotion, v1alpha1.PhaseWaitingPromotion, "promotion approval") {
+		return
 	}
 	if why == "" {
 		why = "analysis passed"

@@ -8,12 +8,10 @@
 package analysis
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,7 +19,6 @@ import (
 	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
-	"github.com/serin-dev/serin/integration/podsim"
 	"github.com/serin-dev/serin/integration/prometheus"
 )
 
@@ -46,7 +43,7 @@ func TestAnalysis(t *testing.T) {
 	c := cluster.Get(t)
 	e := &env{c: c}
 	e.prom = prometheus.Run(t, c, prometheus.Options{})
-	runPodsim(t, c)
+	harness.RunPodsim(t, c)
 	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL})
 	if err := e.prom.SetTargets("serin", fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
 		t.Fatal(err)
@@ -89,18 +86,4 @@ func TestAnalysis(t *testing.T) {
 		wg.Go(func() { t.Run(sc.name, sc.run) })
 	}
 	wg.Wait()
-}
-
-// runPodsim makes every namespace's pods answer while the test runs.
-func runPodsim(t *testing.T, c *cluster.Cluster) {
-	t.Helper()
-	cs, err := c.Clientset()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim := podsim.New(cs, podsim.Options{Logger: logr.Discard()})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sim.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 }

@@ -114,7 +114,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(5)
+	ports, err := FreePorts(5)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func (c *Cluster) start(bin, name string, detach bool, args ...string) error {
 func (c *Cluster) checkAlive() error {
 	for _, p := range c.procs {
 		if ok, err := p.exited(); ok {
-			return fmt.Errorf("%s exited (%v); last log lines:\n%s", p.name, err, tail(filepath.Join(c.Dir, p.name+".log"), 15))
+			return fmt.Errorf("%s exited (%v); last log lines:\n%s", p.name, err, Tail(filepath.Join(c.Dir, p.name+".log"), 15))
 		}
 	}
 	return nil
@@ -492,7 +492,8 @@ func (c *Cluster) lockPodCIDR(cidr string) error {
 	return errors.New("no free pod CIDR in 127.0.0.0/8")
 }
 
-func freePorts(n int) ([]int, error) {
+// FreePorts reserves n free loopback ports and releases them for use.
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -551,7 +552,8 @@ func RepoRoot() (string, error) {
 	}
 }
 
-func tail(file string, n int) string {
+// Tail is the last n lines of a file ("" when it cannot be read).
+func Tail(file string, n int) string {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return ""

@@ -46,7 +46,7 @@ func runMain(m *testing.M, opts Options) int {
 		fmt.Fprintf(os.Stderr, "integration cluster logs kept in %s\n", c.Dir)
 		if code != 0 {
 			for _, name := range components {
-				fmt.Fprintf(os.Stderr, "--- last lines of %s.log\n%s\n", name, tail(filepath.Join(c.Dir, name+".log"), 8))
+				fmt.Fprintf(os.Stderr, "--- last lines of %s.log\n%s\n", name, Tail(filepath.Join(c.Dir, name+".log"), 8))
 			}
 		}
 	} else {

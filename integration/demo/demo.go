@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/integration/prometheus"
 )
@@ -191,7 +192,7 @@ func (d *demo) installSerin(ctx context.Context) error {
 // startPodsimAndPrometheus makes the demo's pods answer and starts a
 // Prometheus that finds them through the API server and scrapes serin.
 func (d *demo) startPodsimAndPrometheus(ctx context.Context) error {
-	ports, err := freePorts(4)
+	ports, err := cluster.FreePorts(4)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -107,7 +106,7 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, err := freePorts(4)
+	ports, err := cluster.FreePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +128,7 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			t.Logf("serin log: %s\n%s", s.logPath, tailFile(s.logPath, 40))
+			t.Logf("serin log: %s\n%s", s.logPath, cluster.Tail(s.logPath, 40))
 		}
 	})
 	return s
@@ -141,7 +140,7 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 // the first. Stopped when the test ends.
 func (s *Serin) Replica(t testing.TB) *Serin {
 	t.Helper()
-	ports, err := freePorts(4)
+	ports, err := cluster.FreePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +154,7 @@ func (s *Serin) Replica(t testing.TB) *Serin {
 	t.Cleanup(func() {
 		r.Stop()
 		if t.Failed() {
-			t.Logf("replica log: %s\n%s", r.logPath, tailFile(r.logPath, 40))
+			t.Logf("replica log: %s\n%s", r.logPath, cluster.Tail(r.logPath, 40))
 		}
 	})
 	return r
@@ -235,7 +234,7 @@ func (s *Serin) Start(ctx context.Context) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("serin exited during start:\n%s", tailFile(s.logPath, 30))
+			return fmt.Errorf("serin exited during start:\n%s", cluster.Tail(s.logPath, 30))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
@@ -248,7 +247,7 @@ func (s *Serin) Start(ctx context.Context) error {
 			}
 		}
 	}
-	return fmt.Errorf("serin not ready after a minute:\n%s", tailFile(s.logPath, 30))
+	return fmt.Errorf("serin not ready after a minute:\n%s", cluster.Tail(s.logPath, 30))
 }
 
 // Stop ends serin gracefully.
@@ -310,35 +309,4 @@ func (s *Serin) Metric(name string, labels ...string) (float64, error) {
 func (s *Serin) Log() string {
 	b, _ := os.ReadFile(s.logPath)
 	return string(b)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

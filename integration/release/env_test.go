@@ -57,7 +57,7 @@ func newEnvWith(t *testing.T, timeout time.Duration, s *harness.Serin) *env {
 	t.Helper()
 	c := cluster.Get(t)
 	ns := c.Namespace(t)
-	runPodsim(t, c, ns)
+	harness.RunPodsim(t, c, ns)
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		t.Fatal(err)

@@ -13,14 +13,12 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/go-logr/logr"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
-	"github.com/serin-dev/serin/integration/podsim"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m, cluster.Options{Nodes: 2}) }
@@ -108,14 +106,7 @@ func (p *stuckProxy) ack(resource string) error {
 func TestStepWaitsForProxiesOfEveryReplica(t *testing.T) {
 	c := cluster.Get(t)
 	ns := c.Namespace(t)
-	cs, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim := podsim.New(cs, podsim.Options{Namespaces: []string{ns}, Logger: logr.Discard()})
-	simCtx, stopSim := context.WithCancel(context.Background())
-	t.Cleanup(stopSim)
-	go func() { _ = sim.Run(simCtx) }()
+	harness.RunPodsim(t, c, ns)
 
 	leader := harness.Install(t, c, harness.Options{ExtraArgs: []string{"--leader-elect=true"}})
 	deadline := time.Now().Add(time.Minute)

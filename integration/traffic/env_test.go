@@ -67,17 +67,6 @@ func setup(t *testing.T) *env {
 	return &env{c: c, s: s, kube: kube, cs: cs, gates: gates}
 }
 
-// runPodsim makes the namespace's pods answer for the test's duration.
-func runPodsim(t *testing.T, e *env, ns string) *podsim.Simulator {
-	t.Helper()
-	sim := podsim.New(e.cs, podsim.Options{Namespaces: []string{ns}, Logger: logr.Discard()})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sim.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sim
-}
-
 // gate drives the tester's gate (and rollback gate) of one canary.
 func (e *env) gate(t *testing.T, path, ns string) {
 	t.Helper()
@@ -162,7 +151,7 @@ type release struct {
 func newRelease(t *testing.T, e *env, service, analysis string) *release {
 	t.Helper()
 	ns := e.c.Namespace(t)
-	r := &release{t: t, e: e, ns: ns, sim: runPodsim(t, e, ns)}
+	r := &release{t: t, e: e, ns: ns, sim: harness.RunPodsim(t, e.c, ns)}
 	r.kubectlApply(canaryYAML(ns, service, analysis) + "---\n" + fmt.Sprintf(deploymentTmpl, ns, v1))
 	r.waitFor("phase Initialized", time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseInitialized })
 	return r
