@@ -22,32 +22,6 @@ import (
 // appName is the demo app's Deployment, Service and Canary name.
 const appName = "podinfo"
 
-// deploymentTmpl is the app: podsim serves the http port (with Istio-style
-// metrics, scraped by Prometheus) and the grpc port (the xDS-routed service).
-const deploymentTmpl = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-  namespace: %[1]s
-  annotations:
-    serin.dev/canary: enabled
-spec:
-  replicas: %[4]d
-  selector:
-    matchLabels: {app: podinfo}
-  template:
-    metadata:
-      labels: {app: podinfo}
-    spec:
-      containers:
-      - name: app
-        image: ghcr.io/stefanprodan/podinfo:%[2]s
-        env: [{name: VERSION, value: "%[2]s"}%[3]s]
-        ports:
-        - {name: http, containerPort: 9898}
-        - {name: grpc, containerPort: 9999}
-`
-
 // app is one namespace's podinfo with its Canary.
 type app struct {
 	e  *env
@@ -92,7 +66,7 @@ func (a *app) deploy(version string, envs map[string]string) {
 	for _, k := range keys {
 		extra += fmt.Sprintf(", {name: %s, value: %q}", k, envs[k])
 	}
-	a.kubectl(fmt.Sprintf(deploymentTmpl, a.ns, version, extra, a.replicas), "apply", "-f", "-")
+	a.kubectl(harness.PodinfoDeployment(a.ns, version, a.replicas, extra), "apply", "-f", "-")
 	var d appsv1.Deployment
 	if err := a.e.cl.Get(context.Background(), types.NamespacedName{Namespace: a.ns, Name: appName}, &d); err != nil {
 		a.t.Fatal(err)

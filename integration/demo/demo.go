@@ -66,30 +66,6 @@ spec:
       thresholdRange: {max: 500}
 `
 
-const deploymentYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-  namespace: demo
-  annotations:
-    serin.dev/canary: enabled
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: podinfo}
-  template:
-    metadata:
-      labels: {app: podinfo}
-    spec:
-      containers:
-      - name: app
-        image: ghcr.io/stefanprodan/podinfo:%[1]s
-        env: [{name: VERSION, value: "%[1]s"}%[2]s]
-        ports:
-        - {name: http, containerPort: 9898}
-        - {name: grpc, containerPort: 9999}
-`
-
 func (d *demo) run(ctx context.Context) error {
 	fmt.Fprintln(d.out, "serin demo: a canary release and a rollback on a local cluster")
 	if err := os.MkdirAll(d.o.dir, 0o755); err != nil {
@@ -227,7 +203,7 @@ func (d *demo) deployApp(ctx context.Context) error {
 	if _, err := d.kubectl(ctx, "", "create", "namespace", demoNamespace); err != nil {
 		return err
 	}
-	manifest := fmt.Sprintf(canaryYAML, d.o.interval) + "---\n" + fmt.Sprintf(deploymentYAML, "1.0.0", "")
+	manifest := fmt.Sprintf(canaryYAML, d.o.interval) + "---\n" + harness.PodinfoDeployment(demoNamespace, "1.0.0", 3, "")
 	if _, err := d.kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/harness"
 )
 
 // release applies podinfo at version and shows the release live until it
@@ -22,7 +23,7 @@ func (d *demo) release(ctx context.Context, version, env, title string, want v1a
 	fmt.Fprintf(d.out, "\n== Release %s: kubectl apply podinfo %s\n", title, version)
 	p := &progress{d: d, seenEvents: map[types.UID]bool{}}
 	p.markOldEvents(ctx)
-	if _, err := d.kubectl(ctx, fmt.Sprintf(deploymentYAML, version, env), "apply", "-f", "-"); err != nil {
+	if _, err := d.kubectl(ctx, harness.PodinfoDeployment(demoNamespace, version, 3, env), "apply", "-f", "-"); err != nil {
 		return err
 	}
 	var dep appsv1.Deployment

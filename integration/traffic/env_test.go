@@ -90,30 +90,6 @@ func (e *env) gateHooks() string {
 `, e.gates.URL)
 }
 
-const deploymentTmpl = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-  namespace: %[1]s
-  annotations:
-    serin.dev/canary: enabled
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: podinfo}
-  template:
-    metadata:
-      labels: {app: podinfo}
-    spec:
-      containers:
-      - name: app
-        image: ghcr.io/stefanprodan/podinfo:%[2]s
-        env: [{name: VERSION, value: "%[2]s"}]
-        ports:
-        - {name: http, containerPort: 9898}
-        - {name: grpc, containerPort: 9999}
-`
-
 // The versions of the two revisions: podsim answers with x-version.
 const (
 	v1 = "6.0.0"
@@ -152,7 +128,7 @@ func newRelease(t *testing.T, e *env, service, analysis string) *release {
 	t.Helper()
 	ns := e.c.Namespace(t)
 	r := &release{t: t, e: e, ns: ns, sim: harness.RunPodsim(t, e.c, ns)}
-	r.kubectlApply(canaryYAML(ns, service, analysis) + "---\n" + fmt.Sprintf(deploymentTmpl, ns, v1))
+	r.kubectlApply(canaryYAML(ns, service, analysis) + "---\n" + harness.PodinfoDeployment(ns, v1, 3, ""))
 	r.waitFor("phase Initialized", time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseInitialized })
 	return r
 }
@@ -161,7 +137,7 @@ func newRelease(t *testing.T, e *env, service, analysis string) *release {
 // starts a release.
 func (r *release) deploy(version string) {
 	r.t.Helper()
-	r.kubectlApply(fmt.Sprintf(deploymentTmpl, r.ns, version))
+	r.kubectlApply(harness.PodinfoDeployment(r.ns, version, 3, ""))
 }
 
 func (r *release) kubectlApply(manifest string) {
