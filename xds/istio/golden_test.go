@@ -3,7 +3,6 @@ package istio
 import (
 	"bytes"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
+
+	"github.com/serin-dev/serin/xds/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/out from the current renderer and prune stale files")
@@ -85,48 +86,8 @@ func TestGolden(t *testing.T) {
 			got := bytes.Join(docs, []byte("---\n"))
 			path := filepath.Join("testdata", "out", name+".yaml")
 			written[path] = true
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./xds/istio -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the renderer's output (run with -update and review the diff):\n%s", path, firstDiff(string(want), string(got)))
-			}
+			golden.Check(t, path, got, *update)
 		})
 	}
-	outs, _ := filepath.Glob(filepath.Join("testdata", "out", "*.yaml"))
-	for _, out := range outs {
-		switch {
-		case written[out]:
-		case *update:
-			if err := os.Remove(out); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			t.Errorf("%s has no input in testdata/in (run with -update to prune it)", out)
-		}
-	}
-}
-
-func firstDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, wl, gl)
-		}
-	}
-	return ""
+	golden.Prune(t, filepath.Join("testdata", "out", "*.yaml"), written, *update)
 }

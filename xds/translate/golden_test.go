@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,8 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/serin-dev/serin/xds/model"
+
+	"github.com/serin-dev/serin/xds/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/out from the current translator and prune stale files")
@@ -93,38 +94,11 @@ func TestGolden(t *testing.T) {
 			for kind, got := range outputs {
 				path := filepath.Join("testdata", "out", name+"."+kind+".yaml")
 				written[path] = true
-				if *update {
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test ./xds/translate -update)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from the translator's output (run with -update and review the diff):\n%s", path, lineDiff(string(want), string(got)))
-				}
+				golden.Check(t, path, got, *update)
 			}
 		})
 	}
-	outs, err := filepath.Glob(filepath.Join("testdata", "out", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, out := range outs {
-		if written[out] {
-			continue
-		}
-		if *update {
-			if err := os.Remove(out); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		t.Errorf("%s has no input in testdata/in (run with -update to prune it)", out)
-	}
+	golden.Prune(t, filepath.Join("testdata", "out", "*.yaml"), written, *update)
 }
 
 // TestGoldenDeterministic translates every case twice and compares the
@@ -170,26 +144,4 @@ func wireBytes(t *testing.T, res *Resources) []string {
 		add(m)
 	}
 	return out
-}
-
-// lineDiff lists the first lines that differ, enough to see what changed
-// without a diff library.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < max(len(w), len(g)) && shown < 20; i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
-			shown++
-		}
-	}
-	return b.String()
 }

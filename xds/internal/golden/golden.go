@@ -1,0 +1,74 @@
+// Package golden is the golden-file check of the xds packages' tests:
+// compare output with testdata/out, rewrite it with -update, and prune
+// outputs whose input is gone.
+package golden
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Check compares got with the file at path, or writes it when update is
+// set.
+func Check(t testing.TB, path string, got []byte, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test with -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output (run with -update and review the diff):\n%s", path, Diff(string(want), string(got)))
+	}
+}
+
+// Prune reports (or, with update, removes) the files matching glob that no
+// case wrote.
+func Prune(t testing.TB, glob string, written map[string]bool, update bool) {
+	t.Helper()
+	outs, err := filepath.Glob(glob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range outs {
+		switch {
+		case written[out]:
+		case update:
+			if err := os.Remove(out); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Errorf("%s has no input in testdata/in (run with -update to prune it)", out)
+		}
+	}
+}
+
+// Diff shows the first 20 differing lines of two texts.
+func Diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < max(len(w), len(g)) && shown < 20; i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
+			shown++
+		}
+	}
+	return b.String()
+}
