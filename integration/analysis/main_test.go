@@ -12,11 +12,8 @@ import (
 	"sync"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/integration/prometheus"
@@ -48,14 +45,7 @@ func TestAnalysis(t *testing.T) {
 	if err := e.prom.SetTargets("serin", fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
 		t.Fatal(err)
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	cl, err := harness.Client(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -74,14 +72,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.ensureCluster(ctx); err != nil {
 		return err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	cl, err := client.New(d.cfg, client.Options{Scheme: scheme})
+	cl, err := harness.Client(d.cfg)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/analysis/tester"
@@ -42,13 +39,7 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	c := cluster.Get(t)
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, networkingv1alpha3.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kube, err := client.New(c.Config, client.Options{Scheme: scheme})
+	kube, err := harness.Client(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
