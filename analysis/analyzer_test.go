@@ -91,10 +91,10 @@ func (s secretMap) Secret(_ context.Context, ns, name string) (map[string][]byte
 type lrs struct {
 	mu     sync.Mutex
 	calls  []string
-	counts map[string]map[string]LoadCounts
+	counts map[string]map[v1alpha1.Track]v1alpha1.LoadCounts
 }
 
-func (l *lrs) LoadReports(cluster string, since, until time.Time) map[string]LoadCounts {
+func (l *lrs) LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls = append(l.calls, fmt.Sprintf("%s %s..%s", cluster, since.Format("15:04:05"), until.Format("15:04:05")))
@@ -212,10 +212,10 @@ func TestCheckTemplate(t *testing.T) {
 
 func TestCheckLoadReports(t *testing.T) {
 	cl := "serin/test/podinfo/9898"
-	reports := &lrs{counts: map[string]map[string]LoadCounts{
-		cl:              {SubZoneCanary: {Success: 97, Errors: 3, Issued: 101}, SubZoneStable: {Success: 900}},
-		cl + "/canary":  {SubZoneCanary: {Success: 10}},
-		"serin/unknown": {SubZoneCanary: {Success: 1000}},
+	reports := &lrs{counts: map[string]map[v1alpha1.Track]v1alpha1.LoadCounts{
+		cl:              {v1alpha1.TrackCanary: {Success: 97, Errors: 3, Issued: 101}, v1alpha1.TrackStable: {Success: 900}},
+		cl + "/canary":  {v1alpha1.TrackCanary: {Success: 10}},
+		"serin/unknown": {v1alpha1.TrackCanary: {Success: 1000}},
 	}}
 	c := canary(srMetric())
 	c.Spec.LoadReports = &v1alpha1.LoadReports{Enabled: true}
@@ -240,7 +240,7 @@ func TestCheckFallsBackToLoadReports(t *testing.T) {
 	p := newPromServer(t)
 	p.Close() // Prometheus is down
 	cl := "serin/test/podinfo/9898"
-	reports := &lrs{counts: map[string]map[string]LoadCounts{cl: {SubZoneCanary: {Success: 1000}, SubZoneStable: {Success: 9000}}}}
+	reports := &lrs{counts: map[string]map[v1alpha1.Track]v1alpha1.LoadCounts{cl: {v1alpha1.TrackCanary: {Success: 1000}, v1alpha1.TrackStable: {Success: 9000}}}}
 	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}, LoadReports: reports}
 	res, err := a.Check(context.Background(), Input{Canary: canary(srMetric()), Clusters: []string{cl}, WindowStart: t0, Now: t0.Add(time.Minute)})
 	if err != nil || res.Verdict != Promote || res.Samples[0].Source != SourceLoadReports {
@@ -257,7 +257,7 @@ func TestCheckFallsBackToLoadReports(t *testing.T) {
 
 func TestCheckComparative(t *testing.T) {
 	cl := "serin/test/podinfo/9898"
-	reports := &lrs{counts: map[string]map[string]LoadCounts{cl: {SubZoneCanary: {Success: 28, Errors: 12}, SubZoneStable: {Success: 359, Errors: 1}}}}
+	reports := &lrs{counts: map[string]map[v1alpha1.Track]v1alpha1.LoadCounts{cl: {v1alpha1.TrackCanary: {Success: 28, Errors: 12}, v1alpha1.TrackStable: {Success: 359, Errors: 1}}}}
 	c := canary()
 	c.Spec.LoadReports = &v1alpha1.LoadReports{Enabled: true}
 	c.Spec.Judge = &v1alpha1.Judge{Kind: v1alpha1.JudgeComparative}

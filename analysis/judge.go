@@ -17,12 +17,6 @@ const (
 	SampleLatency           = "latency-p99"
 )
 
-// Tracks.
-const (
-	TrackCanary = "canary"
-	TrackStable = "stable"
-)
-
 // LatencySlackMillis is the smallest p99 increase, in milliseconds, the
 // comparative judge ever calls a regression: at a 2 ms p99 a relative
 // tolerance alone would fail a canary for a 1 ms wobble.
@@ -209,7 +203,7 @@ func judgeMetric(m MetricValue) ([]Sample, Outcome, string) {
 	case KindDuration:
 		unit = "ms"
 	}
-	s := Sample{Metric: m.Name, Track: TrackCanary, Value: m.Canary.V, Unit: unit, Requests: m.CanaryRequests, Source: m.Source, Window: m.Window}
+	s := Sample{Metric: m.Name, Track: v1alpha1.TrackCanary, Value: m.Canary.V, Unit: unit, Requests: m.CanaryRequests, Source: m.Source, Window: m.Window}
 	if m.Range != nil {
 		s.Min, s.Max = m.Range.Min, m.Range.Max
 	}
@@ -239,7 +233,7 @@ func judgeMetric(m MetricValue) ([]Sample, Outcome, string) {
 	}
 	out := []Sample{s}
 	if m.Stable != nil {
-		st := Sample{Metric: m.Name, Track: TrackStable, Value: m.Stable.V, Unit: unit, Requests: m.StableRequests, Outcome: Info, Source: m.Source, Window: m.Window}
+		st := Sample{Metric: m.Name, Track: v1alpha1.TrackStable, Value: m.Stable.V, Unit: unit, Requests: m.StableRequests, Outcome: Info, Source: m.Source, Window: m.Window}
 		if !m.Stable.OK {
 			st.Outcome, st.Value = Missing, 0
 		}
@@ -271,11 +265,11 @@ func judgeComparison(c Comparison) ([]Sample, Sequential, []string) {
 	var failed []string
 	if c.Err != nil {
 		d := truncate(c.Err.Error(), 200)
-		return []Sample{{Metric: SampleErrorRate, Track: TrackCanary, Outcome: Errored, Source: c.Source, Detail: d}},
+		return []Sample{{Metric: SampleErrorRate, Track: v1alpha1.TrackCanary, Outcome: Errored, Source: c.Source, Detail: d}},
 			Sequential{}, []string{"canary-vs-stable error rates unavailable: " + d}
 	}
 	seq := SequentialTest(c.Release, c.FalseRollbackRate, c.Tolerance)
-	canary := Sample{Metric: SampleErrorRate, Track: TrackCanary, Value: 100 * seq.CanaryRate, Unit: "%",
+	canary := Sample{Metric: SampleErrorRate, Track: v1alpha1.TrackCanary, Value: 100 * seq.CanaryRate, Unit: "%",
 		Requests: c.Release.CanaryRequests, Source: c.Source, Window: c.Window, Outcome: Pass}
 	switch {
 	case seq.Decision == NoTraffic:
@@ -288,7 +282,7 @@ func judgeComparison(c Comparison) ([]Sample, Sequential, []string) {
 			canary.Outcome = Fail
 		}
 	}
-	stable := Sample{Metric: SampleErrorRate, Track: TrackStable, Value: 100 * seq.StableRate, Unit: "%",
+	stable := Sample{Metric: SampleErrorRate, Track: v1alpha1.TrackStable, Value: 100 * seq.StableRate, Unit: "%",
 		Requests: c.Release.StableRequests, Source: c.Source, Window: c.Window, Outcome: Info}
 	out := []Sample{canary, stable}
 	if seq.Decision != NoTraffic && !seq.NoStable {
@@ -311,22 +305,22 @@ func judgeComparison(c Comparison) ([]Sample, Sequential, []string) {
 	switch {
 	case c.LatencyErr != nil:
 		d := truncate(c.LatencyErr.Error(), 200)
-		out = append(out, Sample{Metric: SampleLatency, Track: TrackCanary, Unit: "ms", Outcome: Errored, Source: SourcePrometheus, Detail: d})
+		out = append(out, Sample{Metric: SampleLatency, Track: v1alpha1.TrackCanary, Unit: "ms", Outcome: Errored, Source: SourcePrometheus, Detail: d})
 		failed = append(failed, "latency comparison query failed: "+d)
 	case c.LatencyCanary.OK && c.LatencyStable.OK && c.Step.CanaryRequests < MinLatencyRequests:
 		// A p99 of a handful of requests is one request's latency: noise.
-		out = append(out, Sample{Metric: SampleLatency, Track: TrackCanary, Value: c.LatencyCanary.V, Unit: "ms",
+		out = append(out, Sample{Metric: SampleLatency, Track: v1alpha1.TrackCanary, Value: c.LatencyCanary.V, Unit: "ms",
 			Requests: c.Step.CanaryRequests, Source: SourcePrometheus, Outcome: Info,
 			Detail: fmt.Sprintf("not compared: fewer than %d canary requests in the step", MinLatencyRequests)})
 	case c.LatencyCanary.OK && c.LatencyStable.OK:
 		limit := max(c.LatencyStable.V*(1+c.LatencyTolerance), c.LatencyStable.V+LatencySlackMillis)
-		s := Sample{Metric: SampleLatency, Track: TrackCanary, Value: c.LatencyCanary.V, Unit: "ms", Max: ptr(limit), Source: SourcePrometheus, Outcome: Pass}
+		s := Sample{Metric: SampleLatency, Track: v1alpha1.TrackCanary, Value: c.LatencyCanary.V, Unit: "ms", Max: ptr(limit), Source: SourcePrometheus, Outcome: Pass}
 		if c.LatencyCanary.V > limit {
 			s.Outcome = Fail
 			failed = append(failed, fmt.Sprintf("canary p99 latency %s > stable %s + %s",
 				formatMillis(c.LatencyCanary.V), formatMillis(c.LatencyStable.V), pct(c.LatencyTolerance)))
 		}
-		out = append(out, s, Sample{Metric: SampleLatency, Track: TrackStable, Value: c.LatencyStable.V, Unit: "ms", Source: SourcePrometheus, Outcome: Info})
+		out = append(out, s, Sample{Metric: SampleLatency, Track: v1alpha1.TrackStable, Value: c.LatencyStable.V, Unit: "ms", Source: SourcePrometheus, Outcome: Info})
 	}
 	return out, seq, failed
 }

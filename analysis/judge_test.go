@@ -125,7 +125,7 @@ func TestJudgeSamplesCarryThresholds(t *testing.T) {
 	r := Judge(Evidence{Target: "a.b", Metrics: []MetricValue{m}, Comparison: c})
 	byKey := map[string]Sample{}
 	for _, s := range r.Samples {
-		byKey[s.Metric+"/"+s.Track] = s
+		byKey[s.Metric+"/"+string(s.Track)] = s
 	}
 	sr := byKey[v1alpha1.MetricRequestSuccessRate+"/canary"]
 	if sr.Value != 98.69 || sr.Min == nil || *sr.Min != 99 || sr.Outcome != Fail || sr.Requests != 100 {

@@ -2,39 +2,16 @@ package analysis
 
 import (
 	"time"
-)
 
-// Locality sub-zones of the two tracks in load reports.
-const (
-	SubZoneStable = "stable"
-	SubZoneCanary = "canary"
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
-
-// LoadCounts are the requests the data plane reported for one locality
-// over a time range.
-type LoadCounts struct {
-	// Success and Errors are completed requests; Issued includes those
-	// still in flight.
-	Success, Errors, Issued uint64
-}
 
 // LoadReporter is what analysis needs from serin's LRS endpoint: the
-// counts reported for an xDS cluster between since and until, keyed by
-// locality sub-zone ("stable", "canary").
+// counts reported for an xDS cluster between since and until, by track
+// (the locality sub-zone).
 type LoadReporter interface {
-	LoadReports(cluster string, since, until time.Time) map[string]LoadCounts
+	LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts
 }
-
-// LoadReportsFunc adapts a function to LoadReporter, e.g. a closure that
-// converts the xDS server's own count type.
-type LoadReportsFunc func(cluster string, since, until time.Time) map[string]LoadCounts
-
-// LoadReports implements LoadReporter.
-func (f LoadReportsFunc) LoadReports(cluster string, since, until time.Time) map[string]LoadCounts {
-	return f(cluster, since, until)
-}
-
-var _ LoadReporter = LoadReportsFunc(nil)
 
 // CountsFromLoadReports sums the tracks' counts over the given clusters
 // (the weighted cluster and the per-track ones) between since and until.
@@ -42,7 +19,7 @@ func CountsFromLoadReports(r LoadReporter, clusters []string, since, until time.
 	var c ErrorCounts
 	for _, cl := range clusters {
 		reports := r.LoadReports(cl, since, until)
-		can, st := reports[SubZoneCanary], reports[SubZoneStable]
+		can, st := reports[v1alpha1.TrackCanary], reports[v1alpha1.TrackStable]
 		c.CanaryRequests += float64(can.Success + can.Errors)
 		c.CanaryErrors += float64(can.Errors)
 		c.StableRequests += float64(st.Success + st.Errors)

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // Verdict is what a check says about the current step.
@@ -26,6 +28,9 @@ const (
 	// count nothing, pass nothing.
 	NoData Verdict = "NoData"
 )
+
+// Verdicts are every verdict a check gives.
+var Verdicts = [...]Verdict{Promote, Hold, Rollback, NoData}
 
 // Outcome is what became of one sample.
 type Outcome string
@@ -57,8 +62,8 @@ type Sample struct {
 	// a custom metric's name) or a comparative quantity (error-rate,
 	// rollback-evidence, promotion-evidence, latency-p99).
 	Metric string
-	// Track is "canary" or "stable".
-	Track string
+	// Track is the track the value was sampled on.
+	Track v1alpha1.Track
 	Value float64
 	// Unit is "%", "ms" or "".
 	Unit string
@@ -119,7 +124,7 @@ func (s Sample) key() string {
 	if s.Track == "" {
 		return s.Metric
 	}
-	return s.Metric + "/" + s.Track
+	return s.Metric + "/" + string(s.Track)
 }
 
 // KeysAndValues lays the result out for a logr call: verdict, flags and

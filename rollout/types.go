@@ -96,6 +96,9 @@ const (
 	NoData Decision = "NoData"
 )
 
+// Decisions are every decision Step acts on.
+var Decisions = [...]Decision{Promote, Hold, Rollback, NoData}
+
 // Verdict is analysis' answer for the current step.
 type Verdict struct {
 	Decision Decision

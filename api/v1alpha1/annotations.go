@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,95 +116,126 @@ func annPath(key string) *field.Path {
 // Canary spec they stand for (before defaults). Errors name the annotation,
 // the value and what is allowed.
 func SpecFromAnnotations(name string, ann map[string]string) (*CanarySpec, field.ErrorList) {
-	var errs field.ErrorList
+	p := annotationParser{ann: ann}
 	spec := &CanarySpec{TargetRef: LocalObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name}}
 	a := &CanaryAnalysis{}
 	spec.Analysis = a
-
 	if v, ok := ann[AnnotationCanary]; ok && v != "enabled" && v != "disabled" {
-		errs = append(errs, field.NotSupported(annPath(AnnotationCanary), v, []string{"enabled", "disabled"}))
+		p.errs = append(p.errs, field.NotSupported(annPath(AnnotationCanary), v, []string{"enabled", "disabled"}))
 	}
-	intIn := func(key string, lo, hi int, dst *int32) {
-		v, ok := ann[key]
-		if !ok {
-			return
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < lo || n > hi {
-			errs = append(errs, field.Invalid(annPath(key), v, fmt.Sprintf("must be an integer from %d to %d", lo, hi)))
-			return
-		}
-		*dst = int32(n)
-	}
-	intIn(AnnotationStepWeight, 1, 100, &a.StepWeight)
-	intIn(AnnotationMaxWeight, 1, 100, &a.MaxWeight)
-	intIn(AnnotationIterations, 1, 10000, &a.Iterations)
-	intIn(AnnotationThreshold, 1, 1000, &a.Threshold)
-	intIn(AnnotationPort, 1, 65535, &spec.Service.Port)
+	p.intIn(AnnotationStepWeight, 1, 100, &a.StepWeight)
+	p.intIn(AnnotationMaxWeight, 1, 100, &a.MaxWeight)
+	p.intIn(AnnotationIterations, 1, 10000, &a.Iterations)
+	p.intIn(AnnotationThreshold, 1, 1000, &a.Threshold)
+	p.intIn(AnnotationPort, 1, 65535, &spec.Service.Port)
+	p.stepWeights(a)
+	p.service(&spec.Service)
+	p.traffic(a)
+	p.metrics(a)
+	p.unknown()
+	return spec, p.errs
+}
 
-	if v, ok := ann[AnnotationStepWeights]; ok {
-		for _, part := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(part))
-			if err != nil || n < 1 || n > 100 {
-				errs = append(errs, field.Invalid(annPath(AnnotationStepWeights), v, "must be a comma-separated list of ascending integers from 1 to 100, e.g. \"5,10,25,50\""))
-				a.StepWeights = nil
-				break
-			}
-			a.StepWeights = append(a.StepWeights, int32(n))
+// annotationParser reads annotations into a spec and collects what is
+// wrong with them.
+type annotationParser struct {
+	ann  map[string]string
+	errs field.ErrorList
+}
+
+func (p *annotationParser) invalid(key, v, msg string) {
+	p.errs = append(p.errs, field.Invalid(annPath(key), v, msg))
+}
+
+func (p *annotationParser) intIn(key string, lo, hi int, dst *int32) {
+	v, ok := p.ann[key]
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		p.invalid(key, v, fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+		return
+	}
+	*dst = int32(n)
+}
+
+func (p *annotationParser) stepWeights(a *CanaryAnalysis) {
+	v, ok := p.ann[AnnotationStepWeights]
+	if !ok {
+		return
+	}
+	for _, part := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > 100 {
+			p.invalid(AnnotationStepWeights, v, "must be a comma-separated list of ascending integers from 1 to 100, e.g. \"5,10,25,50\"")
+			a.StepWeights = nil
+			return
+		}
+		a.StepWeights = append(a.StepWeights, int32(n))
+	}
+}
+
+// service reads the interval-free service annotations: name and protocol.
+func (p *annotationParser) service(svc *CanaryService) {
+	if v, ok := p.ann[AnnotationService]; ok {
+		svc.Name = v
+	}
+	if v, ok := p.ann[AnnotationProtocol]; ok {
+		proto := AppProtocol(strings.ToLower(v))
+		if !slices.Contains([]AppProtocol{"http", "http2", "grpc", "tcp"}, proto) {
+			p.errs = append(p.errs, field.NotSupported(annPath(AnnotationProtocol), v, []string{"http", "http2", "grpc", "tcp"}))
+		} else {
+			svc.AppProtocol = proto
 		}
 	}
-	if v, ok := ann[AnnotationInterval]; ok {
+}
+
+// traffic reads the interval, mirroring and sticky-session annotations.
+func (p *annotationParser) traffic(a *CanaryAnalysis) {
+	if v, ok := p.ann[AnnotationInterval]; ok {
 		if err := positiveDuration(v); err != nil {
-			errs = append(errs, field.Invalid(annPath(AnnotationInterval), v, err.Error()))
+			p.invalid(AnnotationInterval, v, err.Error())
 		} else {
 			a.Interval = v
 		}
 	}
-	if v, ok := ann[AnnotationService]; ok {
-		spec.Service.Name = v
-	}
-	if v, ok := ann[AnnotationProtocol]; ok {
-		p := AppProtocol(strings.ToLower(v))
-		if !slices.Contains([]AppProtocol{"http", "http2", "grpc", "tcp"}, p) {
-			errs = append(errs, field.NotSupported(annPath(AnnotationProtocol), v, []string{"http", "http2", "grpc", "tcp"}))
-		} else {
-			spec.Service.AppProtocol = p
-		}
-	}
-	if v, ok := ann[AnnotationMirror]; ok {
+	if v, ok := p.ann[AnnotationMirror]; ok {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < 1 || n > 100 {
-			errs = append(errs, field.Invalid(annPath(AnnotationMirror), v, "must be the mirrored percent, an integer from 1 to 100"))
+			p.invalid(AnnotationMirror, v, "must be the mirrored percent, an integer from 1 to 100")
 		} else {
 			a.Mirror, a.MirrorWeight = true, int32(n)
 		}
 	}
-	if v, ok := ann[AnnotationSessionCookie]; ok {
+	if v, ok := p.ann[AnnotationSessionCookie]; ok {
 		sa, err := parseSessionCookie(v)
 		if err != nil {
-			errs = append(errs, field.Invalid(annPath(AnnotationSessionCookie), v, err.Error()))
+			p.invalid(AnnotationSessionCookie, v, err.Error())
 		} else {
 			a.SessionAffinity = sa
 		}
 	}
+}
 
-	// The metric annotations set both built-in checks; without them,
-	// annotation-only workloads get DefaultMetrics.
+// metrics reads the metric annotations, which set both built-in checks;
+// without them, annotation-only workloads get DefaultMetrics.
+func (p *annotationParser) metrics(a *CanaryAnalysis) {
 	minRate, maxMs := DefaultMinSuccessRate, DefaultMaxDurationMs
-	_, hasRate := ann[AnnotationSuccessRate]
-	_, hasLatency := ann[AnnotationLatencyP99]
-	if v, ok := ann[AnnotationSuccessRate]; ok {
+	v, hasRate := p.ann[AnnotationSuccessRate]
+	if hasRate {
 		f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
 		if err != nil || f < 0 || f > 100 {
-			errs = append(errs, field.Invalid(annPath(AnnotationSuccessRate), v, "must be a percentage from 0 to 100, e.g. \"99\" or \"99.5\""))
+			p.invalid(AnnotationSuccessRate, v, "must be a percentage from 0 to 100, e.g. \"99\" or \"99.5\"")
 		} else {
 			minRate = f
 		}
 	}
-	if v, ok := ann[AnnotationLatencyP99]; ok {
+	v, hasLatency := p.ann[AnnotationLatencyP99]
+	if hasLatency {
 		ms, err := parseMillis(v)
 		if err != nil {
-			errs = append(errs, field.Invalid(annPath(AnnotationLatencyP99), v, err.Error()))
+			p.invalid(AnnotationLatencyP99, v, err.Error())
 		} else {
 			maxMs = ms
 		}
@@ -211,19 +243,23 @@ func SpecFromAnnotations(name string, ann map[string]string) (*CanarySpec, field
 	if hasRate || hasLatency {
 		a.Metrics = builtinMetrics(minRate, maxMs)
 	}
-	for k := range ann {
+}
+
+// unknown reports serin.dev/ annotations that serin neither reads nor
+// writes (a typo would otherwise be silently ignored).
+func (p *annotationParser) unknown() {
+	for _, k := range slices.Sorted(maps.Keys(p.ann)) {
 		if strings.HasPrefix(k, "serin.dev/") && !slices.Contains(userAnnotations, k) && !slices.Contains(serinWritten, k) {
-			errs = append(errs, field.NotSupported(field.NewPath("metadata", "annotations"), k, userAnnotations))
+			p.errs = append(p.errs, field.NotSupported(field.NewPath("metadata", "annotations"), k, userAnnotations))
 		}
 	}
-	return spec, errs
 }
 
 func parseSessionCookie(v string) (*SessionAffinity, error) {
 	name, rest, hasOpts := strings.Cut(v, ";")
 	name = strings.TrimSpace(name)
 	sa := &SessionAffinity{CookieName: name}
-	if !validCookieToken(name) {
+	if !ValidCookieName(name) {
 		return nil, fmt.Errorf("cookie name %q is not a valid cookie token; use \"name\" or \"name;maxAge=1h\"", name)
 	}
 	if hasOpts {
@@ -264,18 +300,6 @@ func positiveDuration(v string) error {
 		return fmt.Errorf("must be positive")
 	}
 	return nil
-}
-
-func validCookieToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
-			return false
-		}
-	}
-	return true
 }
 
 // Defaults of the built-in checks.

@@ -37,20 +37,28 @@ func SetDefaults(s *CanarySpec) {
 	if s.Service.Name == "" {
 		s.Service.Name = s.TargetRef.Name
 	}
-	if s.Service.AppProtocol == "" {
-		s.Service.AppProtocol = "http"
-	}
-	s.Service.AppProtocol = AppProtocol(strings.ToLower(string(s.Service.AppProtocol)))
-	if s.Service.PortName == "" {
-		s.Service.PortName = map[AppProtocol]string{"tcp": "tcp", "grpc": "grpc", "http2": "http2"}[s.Service.AppProtocol]
-		if s.Service.PortName == "" {
-			s.Service.PortName = "http"
-		}
-	}
+	setServiceDefaults(&s.Service)
 	if s.Analysis == nil {
 		s.Analysis = &CanaryAnalysis{}
 	}
-	a := s.Analysis
+	setAnalysisDefaults(s.Analysis)
+	setReplicaAndJudgeDefaults(s)
+}
+
+func setServiceDefaults(svc *CanaryService) {
+	if svc.AppProtocol == "" {
+		svc.AppProtocol = "http"
+	}
+	svc.AppProtocol = AppProtocol(strings.ToLower(string(svc.AppProtocol)))
+	if svc.PortName == "" {
+		svc.PortName = map[AppProtocol]string{"tcp": "tcp", "grpc": "grpc", "http2": "http2"}[svc.AppProtocol]
+		if svc.PortName == "" {
+			svc.PortName = "http"
+		}
+	}
+}
+
+func setAnalysisDefaults(a *CanaryAnalysis) {
 	if a.Interval == "" {
 		a.Interval = DefaultInterval
 	}
@@ -84,6 +92,9 @@ func SetDefaults(s *CanarySpec) {
 			a.Alerts[i].Severity = SeverityInfo
 		}
 	}
+}
+
+func setReplicaAndJudgeDefaults(s *CanarySpec) {
 	if s.CanaryReplicas == nil {
 		s.CanaryReplicas = &CanaryReplicas{}
 	}

@@ -164,6 +164,17 @@ func validateService(s *CanaryService, p *field.Path) field.ErrorList {
 
 func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	errs = append(errs, validateSteps(a, p)...)
+	errs = append(errs, validateFeatures(a, svc, p)...)
+	errs = append(errs, validateMetrics(a.Metrics, p.Child("metrics"))...)
+	errs = append(errs, validateWebhooks(a.Webhooks, p.Child("webhooks"))...)
+	errs = append(errs, validateAlerts(a.Alerts, p.Child("alerts"))...)
+	return sortErrors(errs)
+}
+
+// validateSteps checks the interval, threshold and the weights of the steps.
+func validateSteps(a *CanaryAnalysis, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	if a.Interval != "" {
 		errs = append(errs, durationField(p.Child("interval"), a.Interval)...)
 	}
@@ -196,6 +207,13 @@ func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 	if a.Iterations < 0 {
 		errs = append(errs, field.Invalid(p.Child("iterations"), a.Iterations, "must not be negative"))
 	}
+	return errs
+}
+
+// validateFeatures checks A/B matches, session affinity and what TCP
+// services support.
+func validateFeatures(a *CanaryAnalysis, svc *CanaryService, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	weighted := a.StepWeight > 0 || len(a.StepWeights) > 0
 	if len(a.Match) > 0 {
 		if a.Iterations == 0 {
@@ -213,7 +231,7 @@ func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 	}
 	if a.SessionAffinity != nil {
 		sp := p.Child("sessionAffinity")
-		if !validCookieToken(a.SessionAffinity.CookieName) {
+		if !ValidCookieName(a.SessionAffinity.CookieName) {
 			errs = append(errs, field.Invalid(sp.Child("cookieName"), a.SessionAffinity.CookieName, "must be a cookie token (letters, digits and !#$%&'*+-.^_`|~)"))
 		}
 		if a.SessionAffinity.MaxAge < 0 {
@@ -230,9 +248,14 @@ func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 			}
 		}
 	}
+	return errs
+}
+
+func validateMetrics(metrics []CanaryMetric, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	seen := map[string]bool{}
-	for i, m := range a.Metrics {
-		mp := p.Child("metrics").Index(i)
+	for i, m := range metrics {
+		mp := p.Index(i)
 		if m.Name == "" {
 			errs = append(errs, field.Required(mp.Child("name"), ""))
 		} else if seen[m.Name] {
@@ -257,9 +280,14 @@ func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 			}
 		}
 	}
-	seen = map[string]bool{}
-	for i, h := range a.Webhooks {
-		hp := p.Child("webhooks").Index(i)
+	return errs
+}
+
+func validateWebhooks(hooks []CanaryWebhook, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, h := range hooks {
+		hp := p.Index(i)
 		if h.Name == "" {
 			errs = append(errs, field.Required(hp.Child("name"), ""))
 		} else if seen[h.Name] {
@@ -279,8 +307,13 @@ func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 			errs = append(errs, field.Invalid(hp.Child("retries"), h.Retries, "must not be negative"))
 		}
 	}
-	for i, al := range a.Alerts {
-		ap := p.Child("alerts").Index(i)
+	return errs
+}
+
+func validateAlerts(alerts []CanaryAlert, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, al := range alerts {
+		ap := p.Index(i)
 		if al.Name == "" {
 			errs = append(errs, field.Required(ap.Child("name"), ""))
 		}
@@ -291,7 +324,7 @@ func validateAnalysis(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 			errs = append(errs, field.Required(ap.Child("providerRef", "name"), "the AlertProvider's name"))
 		}
 	}
-	return sortErrors(errs)
+	return errs
 }
 
 func validateMatch(m *HTTPMatchRequest, p *field.Path) field.ErrorList {

@@ -60,56 +60,9 @@ func RenderBootstrapOverride(namespace string, opts Options) (*corev1.ConfigMap,
 	if connectTimeout == 0 {
 		connectTimeout = translate.DefaultConnectTimeout
 	}
-	name := o.Translate.Source.Cluster
-	b := &bootstrapv3.Bootstrap{
-		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{{
-			Name:                 name,
-			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
-			ConnectTimeout:       durationpb.New(connectTimeout),
-			LoadAssignment: &endpointv3.ClusterLoadAssignment{
-				ClusterName: name,
-				// A locality ID and weight keep this load assignment in the
-				// shape serin validates every load assignment against (the
-				// one grpc-go requires); Envoy ignores both here.
-				Endpoints: []*endpointv3.LocalityLbEndpoints{{
-					Locality:            &corev3.Locality{Region: translate.LocalityRegion},
-					LoadBalancingWeight: wrapperspb.UInt32(1),
-					LbEndpoints: []*endpointv3.LbEndpoint{{
-						HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-							Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-								Address:       host,
-								PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-							}}},
-						}},
-					}}}},
-			},
-			TypedExtensionProtocolOptions: map[string]*anypb.Any{
-				"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
-					UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-						ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
-							ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-								Http2ProtocolOptions: &corev3.Http2ProtocolOptions{
-									// Notice a dead serin replica in seconds,
-									// not at the next TCP timeout.
-									ConnectionKeepalive: &corev3.KeepaliveSettings{
-										Interval: durationpb.New(30 * time.Second),
-										Timeout:  durationpb.New(10 * time.Second),
-									},
-								},
-							},
-						},
-					},
-				}),
-			},
-			CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-				MaxConnections:     wrapperspb.UInt32(xdsCircuitBreak),
-				MaxPendingRequests: wrapperspb.UInt32(xdsCircuitBreak),
-				MaxRequests:        wrapperspb.UInt32(xdsCircuitBreak),
-				MaxRetries:         wrapperspb.UInt32(xdsCircuitBreak),
-			}}},
-			TransportSocket: translate.IstioMutualTLS("", true),
-		}}},
-	}
+	b := &bootstrapv3.Bootstrap{StaticResources: &bootstrapv3.Bootstrap_StaticResources{
+		Clusters: []*clusterv3.Cluster{xdsCluster(o.Translate.Source.Cluster, host, port, connectTimeout)},
+	}}
 	if len(o.ProxyMetadata) > 0 {
 		md := &structpb.Struct{Fields: map[string]*structpb.Value{}}
 		for k, v := range o.ProxyMetadata {
@@ -133,6 +86,59 @@ func RenderBootstrapOverride(namespace string, opts Options) (*corev1.ConfigMap,
 		},
 		Data: map[string]string{bootstrapDataKey: data},
 	}, nil
+}
+
+// xdsCluster is the static cluster through which Istio's Envoys reach
+// serin: HTTP/2 with keepalives, Istio's mutual TLS, generous circuit
+// breakers.
+func xdsCluster(name, host string, port uint32, connectTimeout time.Duration) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: name,
+			// A locality ID and weight keep this load assignment in the
+			// shape serin validates every load assignment against (the
+			// one grpc-go requires); Envoy ignores both here.
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{
+				Locality:            &corev3.Locality{Region: translate.LocalityRegion},
+				LoadBalancingWeight: wrapperspb.UInt32(1),
+				LbEndpoints: []*endpointv3.LbEndpoint{{
+					HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+						Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+							Address:       host,
+							PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+						}}},
+					}},
+				}}}},
+		},
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+					ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+						ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+							Http2ProtocolOptions: &corev3.Http2ProtocolOptions{
+								// Notice a dead serin replica in seconds,
+								// not at the next TCP timeout.
+								ConnectionKeepalive: &corev3.KeepaliveSettings{
+									Interval: durationpb.New(30 * time.Second),
+									Timeout:  durationpb.New(10 * time.Second),
+								},
+							},
+						},
+					},
+				},
+			}),
+		},
+		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			MaxConnections:     wrapperspb.UInt32(xdsCircuitBreak),
+			MaxPendingRequests: wrapperspb.UInt32(xdsCircuitBreak),
+			MaxRequests:        wrapperspb.UInt32(xdsCircuitBreak),
+			MaxRetries:         wrapperspb.UInt32(xdsCircuitBreak),
+		}}},
+		TransportSocket: translate.IstioMutualTLS("", true),
+	}
 }
 
 // BootstrapAnnotations are the pod annotations that make Istio's injector

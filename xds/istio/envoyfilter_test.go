@@ -21,6 +21,8 @@ import (
 
 	"github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 func render(t *testing.T, c testCase) *clientnetworking.EnvoyFilter {
@@ -137,7 +139,7 @@ func TestPatchValues(t *testing.T) {
 					if merged.GetName() != "default" || merged.GetMatch().GetPrefix() != "/" {
 						t.Errorf("the merge must keep Istio's name and match, got %q %v", merged.GetName(), merged.GetMatch())
 					}
-					if c.Release.Mirror != nil && merged.GetRoute().GetRequestMirrorPolicies()[0].GetCluster() != c.Release.TrackClusterName(model.Canary) {
+					if c.Release.Mirror != nil && merged.GetRoute().GetRequestMirrorPolicies()[0].GetCluster() != c.Release.TrackClusterName(v1alpha1.TrackCanary) {
 						t.Errorf("mirror policy lost in the merge")
 					}
 				case p.GetApplyTo() == networking.EnvoyFilter_NETWORK_FILTER && op == networking.EnvoyFilter_Patch_MERGE:
@@ -165,7 +167,7 @@ func TestPatchValues(t *testing.T) {
 					t.Errorf("unexpected patch %v %v", p.GetApplyTo(), op)
 				}
 			}
-			if want := []string{c.Release.ClusterName(), c.Release.TrackClusterName(model.Canary), c.Release.TrackClusterName(model.Stable)}; !slices.Equal(clusters, want) {
+			if want := []string{c.Release.ClusterName(), c.Release.TrackClusterName(v1alpha1.TrackCanary), c.Release.TrackClusterName(v1alpha1.TrackStable)}; !slices.Equal(clusters, want) {
 				t.Errorf("sidecar clusters %v, want %v", clusters, want)
 			}
 			var want []string

@@ -3,12 +3,9 @@ package istio
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/serin-dev/serin/xds/model"
@@ -25,33 +22,7 @@ type testCase struct {
 	Options Options       `yaml:"options"`
 }
 
-func readCase(t *testing.T, path string) testCase {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c testCase
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return c
-}
-
-func cases(t *testing.T) map[string]testCase {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("testdata", "in", "*.yaml"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no cases in testdata/in: %v", err)
-	}
-	out := map[string]testCase{}
-	for _, p := range paths {
-		out[strings.TrimSuffix(filepath.Base(p), ".yaml")] = readCase(t, p)
-	}
-	return out
-}
+func cases(t *testing.T) map[string]testCase { return golden.Cases[testCase](t) }
 
 // TestGolden pins the rendered objects: testdata/out/<case>.yaml holds the
 // EnvoyFilters (and, in bootstrap-override mode, the ConfigMap of the

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // Protocol is the application protocol of a released port.
@@ -25,15 +27,6 @@ const (
 	HTTP Protocol = "HTTP"
 	GRPC Protocol = "GRPC"
 	TCP  Protocol = "TCP"
-)
-
-// Track names the two sets of pods a release splits traffic between.
-type Track string
-
-// The tracks of a release.
-const (
-	Stable Track = "stable"
-	Canary Track = "canary"
 )
 
 // Release is the traffic state of one released service port:
@@ -159,7 +152,13 @@ func (r *Release) Key() string {
 func (r *Release) ClusterName() string { return "serin/" + r.Key() }
 
 // TrackClusterName is the name of the cluster that holds one track only.
-func (r *Release) TrackClusterName(t Track) string { return r.ClusterName() + "/" + string(t) }
+func (r *Release) TrackClusterName(t v1alpha1.Track) string { return r.ClusterName() + "/" + string(t) }
+
+// Clusters are the names of the release's weighted cluster and of its two
+// per-track clusters: where load reports about the release are filed.
+func (r *Release) Clusters() []string {
+	return []string{r.ClusterName(), r.TrackClusterName(v1alpha1.TrackStable), r.TrackClusterName(v1alpha1.TrackCanary)}
+}
 
 // RouteName is the name of the route configuration serin serves.
 func (r *Release) RouteName() string { return r.ClusterName() }
@@ -201,8 +200,8 @@ func (r *Release) ListenerNames() []string {
 }
 
 // Track returns the endpoints of track t.
-func (r *Release) Track(t Track) *TrackEndpoints {
-	if t == Canary {
+func (r *Release) Track(t v1alpha1.Track) *TrackEndpoints {
+	if t == v1alpha1.TrackCanary {
 		return &r.Canary
 	}
 	return &r.Stable
@@ -225,7 +224,7 @@ func (r *Release) Validate() error {
 	if r.CanaryWeight > 100 {
 		errs = append(errs, fmt.Errorf("canaryWeight %d: must be 0 to 100", r.CanaryWeight))
 	}
-	for _, t := range []Track{Stable, Canary} {
+	for _, t := range v1alpha1.Tracks {
 		for i, ep := range r.Track(t).Endpoints {
 			if _, err := netip.ParseAddr(ep.IP); err != nil {
 				errs = append(errs, fmt.Errorf("%s.endpoints[%d].ip %q: %w", t, i, ep.IP, err))
@@ -256,7 +255,7 @@ func (r *Release) Validate() error {
 	if r.Mirror != nil && (r.Mirror.Percent == 0 || r.Mirror.Percent > 100) {
 		errs = append(errs, fmt.Errorf("mirror.percent %d: must be 1 to 100", r.Mirror.Percent))
 	}
-	if r.SessionAffinity != nil && !validCookieName(r.SessionAffinity.CookieName) {
+	if r.SessionAffinity != nil && !v1alpha1.ValidCookieName(r.SessionAffinity.CookieName) {
 		errs = append(errs, fmt.Errorf("sessionAffinity.cookieName %q: must be a cookie token", r.SessionAffinity.CookieName))
 	}
 	if r.Retries != nil && r.Retries.Attempts == 0 {
@@ -314,16 +313,4 @@ func (s *StringMatch) validate() error {
 		}
 	}
 	return nil
-}
-
-func validCookieName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serin-dev/serin/api/v1alpha1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -128,7 +129,7 @@ func TestGRPCXDSClientHonoursLocalityWeights(t *testing.T) {
 	// before a locality is removed: an RPC that grpc-go transparently retries
 	// elsewhere when the removed locality's connection closes is reported on
 	// both.)
-	var got map[string]LoadCounts
+	var got map[v1alpha1.Track]v1alpha1.LoadCounts
 	for deadline := time.Now().Add(2 * waitTimeout); ; time.Sleep(50 * time.Millisecond) {
 		got = h.s.LoadReports(r.name, start.Add(-time.Second), time.Now().Add(time.Second))
 		if got["stable"].Success == total["stable"] && got["canary"].Success == total["canary"] {

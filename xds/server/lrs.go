@@ -12,26 +12,14 @@ import (
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
-
-// LoadCounts are request counts reported by the data plane.
-type LoadCounts struct {
-	Success uint64 // requests that completed successfully
-	Errors  uint64 // requests that completed with an error
-	Issued  uint64 // requests issued
-}
-
-func (c *LoadCounts) add(o LoadCounts) {
-	c.Success += o.Success
-	c.Errors += o.Errors
-	c.Issued += o.Issued
-}
 
 // loadBucket holds the counts received during one second, by locality
 // sub_zone (the track).
 type loadBucket struct {
 	sec    int64
-	byZone map[string]LoadCounts
+	byZone map[v1alpha1.Track]v1alpha1.LoadCounts
 }
 
 // loadStore aggregates load reports per cluster into per-second buckets and
@@ -66,13 +54,13 @@ func (ls *loadStore) add(now time.Time, stats []*endpointv3.ClusterStats) {
 		}
 		b := ls.bucket(name, sec)
 		for _, l := range cs.GetUpstreamLocalityStats() {
-			c := b.byZone[l.GetLocality().GetSubZone()]
-			c.add(LoadCounts{
+			c := b.byZone[v1alpha1.Track(l.GetLocality().GetSubZone())]
+			c.Add(v1alpha1.LoadCounts{
 				Success: l.GetTotalSuccessfulRequests(),
 				Errors:  l.GetTotalErrorRequests(),
 				Issued:  l.GetTotalIssuedRequests(),
 			})
-			b.byZone[l.GetLocality().GetSubZone()] = c
+			b.byZone[v1alpha1.Track(l.GetLocality().GetSubZone())] = c
 		}
 	}
 	if sec != ls.lastPrune {
@@ -88,7 +76,7 @@ func (ls *loadStore) bucket(cluster string, sec int64) *loadBucket {
 	if i == len(bs) || bs[i].sec != sec {
 		bs = append(bs, loadBucket{})
 		copy(bs[i+1:], bs[i:])
-		bs[i] = loadBucket{sec: sec, byZone: map[string]LoadCounts{}}
+		bs[i] = loadBucket{sec: sec, byZone: map[v1alpha1.Track]v1alpha1.LoadCounts{}}
 		ls.clusters[cluster] = bs
 	}
 	return &bs[i]
@@ -107,8 +95,8 @@ func (ls *loadStore) prune(oldest int64) {
 }
 
 // reports sums the buckets of cluster in [since, until), by sub_zone.
-func (ls *loadStore) reports(cluster string, since, until time.Time) map[string]LoadCounts {
-	out := map[string]LoadCounts{}
+func (ls *loadStore) reports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts {
+	out := map[v1alpha1.Track]v1alpha1.LoadCounts{}
 	from, to := since.Unix(), until.Unix()
 	if until.After(time.Unix(to, 0)) {
 		to++ // a partial second at the end counts as a whole one
@@ -121,7 +109,7 @@ func (ls *loadStore) reports(cluster string, since, until time.Time) map[string]
 		}
 		for zone, c := range b.byZone {
 			sum := out[zone]
-			sum.add(c)
+			sum.Add(c)
 			out[zone] = sum
 		}
 	}
@@ -131,7 +119,7 @@ func (ls *loadStore) reports(cluster string, since, until time.Time) map[string]
 // LoadReports returns the load reported for cluster between since and until,
 // by locality sub_zone (the track name), at one-second granularity. Only
 // reports received within the retention are kept.
-func (s *Server) LoadReports(cluster string, since, until time.Time) map[string]LoadCounts {
+func (s *Server) LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts {
 	return s.loads.reports(cluster, since, until)
 }
 

@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 func localityStats(zone string, ok, failed, issued uint64) *endpointv3.UpstreamLocalityStats {
@@ -67,23 +68,23 @@ func TestLoadReportsAggregatePerSecondAndTrack(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		since, until time.Time
-		want         map[string]LoadCounts
+		want         map[v1alpha1.Track]v1alpha1.LoadCounts
 	}{
-		{"first second", t0, t0.Add(time.Second), map[string]LoadCounts{
+		{"first second", t0, t0.Add(time.Second), map[v1alpha1.Track]v1alpha1.LoadCounts{
 			"stable": {Success: 100, Errors: 1, Issued: 101}, "canary": {Success: 9, Errors: 1, Issued: 10}}},
-		{"two seconds", t0, t0.Add(2 * time.Second), map[string]LoadCounts{
+		{"two seconds", t0, t0.Add(2 * time.Second), map[v1alpha1.Track]v1alpha1.LoadCounts{
 			"stable": {Success: 100, Errors: 1, Issued: 101}, "canary": {Success: 29, Errors: 1, Issued: 30}}},
-		{"partial second at the end counts", t0.Add(time.Second), t0.Add(1100 * time.Millisecond), map[string]LoadCounts{
+		{"partial second at the end counts", t0.Add(time.Second), t0.Add(1100 * time.Millisecond), map[v1alpha1.Track]v1alpha1.LoadCounts{
 			"canary": {Success: 20, Issued: 20}}},
-		{"later window", t0.Add(2 * time.Second), t0.Add(10 * time.Second), map[string]LoadCounts{
+		{"later window", t0.Add(2 * time.Second), t0.Add(10 * time.Second), map[v1alpha1.Track]v1alpha1.LoadCounts{
 			"canary": {Errors: 7, Issued: 7}}},
-		{"empty window", t0.Add(-time.Minute), t0, map[string]LoadCounts{}},
+		{"empty window", t0.Add(-time.Minute), t0, map[v1alpha1.Track]v1alpha1.LoadCounts{}},
 	} {
 		if got := h.s.LoadReports(cluster, tc.since, tc.until); !maps.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if got := h.s.LoadReports("serin/ns/other/80", t0, t0.Add(time.Minute)); got["stable"] != (LoadCounts{Success: 5, Errors: 5, Issued: 10}) {
+	if got := h.s.LoadReports("serin/ns/other/80", t0, t0.Add(time.Minute)); got["stable"] != (v1alpha1.LoadCounts{Success: 5, Errors: 5, Issued: 10}) {
 		t.Errorf("other cluster: %v", got)
 	}
 

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/serin-dev/serin/xds/model"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // Names Envoy and Istio know these extensions by.
@@ -70,7 +72,7 @@ func (t *translator) clusters() []*clusterv3.Cluster {
 		shared.TransportSocket = IstioMutualTLS(sni, t.r.Protocol == model.GRPC)
 	}
 
-	names := []string{t.r.ClusterName(), t.r.TrackClusterName(model.Stable), t.r.TrackClusterName(model.Canary)}
+	names := []string{t.r.ClusterName(), t.r.TrackClusterName(v1alpha1.TrackStable), t.r.TrackClusterName(v1alpha1.TrackCanary)}
 	out := make([]*clusterv3.Cluster, 0, len(names))
 	for _, name := range names {
 		c := &clusterv3.Cluster{

@@ -11,13 +11,15 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/serin-dev/serin/xds/model"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // loadAssignments builds the weighted ClusterLoadAssignment (one locality
 // per track, weighted 100-w and w) and one per track (a single locality).
 func (t *translator) loadAssignments() []*endpointv3.ClusterLoadAssignment {
 	weighted := &endpointv3.ClusterLoadAssignment{ClusterName: t.r.ClusterName()}
-	for _, track := range []model.Track{model.Stable, model.Canary} {
+	for _, track := range []v1alpha1.Track{v1alpha1.TrackStable, v1alpha1.TrackCanary} {
 		// A locality at weight 0 is left out rather than sent with weight
 		// 0: grpc-go drops such localities anyway, and Envoy would count
 		// its hosts toward panic and overprovisioning maths.
@@ -27,14 +29,14 @@ func (t *translator) loadAssignments() []*endpointv3.ClusterLoadAssignment {
 	}
 	return []*endpointv3.ClusterLoadAssignment{
 		weighted,
-		{ClusterName: t.r.TrackClusterName(model.Stable), Endpoints: []*endpointv3.LocalityLbEndpoints{t.locality(model.Stable, localityWeightTotal)}},
-		{ClusterName: t.r.TrackClusterName(model.Canary), Endpoints: []*endpointv3.LocalityLbEndpoints{t.locality(model.Canary, localityWeightTotal)}},
+		{ClusterName: t.r.TrackClusterName(v1alpha1.TrackStable), Endpoints: []*endpointv3.LocalityLbEndpoints{t.locality(v1alpha1.TrackStable, localityWeightTotal)}},
+		{ClusterName: t.r.TrackClusterName(v1alpha1.TrackCanary), Endpoints: []*endpointv3.LocalityLbEndpoints{t.locality(v1alpha1.TrackCanary, localityWeightTotal)}},
 	}
 }
 
 // locality holds the endpoints of one track. Every locality carries an ID
 // (region "serin", sub_zone = track): grpc-go NACKs a locality without one.
-func (t *translator) locality(track model.Track, weight uint32) *endpointv3.LocalityLbEndpoints {
+func (t *translator) locality(track v1alpha1.Track, weight uint32) *endpointv3.LocalityLbEndpoints {
 	te := t.r.Track(track)
 	eps := slices.Clone(te.Endpoints)
 	slices.SortFunc(eps, func(a, b model.Endpoint) int {
@@ -71,7 +73,7 @@ func (t *translator) locality(track model.Track, weight uint32) *endpointv3.Loca
 
 // trackMetadata is the endpoint metadata filter_metadata["serin"] =
 // {track, revision}. One value is shared by the endpoints of a locality.
-func trackMetadata(track model.Track, revision string) *corev3.Metadata {
+func trackMetadata(track v1alpha1.Track, revision string) *corev3.Metadata {
 	fields := map[string]*structpb.Value{MetadataTrack: structpb.NewStringValue(string(track))}
 	if revision != "" {
 		fields[MetadataRevision] = structpb.NewStringValue(revision)

@@ -1,16 +1,13 @@
 package translate
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -29,20 +26,7 @@ type goldenCase struct {
 	Options Options       `yaml:"options,omitempty"`
 }
 
-func readCase(t testing.TB, path string) goldenCase {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c goldenCase
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return c
-}
+func readCase(t testing.TB, path string) goldenCase { return golden.ReadCase[goldenCase](t, path) }
 
 // toYAML renders messages as a YAML list: protojson (with proto field
 // names) re-decoded into plain values, then sigs.k8s.io/yaml, which sorts

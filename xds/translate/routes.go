@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/serin-dev/serin/xds/model"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // Route names, in the order the routes appear in the virtual host. The
@@ -75,13 +77,13 @@ func (t *translator) domains() []string {
 // weighted cluster). The first match wins.
 func (t *translator) routes() []*routev3.Route {
 	var out []*routev3.Route
-	canary := t.r.TrackClusterName(model.Canary)
+	canary := t.r.TrackClusterName(v1alpha1.TrackCanary)
 	for i, m := range t.r.Match {
 		out = append(out, t.route(fmt.Sprintf("%s%d", MatchRoutePrefix, i), abMatch(m), canary))
 	}
 	if sa := t.r.SessionAffinity; sa != nil {
 		seen := map[string]bool{}
-		for _, track := range []model.Track{model.Stable, model.Canary} {
+		for _, track := range []v1alpha1.Track{v1alpha1.TrackStable, v1alpha1.TrackCanary} {
 			rev := t.r.Track(track).Revision
 			// A cookie only pins to a track that still takes default
 			// traffic: once a track is at weight 0 (rolled back, or fully

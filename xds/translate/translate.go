@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/serin-dev/serin/xds/model"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // Metadata keys serin puts on endpoints: filter_metadata["serin"] holds
@@ -65,8 +67,8 @@ type translator struct {
 }
 
 // weight is the locality weight of track t in the weighted cluster.
-func (t *translator) weight(track model.Track) uint32 {
-	if track == model.Canary {
+func (t *translator) weight(track v1alpha1.Track) uint32 {
+	if track == v1alpha1.TrackCanary {
 		return t.r.CanaryWeight
 	}
 	return localityWeightTotal - t.r.CanaryWeight

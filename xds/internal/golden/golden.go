@@ -1,6 +1,6 @@
-// Package golden is the golden-file check of the xds packages' tests:
-// compare output with testdata/out, rewrite it with -update, and prune
-// outputs whose input is gone.
+// Package golden is the golden-file check of the xds packages' tests: read
+// the cases in testdata/in strictly, compare output with testdata/out,
+// rewrite it with -update, and prune outputs whose input is gone.
 package golden
 
 import (
@@ -10,7 +10,41 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
+
+// ReadCase decodes one YAML case file into a T; unknown fields are errors,
+// so a misspelt key never silently drops a part of a case.
+func ReadCase[T any](t testing.TB, path string) T {
+	t.Helper()
+	var c T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
+}
+
+// Cases reads every testdata/in/*.yaml into a T, by case name (the file
+// name without .yaml).
+func Cases[T any](t testing.TB) map[string]T {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "in", "*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no cases in testdata/in: %v", err)
+	}
+	out := make(map[string]T, len(paths))
+	for _, p := range paths {
+		out[strings.TrimSuffix(filepath.Base(p), ".yaml")] = ReadCase[T](t, p)
+	}
+	return out
+}
 
 // Check compares got with the file at path, or writes it when update is
 // set.

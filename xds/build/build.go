@@ -1,18 +1,8 @@
-// Package xds owns serin's traffic: it keeps the embedded xDS server
-// serving exactly what each Canary's status says (weight, mirroring, A/B
-// matches) for the pods of both tracks, on every replica, and tells the
-// release engine when the data plane has applied it.
-//
-// The pipeline is model → translate → server: BuildRelease turns a Canary,
-// its effective spec and the pods into a model.Release (pure), translate
-// turns that into Envoy resources (pure), and the server publishes them and
-// tracks ACKs. Endpoints come from Pods, never EndpointSlices.
-//
-// The subpackages are: model (plain structs), translate (model → Envoy
-// protos, golden-tested), server (go-control-plane caches, gRPC, ACK/NACK
-// tracking, LRS) and istio (EnvoyFilters that splice serin's clusters into
-// Istio's own Envoys).
-package xds
+// Package build turns a Canary, its target Deployment, the namespace's pods
+// and the Service into the traffic model of one release (model.Release).
+// It is pure: no client, no clock, no logger; the traffic controller reads
+// the objects and hands them in.
+package build
 
 import (
 	"fmt"
@@ -20,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -27,15 +18,56 @@ import (
 	"github.com/serin-dev/serin/xds/model"
 )
 
+// Input is what a release's traffic is built from.
+type Input struct {
+	Canary *v1alpha1.Canary `json:"canary"`
+	// Target is the Deployment the Canary releases; nil when it is gone.
+	Target *appsv1.Deployment `json:"target,omitempty"`
+	// Pods are the pods of the Canary's namespace; the builder picks both
+	// tracks' pods by the target's selector.
+	Pods []corev1.Pod `json:"pods,omitempty"`
+	// Services are the Services of the namespace; the released one
+	// supplies the cluster IPs Istio's TCP listeners are named by.
+	Services []corev1.Service `json:"services,omitempty"`
+}
+
 // Tracks are the label selectors of the two sets of pods.
 type Tracks struct {
 	Stable, Canary map[string]string
 }
 
-// BuildRelease is the model of a Canary's traffic: its effective spec, the
-// traffic in its status, and the pods of both tracks. svc, when not nil,
-// supplies the cluster IPs Istio's TCP listeners are named by.
-func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, pods []corev1.Pod, svc *corev1.Service) (*model.Release, error) {
+// TracksOf are the selectors of a Deployment's stable pods and of its
+// canary copy's pods.
+func TracksOf(d *appsv1.Deployment) Tracks {
+	if d == nil || d.Spec.Selector == nil {
+		return Tracks{}
+	}
+	return Tracks{Stable: d.Spec.Selector.MatchLabels, Canary: v1alpha1.CanarySelector(d.Spec.Selector.MatchLabels)}
+}
+
+// Release is the model of a Canary's traffic: its effective spec (the
+// Canary over the target's annotations), the traffic in its status, and
+// the pods of both tracks. It returns nil and no error when the spec names
+// no service port yet.
+func Release(in Input) (*model.Release, error) {
+	spec, _ := v1alpha1.ResolveSpec(in.Canary, in.Target)
+	if spec.Service.Port == 0 {
+		return nil, nil
+	}
+	r := base(in.Canary, &spec, service(in.Services, spec.Service.Name))
+	addEndpoints(r, &spec, TracksOf(in.Target), in.Pods)
+	addRouteFeatures(r, in.Canary.Status, spec.Analysis)
+	if err := addPolicies(r, &spec); err != nil {
+		return nil, err
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("release %s: %w", r.Key(), err)
+	}
+	return r, nil
+}
+
+// base is the release's identity, hosts and the traffic in status.
+func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *model.Release {
 	st := c.Status
 	r := &model.Release{
 		Namespace:    c.Namespace,
@@ -55,6 +87,12 @@ func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, 
 	if svc != nil {
 		r.ClusterIPs = clusterIPs(svc)
 	}
+	return r
+}
+
+// addEndpoints files each pod under the track whose selector it matches,
+// sorted by address.
+func addEndpoints(r *model.Release, spec *v1alpha1.CanarySpec, tracks Tracks, pods []corev1.Pod) {
 	stableSel := labels.SelectorFromSet(tracks.Stable)
 	canarySel := labels.SelectorFromSet(tracks.Canary)
 	for i := range pods {
@@ -75,8 +113,11 @@ func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, 
 			return strings.Compare(a.IP+"/"+a.Pod, b.IP+"/"+b.Pod)
 		})
 	}
+}
 
-	a := spec.Analysis
+// addRouteFeatures switches on what the status asks for: mirroring, A/B
+// matches, and sticky sessions while a canary runs.
+func addRouteFeatures(r *model.Release, st v1alpha1.CanaryStatus, a *v1alpha1.CanaryAnalysis) {
 	if a != nil {
 		if st.Mirroring {
 			w := a.MirrorWeight
@@ -97,12 +138,17 @@ func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, 
 				MaxAge: time.Duration(a.SessionAffinity.MaxAge) * time.Second}
 		}
 	}
+}
+
+// addPolicies adds the service's timeouts, retries, rewrites, headers and
+// TLS to an HTTP or gRPC release.
+func addPolicies(r *model.Release, spec *v1alpha1.CanarySpec) error {
 	if r.Protocol != model.TCP {
 		svcSpec := spec.Service
 		if svcSpec.Timeout != "" {
 			d, err := time.ParseDuration(svcSpec.Timeout)
 			if err != nil {
-				return nil, fmt.Errorf("service.timeout %q: %w", svcSpec.Timeout, err)
+				return fmt.Errorf("service.timeout %q: %w", svcSpec.Timeout, err)
 			}
 			r.Timeout = d
 		}
@@ -111,7 +157,7 @@ func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, 
 			if rt.PerTryTimeout != "" {
 				d, err := time.ParseDuration(rt.PerTryTimeout)
 				if err != nil {
-					return nil, fmt.Errorf("service.retries.perTryTimeout %q: %w", rt.PerTryTimeout, err)
+					return fmt.Errorf("service.retries.perTryTimeout %q: %w", rt.PerTryTimeout, err)
 				}
 				r.Retries.PerTryTimeout = d
 			}
@@ -125,10 +171,7 @@ func BuildRelease(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, tracks Tracks, 
 		r.IstioMutualTLS = true
 	}
 	r.LoadReporting = spec.LoadReports != nil && spec.LoadReports.Enabled
-	if err := r.Validate(); err != nil {
-		return nil, fmt.Errorf("release %s: %w", r.Key(), err)
-	}
-	return r, nil
+	return nil
 }
 
 func protocol(p v1alpha1.AppProtocol) model.Protocol {
@@ -239,6 +282,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func service(svcs []corev1.Service, name string) *corev1.Service {
+	for i := range svcs {
+		if svcs[i].Name == name {
+			return &svcs[i]
+		}
+	}
+	return nil
 }
 
 func clusterIPs(svc *corev1.Service) []string {

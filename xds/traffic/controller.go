@@ -1,4 +1,13 @@
-package xds
+// Package traffic keeps serin's embedded xDS server serving exactly what
+// each Canary's status says (weight, mirroring, A/B matches) for the pods
+// of both tracks, on every replica, and tells the release engine when the
+// data plane has applied it. It is the Kubernetes-facing side of the xds
+// stack: it reads Canaries, Deployments, Pods and Services, hands them to
+// the pure builder and translator, publishes the result, writes the Istio
+// objects that splice releases into Istio's Envoys, and shares what this
+// replica's proxies applied with the other replicas through Leases.
+// Endpoints come from Pods, never EndpointSlices.
+package traffic
 
 import (
 	"context"
@@ -24,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/xds/build"
 	"github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/server"
 	"github.com/serin-dev/serin/xds/translate"
@@ -234,39 +244,29 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Not initialised yet: the engine writes status first.
 		return reconcile.Result{}, nil
 	}
-	var target *appsv1.Deployment
+	in := build.Input{Canary: &c}
 	var d appsv1.Deployment
-	name := c.Spec.TargetRef.Name
-	if name == "" {
-		name = c.Name
-	}
-	if err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, &d); err == nil {
-		target = &d
+	if err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.TargetName()}, &d); err == nil {
+		in.Target = &d
 	} else if !apierrors.IsNotFound(err) {
 		return reconcile.Result{}, err
-	}
-	spec, _ := v1alpha1.ResolveSpec(&c, target)
-	if spec.Service.Port == 0 {
-		return reconcile.Result{}, nil
-	}
-	var tracks Tracks
-	if target != nil && target.Spec.Selector != nil {
-		tracks.Stable = target.Spec.Selector.MatchLabels
-		tracks.Canary = v1alpha1.CanarySelector(tracks.Stable)
 	}
 	var pods corev1.PodList
 	if err := x.Client.List(ctx, &pods, client.InNamespace(c.Namespace)); err != nil {
 		return reconcile.Result{}, err
 	}
-	var svc *corev1.Service
-	var s corev1.Service
-	if err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: spec.Service.Name}, &s); err == nil {
-		svc = &s
+	var svcs corev1.ServiceList
+	if err := x.Client.List(ctx, &svcs, client.InNamespace(c.Namespace)); err != nil {
+		return reconcile.Result{}, err
 	}
-	rel, err := BuildRelease(&c, &spec, tracks, pods.Items, svc)
+	in.Pods, in.Services = pods.Items, svcs.Items
+	rel, err := build.Release(in)
 	if err != nil {
 		// The last good config stays served.
 		logr.FromContextOrDiscard(ctx).Error(err, "cannot build release; keeping the last good config")
+		return reconcile.Result{}, nil
+	}
+	if rel == nil {
 		return reconcile.Result{}, nil
 	}
 	return reconcile.Result{}, x.publish(ctx, &c, rel)
