@@ -14,6 +14,7 @@ import (
 	"istio.io/istio/pilot/pkg/networking/core"
 
 	"github.com/serin-dev/serin/xds/istio"
+	serinv1alpha1 "github.com/serin-dev/serin/api/v1alpha1"
 	serinmodel "github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
 )
@@ -202,7 +203,7 @@ func serinClusters(t *testing.T, cs []*clusterv3.Cluster, c testCase) []string {
 }
 
 func wantClusters(r *serinmodel.Release) []string {
-	return []string{r.ClusterName(), r.TrackClusterName(serinmodel.Canary), r.TrackClusterName(serinmodel.Stable)}
+	return []string{r.ClusterName(), r.TrackClusterName(serinv1alpha1.TrackCanary), r.TrackClusterName(serinv1alpha1.TrackStable)}
 }
 
 // wantRoutes is the route order after patching: serin's inserted routes in
@@ -235,7 +236,7 @@ func checkMerged(t *testing.T, r *routev3.Route, c testCase) {
 	}
 	if m := c.Release.Mirror; m != nil {
 		mp := a.GetRequestMirrorPolicies()
-		if len(mp) != 1 || mp[0].GetCluster() != c.Release.TrackClusterName(serinmodel.Canary) || mp[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() != m.Percent {
+		if len(mp) != 1 || mp[0].GetCluster() != c.Release.TrackClusterName(serinv1alpha1.TrackCanary) || mp[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() != m.Percent {
 			t.Errorf("route %q mirror policies %v", r.GetName(), mp)
 		}
 	}

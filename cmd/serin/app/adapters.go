@@ -32,14 +32,18 @@ func analyzer(an *analysis.Analyzer) rollout.Analyzer {
 		res, err := an.Check(ctx, analysis.Input{
 			Canary: req.Canary, Spec: req.Spec,
 			StableWorkload: req.Spec.TargetRef.Name, CanaryWorkload: v1alpha1.CopyName(req.Spec.TargetRef.Name),
-			Clusters:    []string{rel.ClusterName(), rel.TrackClusterName(model.Stable), rel.TrackClusterName(model.Canary)},
+			Clusters:    rel.Clusters(),
 			WindowStart: req.StepStart, ReleaseStart: req.AnalysisStart, Now: req.Now,
 		})
 		if err != nil {
 			return rollout.Verdict{}, err
 		}
+		d, err := decision(res.Verdict)
+		if err != nil {
+			return rollout.Verdict{}, err
+		}
 		return rollout.Verdict{
-			Decision: rollout.Decision(res.Verdict), FailedCheck: res.FailedCheck, Early: res.Early,
+			Decision: d, FailedCheck: res.FailedCheck, Early: res.Early,
 			Message: res.Message, Summary: res.Summary(),
 		}, nil
 	})
