@@ -3,17 +3,15 @@ package analysis
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
 )
 
@@ -30,35 +28,20 @@ func startTester(t *testing.T) *tester {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	logPath := filepath.Join(t.TempDir(), "tester.log")
-	logFile, err := os.Create(logPath)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	proc, err := cluster.StartProcess("serin tester", bin, []string{"tester", "--address", addr, "--log-format", "console", "--timeout", "1m"},
+		cluster.ProcessOptions{Log: filepath.Join(t.TempDir(), "tester.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "tester", "--address", addr, "--log-format", "console", "--timeout", "1m")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		proc.Stop(10 * time.Second)
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(proc.LogPath)
 			t.Logf("serin tester log:\n%s", b)
 		}
 	})
@@ -73,8 +56,8 @@ func startTester(t *testing.T) *tester {
 			}
 		}
 		select {
-		case <-done:
-			b, _ := os.ReadFile(logPath)
+		case <-proc.Done():
+			b, _ := os.ReadFile(proc.LogPath)
 			t.Fatalf("serin tester exited:\n%s", b)
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -67,8 +67,9 @@ type Cluster struct {
 	// cluster was ready.
 	StartDuration time.Duration
 
-	procs  []*process
+	procs  []*Process
 	cidrFD *os.File
+	detach bool
 }
 
 // components in start order; StopDir stops them in reverse.
@@ -87,6 +88,57 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
+	c, err := newCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.Stop()
+			err = fmt.Errorf("%w (logs in %s)", err, c.Dir)
+		}
+	}()
+	if err := c.lockPodCIDR(opts.PodCIDR); err != nil {
+		return nil, err
+	}
+	pki, err := c.writePKI()
+	if err != nil {
+		return nil, err
+	}
+	ports, err := FreePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	etcdPort, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	etcdURL, err := c.startEtcd(ctx, etcdPort, etcdPeer)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := c.startAPIServer(ctx, etcdURL, apiPort, pki)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.startControllerManager(kcmPort, pki); err != nil {
+		return nil, err
+	}
+	if err := c.startScheduler(schedPort); err != nil {
+		return nil, err
+	}
+	if err := c.startKwok(); err != nil {
+		return nil, err
+	}
+	if err := c.createNodes(ctx, cs, opts.Nodes); err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx, cs, schedPort, opts.Nodes); err != nil {
+		return nil, err
+	}
+	c.StartDuration = time.Since(began)
+	return c, nil
+}
+
+// newCluster finds the binaries and makes the cluster's directory.
+func newCluster(opts Options) (*Cluster, error) {
 	bin, err := binDir(opts.BinDir)
 	if err != nil {
 		return nil, err
@@ -99,52 +151,40 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, BinDir: bin, Kubeconfig: filepath.Join(dir, "kubeconfig")}
-	defer func() {
-		if err != nil {
-			c.Stop()
-			err = fmt.Errorf("%w (logs in %s)", err, dir)
-		}
-	}()
-	if err := c.lockPodCIDR(opts.PodCIDR); err != nil {
-		return nil, err
-	}
+	return &Cluster{Dir: dir, BinDir: bin, Kubeconfig: filepath.Join(dir, "kubeconfig"), detach: opts.Detach}, nil
+}
 
-	pki, err := c.writePKI()
-	if err != nil {
-		return nil, err
-	}
-	ports, err := FreePorts(5)
-	if err != nil {
-		return nil, err
-	}
-	etcdPort, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
-
-	// etcd
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
-	if err := c.start(filepath.Join(bin, "etcd"), "etcd", opts.Detach,
-		"--name=default", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=default="+peerURL,
+// startEtcd runs etcd and waits until it is healthy; it returns the client
+// URL.
+func (c *Cluster) startEtcd(ctx context.Context, port, peerPort int) (string, error) {
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	if err := c.start("etcd", []string{
+		"--name=default", "--data-dir=" + filepath.Join(c.Dir, "etcd"),
+		"--listen-client-urls=" + etcdURL, "--advertise-client-urls=" + etcdURL,
+		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=default=" + peerURL,
 		"--unsafe-no-fsync", "--log-level=warn", "--quota-backend-bytes=4294967296",
-	); err != nil {
-		return nil, err
+	}); err != nil {
+		return "", err
 	}
 	if err := c.waitHTTP(ctx, "etcd", etcdURL+"/health", nil); err != nil {
-		return nil, err
+		return "", err
 	}
+	return etcdURL, nil
+}
 
-	// kube-apiserver
-	if err := c.start(filepath.Join(bin, "kube-apiserver"), "kube-apiserver", opts.Detach,
-		"--etcd-servers="+etcdURL,
+// startAPIServer runs kube-apiserver, writes the admin kubeconfig and
+// waits until the API server is ready; it returns an admin clientset.
+func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int, pki *pkiFiles) (*kubernetes.Clientset, error) {
+	if err := c.start("kube-apiserver", []string{
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(apiPort),
-		"--tls-cert-file="+pki.serverCert, "--tls-private-key-file="+pki.serverKey,
-		"--client-ca-file="+pki.caCert,
-		"--service-account-key-file="+pki.saPub,
-		"--service-account-signing-key-file="+pki.saKey,
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + pki.serverCert, "--tls-private-key-file=" + pki.serverKey,
+		"--client-ca-file=" + pki.caCert,
+		"--service-account-key-file=" + pki.saPub,
+		"--service-account-signing-key-file=" + pki.saKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=Node,RBAC",
@@ -152,15 +192,16 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
-		"--cert-dir="+filepath.Join(dir, "apiserver-certs"),
+		"--cert-dir=" + filepath.Join(c.Dir, "apiserver-certs"),
 		"--v=1",
-	); err != nil {
+	}); err != nil {
 		return nil, err
 	}
-	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	server := fmt.Sprintf("https://127.0.0.1:%d", port)
 	if err := c.writeKubeconfig(server, pki); err != nil {
 		return nil, err
 	}
+	var err error
 	c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -176,39 +217,46 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	return cs, nil
+}
 
-	// controller-manager and scheduler
-	if err := c.start(filepath.Join(bin, "kube-controller-manager"), "kube-controller-manager", opts.Detach,
-		"--kubeconfig="+c.Kubeconfig,
-		"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
-		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(kcmPort),
+// startControllerManager runs kube-controller-manager without the
+// controllers a cluster of fake nodes has no use for.
+func (c *Cluster) startControllerManager(port int, pki *pkiFiles) error {
+	return c.start("kube-controller-manager", []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
 		"--leader-elect=false",
-		"--service-account-private-key-file="+pki.saKey,
-		"--root-ca-file="+pki.caCert,
-		"--cluster-signing-cert-file="+pki.caCert, "--cluster-signing-key-file="+pki.caKey,
+		"--service-account-private-key-file=" + pki.saKey,
+		"--root-ca-file=" + pki.caCert,
+		"--cluster-signing-cert-file=" + pki.caCert, "--cluster-signing-key-file=" + pki.caKey,
 		"--controllers=*,-node-ipam-controller,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller,-persistentvolume-binder-controller,-persistentvolume-attach-detach-controller,-persistentvolume-expander-controller,-persistentvolume-protection-controller,-persistentvolumeclaim-protection-controller,-ephemeral-volume-controller,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller,-resourceclaim-controller,-device-taint-eviction-controller",
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
 		"--kube-api-qps=200", "--kube-api-burst=400",
 		"--v=1",
-	); err != nil {
-		return nil, err
-	}
-	if err := c.start(filepath.Join(bin, "kube-scheduler"), "kube-scheduler", opts.Detach,
-		"--kubeconfig="+c.Kubeconfig,
-		"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
-		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
+	})
+}
+
+// startScheduler runs kube-scheduler.
+func (c *Cluster) startScheduler(port int) error {
+	return c.start("kube-scheduler", []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
 		"--leader-elect=false", "--kube-api-qps=200", "--kube-api-burst=400",
 		"--v=1",
-	); err != nil {
-		return nil, err
-	}
+	})
+}
 
-	// kwok, with the stages that make nodes Ready and pods Running.
-	stages, err := filepath.Glob(filepath.Join(bin, "kwok-stages", "*.yaml"))
+// startKwok runs kwok, with the stages that make nodes Ready and pods
+// Running.
+func (c *Cluster) startKwok() error {
+	stages, err := filepath.Glob(filepath.Join(c.BinDir, "kwok-stages", "*.yaml"))
 	if err != nil || len(stages) == 0 {
-		return nil, fmt.Errorf("no kwok stages in %s (run make tools)", filepath.Join(bin, "kwok-stages"))
+		return fmt.Errorf("no kwok stages in %s (run make tools)", filepath.Join(c.BinDir, "kwok-stages"))
 	}
-	kwokArgs := []string{
+	args := []string{
 		"--kubeconfig=" + c.Kubeconfig,
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--cidr=" + c.PodCIDR,
@@ -217,51 +265,45 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--server-address=127.0.0.1:0",
 	}
 	for _, s := range stages {
-		kwokArgs = append(kwokArgs, "--config="+s)
+		args = append(args, "--config="+s)
 	}
 	// kwok inherits the lock on the pod range and holds it while it runs.
-	kwok, err := startProcess(c.Dir, "kwok", filepath.Join(bin, "kwok"), kwokArgs, opts.Detach, c.cidrFD)
-	if err != nil {
-		return nil, err
-	}
-	c.procs = append(c.procs, kwok)
-	if err := c.createNodes(ctx, cs, opts.Nodes); err != nil {
-		return nil, err
-	}
+	return c.start("kwok", args, c.cidrFD)
+}
+
+// waitReady waits until the controller-manager has made the default
+// service account, the scheduler is healthy and the nodes are Ready.
+func (c *Cluster) waitReady(ctx context.Context, cs kubernetes.Interface, schedPort, nodes int) error {
 	if err := c.waitFor(ctx, "service account default/default", func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.waitHTTP(ctx, "kube-scheduler", fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), &tls.Config{InsecureSkipVerify: true}); err != nil { //nolint:gosec // local health probe
-		return nil, err
+		return err
 	}
-	if err := c.waitFor(ctx, "kwok nodes Ready", func(ctx context.Context) (bool, error) {
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
+	return c.waitFor(ctx, "kwok nodes Ready", func(ctx context.Context) (bool, error) {
+		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
 		if err != nil {
 			return false, nil
 		}
 		ready := 0
-		for _, n := range nodes.Items {
+		for _, n := range list.Items {
 			for _, cond := range n.Status.Conditions {
 				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
 					ready++
 				}
 			}
 		}
-		return ready == opts.Nodes, nil
-	}); err != nil {
-		return nil, err
-	}
-	c.StartDuration = time.Since(began)
-	return c, nil
+		return ready == nodes, nil
+	})
 }
 
 // Stop ends every process. The directory stays; Remove deletes it.
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop(10 * time.Second)
+		c.procs[i].Stop(10 * time.Second)
 	}
 	c.procs = nil
 	if c.cidrFD != nil {
@@ -289,8 +331,13 @@ func StopDir(ctx context.Context, dir string) error {
 			extra = append(extra, name)
 		}
 	}
-	// stopPIDFiles stops in reverse order: the extra processes first.
-	if err := stopPIDFiles(ctx, dir, append(slices.Clone(components), extra...)); err != nil {
+	// In reverse start order: the extra processes first.
+	order := append(slices.Clone(components), extra...)
+	var errs []error
+	for i := len(order) - 1; i >= 0; i-- {
+		errs = append(errs, StopPIDFile(ctx, filepath.Join(dir, order[i]+".pid")))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)
@@ -300,8 +347,8 @@ func StopDir(ctx context.Context, dir string) error {
 func (c *Cluster) MemoryRSS() map[string]int64 {
 	out := map[string]int64{}
 	for _, p := range c.procs {
-		if n, err := rssBytes(p.cmd.Process.Pid); err == nil {
-			out[p.name] = n
+		if n, err := rssBytes(p.Pid()); err == nil {
+			out[p.Name] = n
 		}
 	}
 	return out
@@ -312,8 +359,13 @@ func (c *Cluster) Clientset() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(c.Config)
 }
 
-func (c *Cluster) start(bin, name string, detach bool, args ...string) error {
-	p, err := startProcess(c.Dir, name, bin, args, detach)
+// start runs the component name from BinDir, logging to <Dir>/<name>.log
+// with its pid in <Dir>/<name>.pid.
+func (c *Cluster) start(name string, args []string, extraFiles ...*os.File) error {
+	p, err := StartProcess(name, filepath.Join(c.BinDir, name), args, ProcessOptions{
+		Log: filepath.Join(c.Dir, name+".log"), Dir: c.Dir, PIDFile: filepath.Join(c.Dir, name+".pid"),
+		Detach: c.detach, ExtraFiles: extraFiles,
+	})
 	if err != nil {
 		return err
 	}
@@ -324,8 +376,8 @@ func (c *Cluster) start(bin, name string, detach bool, args ...string) error {
 // checkAlive fails when a component has exited: waiting on would only time out.
 func (c *Cluster) checkAlive() error {
 	for _, p := range c.procs {
-		if ok, err := p.exited(); ok {
-			return fmt.Errorf("%s exited (%v); last log lines:\n%s", p.name, err, Tail(filepath.Join(c.Dir, p.name+".log"), 15))
+		if ok, err := p.Exited(); ok {
+			return fmt.Errorf("%s exited (%v); last log lines:\n%s", p.Name, err, Tail(p.LogPath, 15))
 		}
 	}
 	return nil
@@ -492,37 +544,13 @@ func (c *Cluster) lockPodCIDR(cidr string) error {
 	return errors.New("no free pod CIDR in 127.0.0.0/8")
 }
 
-// FreePorts reserves n free loopback ports and releases them for use.
-func FreePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // binDir finds the directory with the cluster binaries.
 func binDir(dir string) (string, error) {
 	if dir == "" {
-		dir = os.Getenv("SERIN_BIN_DIR")
-	}
-	if dir == "" {
-		root, err := RepoRoot()
-		if err != nil {
+		var err error
+		if dir, err = DefaultBinDir(); err != nil {
 			return "", err
 		}
-		dir = filepath.Join(root, "bin")
 	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
@@ -530,37 +558,4 @@ func binDir(dir string) (string, error) {
 		}
 	}
 	return filepath.Abs(dir)
-}
-
-// RepoRoot is the nearest directory above the working directory whose
-// go.mod declares serin's module.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module github.com/serin-dev/serin\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("serin's repository root not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// Tail is the last n lines of a file ("" when it cannot be read).
-func Tail(file string, n int) string {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,4 +9,9 @@
 // 127.0.0.0/8 for pod IPs, so test packages can run their clusters side by
 // side. Use Main from a package's TestMain to get one cluster per package;
 // tests then work in namespaces of their own.
+//
+// It also holds the helpers every integration package shares: Process
+// (a command logging to a file, stopped with SIGTERM then SIGKILL),
+// StopPIDFile, FreePorts, Tail, Run, Kubectl, RepoRoot, DefaultBinDir and
+// ModuleDir.
 package cluster

@@ -6,58 +6,88 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// process is one running component, logging to <dir>/<name>.log.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	logFile *os.File
-	done    chan struct{}
-	err     error
+// ProcessOptions configure StartProcess.
+type ProcessOptions struct {
+	// Log is the file the process's stdout and stderr are appended to.
+	Log string
+	// Header, when set, is written to the log as a line of its own before
+	// the process starts (e.g. to mark each start of a restarted process).
+	Header string
+	// Dir is the working directory; the caller's when empty.
+	Dir string
+	// PIDFile, when set, records the process id (see StopPIDFile).
+	PIDFile string
+	// Detach starts the process in a session of its own, so that it
+	// outlives the caller. Otherwise it leads a process group of its own
+	// and is killed when the caller dies.
+	Detach bool
+	// ExtraFiles are inherited by the process, from file descriptor 3 on.
+	ExtraFiles []*os.File
 }
 
-// startProcess runs bin with args. A detached process gets a session of its
-// own and outlives the caller (make cluster-up); otherwise it is killed when
-// the calling process dies.
-func startProcess(dir, name, bin string, args []string, detach bool, extraFiles ...*os.File) (*process, error) {
-	logFile, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// Process is a running command whose output goes to a log file.
+type Process struct {
+	// Name names the process in errors.
+	Name string
+	// LogPath is the log file.
+	LogPath string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// StartProcess runs bin with args, its output appended to opts.Log.
+func StartProcess(name, bin string, args []string, opts ProcessOptions) (*Process, error) {
+	logFile, err := os.OpenFile(opts.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Dir = dir
-	cmd.ExtraFiles = extraFiles
-	if detach {
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = opts.Dir
+	cmd.ExtraFiles = opts.ExtraFiles
+	if opts.Detach {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	} else {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
+	if opts.Header != "" {
+		fmt.Fprintln(logFile, opts.Header)
 	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logFile: logFile, done: make(chan struct{})}
-	if err := os.WriteFile(filepath.Join(dir, name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-		return nil, err
-	}
+	p := &Process{Name: name, LogPath: opts.Log, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
 		close(p.done)
 	}()
+	if opts.PIDFile != "" {
+		if err := os.WriteFile(opts.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+			p.Kill()
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
-// exited reports whether the process has ended, with its error.
-func (p *process) exited() (bool, error) {
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the process has ended.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has ended, with its error.
+func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
 		return true, p.err
@@ -66,43 +96,46 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// stop ends the process: SIGTERM, then SIGKILL after grace.
-func (p *process) stop(grace time.Duration) {
-	if ok, _ := p.exited(); ok {
+// Stop ends the process and its group: SIGTERM, then SIGKILL after grace.
+func (p *Process) Stop(grace time.Duration) {
+	if ok, _ := p.Exited(); ok {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-p.Pid(), syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(grace):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+		p.Kill()
 	}
 }
 
-// stopPIDFiles ends the processes recorded in dir/*.pid, in reverse start
-// order, for clusters started detached by another process.
-func stopPIDFiles(ctx context.Context, dir string, order []string) error {
-	var errs []error
-	for i := len(order) - 1; i >= 0; i-- {
-		b, err := os.ReadFile(filepath.Join(dir, order[i]+".pid"))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s.pid: %w", order[i], err))
-			continue
-		}
-		if err := killAndWait(ctx, pid); err != nil {
-			errs = append(errs, fmt.Errorf("stop %s (pid %d): %w", order[i], pid, err))
-		}
+// Kill ends the process and its group at once (SIGKILL), as a crash
+// would, and waits until it is gone.
+func (p *Process) Kill() {
+	_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+	<-p.done
+}
+
+// StopPIDFile ends the process whose id the file at path records, started
+// detached by this or another program: SIGTERM to it and its group, SIGKILL
+// after 10s. It waits until the process is gone. A missing file is no
+// error; the file stays.
+func StopPIDFile(ctx context.Context, path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	return errors.Join(errs...)
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := killAndWait(ctx, pid); err != nil {
+		return fmt.Errorf("stop pid %d (%s): %w", pid, path, err)
+	}
+	return nil
 }
 
 func killAndWait(ctx context.Context, pid int) error {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -137,7 +135,7 @@ func (d *demo) installSerin(ctx context.Context) error {
 	if _, err := d.kubectl(ctx, manifests, "apply", "--server-side", "--force-conflicts", "-f", "-"); err != nil {
 		return fmt.Errorf("apply the chart: %w", err)
 	}
-	pid, err := startDetached(d.o.dir, procSerin, filepath.Join(d.o.bin, "serin"), "controller",
+	proc, err := startDetached(d.o.dir, procSerin, filepath.Join(d.o.bin, "serin"), "controller",
 		"--kubeconfig="+d.kubeconfig, "--namespace="+harness.Namespace,
 		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", d.ports.webhook), "--webhook-ip=127.0.0.1",
 		"--webhook-config-name=serin", "--xds-address="+d.xdsAddress, "--metrics-address="+d.metrics,
@@ -148,11 +146,10 @@ func (d *demo) installSerin(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	logPath := filepath.Join(d.o.dir, procSerin+".log")
-	if err := waitOK(wctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", d.ports.health), pid, logPath); err != nil {
+	if err := waitOK(wctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", d.ports.health), proc); err != nil {
 		return fmt.Errorf("serin: %w", err)
 	}
-	d.say("serin: controller running (pid %d, xDS on %s, log %s)", pid, d.xdsAddress, d.rel(logPath))
+	d.say("serin: controller running (pid %d, xDS on %s, log %s)", proc.Pid(), d.xdsAddress, d.rel(proc.LogPath))
 	return nil
 }
 
@@ -167,11 +164,11 @@ func (d *demo) startPodsimAndPrometheus(ctx context.Context) error {
 	d.xdsAddress = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	d.metrics = fmt.Sprintf("127.0.0.1:%d", ports[2])
 
-	pid, err := startDetached(d.o.dir, procPodsim, filepath.Join(d.o.bin, "podsim"), "--kubeconfig="+d.kubeconfig, "--namespace="+demoNamespace)
+	podsim, err := startDetached(d.o.dir, procPodsim, filepath.Join(d.o.bin, "podsim"), "--kubeconfig="+d.kubeconfig, "--namespace="+demoNamespace)
 	if err != nil {
 		return err
 	}
-	d.say("podsim: serving the %s namespace's pods on their loopback IPs (pid %d)", demoNamespace, pid)
+	d.say("podsim: serving the %s namespace's pods on their loopback IPs (pid %d)", demoNamespace, podsim.Pid())
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	d.prom, err = prometheus.Start(pctx, prometheus.Options{
@@ -207,16 +204,7 @@ func (d *demo) deployApp(ctx context.Context) error {
 }
 
 func (d *demo) kubectl(ctx context.Context, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(d.o.bin, "kubectl"), append([]string{"--kubeconfig=" + d.kubeconfig}, args...)...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
+	return cluster.Kubectl(ctx, filepath.Join(d.o.bin, "kubectl"), d.kubeconfig, stdin, args...)
 }
 
 // say prints a line stamped with the time since the demo began.

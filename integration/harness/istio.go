@@ -2,8 +2,6 @@ package harness
 
 import (
 	"context"
-	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,19 +31,9 @@ func InstallIstioCRDs(t testing.TB, c *cluster.Cluster) {
 // IstioCRDPath finds Istio's CRD YAML in the module cache.
 func IstioCRDPath(t testing.TB) string {
 	t.Helper()
-	root, err := cluster.RepoRoot()
+	dir, err := cluster.ModuleDir("istio.io/api")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "list", "-m", "-json", "istio.io/api")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list -m istio.io/api: %v", err)
-	}
-	var m struct{ Dir, Version string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		t.Fatalf("istio.io/api is not in the module cache (run go mod download): %v %s", err, out)
-	}
-	return filepath.Join(m.Dir, "kubernetes", "customresourcedefinitions.gen.yaml")
+	return filepath.Join(dir, "kubernetes", "customresourcedefinitions.gen.yaml")
 }

@@ -7,7 +7,6 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -83,8 +81,7 @@ type Serin struct {
 	logPath string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *cluster.Process
 }
 
 // Ports are serin's loopback listeners.
@@ -106,12 +103,7 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, err := cluster.FreePorts(4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Serin{c: c, bin: bin, opts: opts, Ports: Ports{Webhook: ports[0], XDS: ports[1], Metrics: ports[2], Health: ports[3]},
-		logPath: filepath.Join(c.Dir, fmt.Sprintf("serin-%d.log", ports[0]))}
+	s := newSerin(t, c, bin, opts)
 	manifests, err := s.Render(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -122,15 +114,7 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 	if _, err := c.Kubectl(ctx, manifests, "apply", "--server-side", "--force-conflicts", "-f", "-"); err != nil {
 		t.Fatalf("apply chart: %v", err)
 	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("serin log: %s\n%s", s.logPath, cluster.Tail(s.logPath, 40))
-		}
-	})
+	s.run(ctx, t, "serin")
 	return s
 }
 
@@ -140,24 +124,37 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 // the first. Stopped when the test ends.
 func (s *Serin) Replica(t testing.TB) *Serin {
 	t.Helper()
+	r := newSerin(t, s.c, s.bin, s.opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r.run(ctx, t, "replica")
+	return r
+}
+
+// newSerin is a serin on free loopback ports of its own, not started.
+func newSerin(t testing.TB, c *cluster.Cluster, bin string, opts Options) *Serin {
+	t.Helper()
 	ports, err := cluster.FreePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Serin{c: s.c, bin: s.bin, opts: s.opts, Ports: Ports{Webhook: ports[0], XDS: ports[1], Metrics: ports[2], Health: ports[3]},
-		logPath: filepath.Join(s.c.Dir, fmt.Sprintf("serin-%d.log", ports[0]))}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := r.Start(ctx); err != nil {
+	return &Serin{c: c, bin: bin, opts: opts, Ports: Ports{Webhook: ports[0], XDS: ports[1], Metrics: ports[2], Health: ports[3]},
+		logPath: filepath.Join(c.Dir, fmt.Sprintf("serin-%d.log", ports[0]))}
+}
+
+// run starts s and stops it when the test ends; the log of a failed test
+// shows its last lines, as the log of what.
+func (s *Serin) run(ctx context.Context, t testing.TB, what string) {
+	t.Helper()
+	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		r.Stop()
+		s.Stop()
 		if t.Failed() {
-			t.Logf("replica log: %s\n%s", r.logPath, cluster.Tail(r.logPath, 40))
+			t.Logf("%s log: %s\n%s", what, s.logPath, cluster.Tail(s.logPath, 40))
 		}
 	})
-	return r
 }
 
 // Render is the chart rendered for local-process mode, with CRDs.
@@ -185,13 +182,11 @@ func RenderLocal(ctx context.Context, helm string, webhookPort int, sets ...stri
 	for _, v := range sets {
 		args = append(args, "--set", v)
 	}
-	cmd := exec.CommandContext(ctx, helm, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("helm template: %w: %s", err, errb.String())
+	out, err := cluster.Run(ctx, "", helm, args...)
+	if err != nil {
+		return "", err
 	}
-	return out.String(), nil
+	return out, nil
 }
 
 // Start runs `serin controller` and waits until it is ready (webhook
@@ -199,12 +194,8 @@ func RenderLocal(ctx context.Context, helm string, webhookPort int, sets ...stri
 func (s *Serin) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return fmt.Errorf("serin already running")
-	}
-	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
 	}
 	args := []string{"controller", "--kubeconfig=" + s.c.Kubeconfig, "--namespace=" + Namespace,
 		"--webhook-host=127.0.0.1", "--webhook-port=" + strconv.Itoa(s.Ports.Webhook), "--webhook-ip=127.0.0.1",
@@ -218,22 +209,18 @@ func (s *Serin) Start(ctx context.Context) error {
 		args = append(args, "--prometheus-address="+s.opts.PrometheusAddress)
 	}
 	args = append(args, s.opts.ExtraArgs...)
-	cmd := exec.Command(s.bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	fmt.Fprintf(logFile, "=== %s start\n", time.Now().Format(time.RFC3339Nano))
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	proc, err := cluster.StartProcess("serin", s.bin, args, cluster.ProcessOptions{
+		Log: s.logPath, Header: fmt.Sprintf("=== %s start", time.Now().Format(time.RFC3339Nano)),
+	})
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
+	s.proc = proc
 	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", s.Ports.Health)
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		select {
-		case <-done:
+		case <-proc.Done():
 			return fmt.Errorf("serin exited during start:\n%s", cluster.Tail(s.logPath, 30))
 		case <-ctx.Done():
 			return ctx.Err()
@@ -250,27 +237,27 @@ func (s *Serin) Start(ctx context.Context) error {
 	return fmt.Errorf("serin not ready after a minute:\n%s", cluster.Tail(s.logPath, 30))
 }
 
-// Stop ends serin gracefully.
-func (s *Serin) Stop() { s.signal(syscall.SIGTERM) }
+// Stop ends serin gracefully (SIGTERM, then SIGKILL after 20s).
+func (s *Serin) Stop() {
+	if p := s.take(); p != nil {
+		p.Stop(20 * time.Second)
+	}
+}
 
 // Kill ends serin at once, as a crash would.
-func (s *Serin) Kill() { s.signal(syscall.SIGKILL) }
+func (s *Serin) Kill() {
+	if p := s.take(); p != nil {
+		p.Kill()
+	}
+}
 
-func (s *Serin) signal(sig syscall.Signal) {
+// take is the running process, forgotten: the next Start starts anew.
+func (s *Serin) take() *cluster.Process {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, sig)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	defer s.mu.Unlock()
+	p := s.proc
+	s.proc = nil
+	return p
 }
 
 // Metric sums the samples of a metric on serin's /metrics whose labels
@@ -304,6 +291,9 @@ func (s *Serin) Metric(name string, labels ...string) (float64, error) {
 	}
 	return sum, sc.Err()
 }
+
+// LogPath is the file serin logs to.
+func (s *Serin) LogPath() string { return s.logPath }
 
 // Log is serin's log so far.
 func (s *Serin) Log() string {

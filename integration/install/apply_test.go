@@ -3,7 +3,6 @@ package install
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,12 +37,12 @@ var certManagerCRDs = struct {
 func installCertManagerCRDs(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
 	certManagerCRDs.once.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+		mod, err := cluster.ModuleDir("github.com/cert-manager/cert-manager")
 		if err != nil {
 			certManagerCRDs.err = fmt.Errorf("locate the cert-manager module: %w", err)
 			return
 		}
-		dir := filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+		dir := filepath.Join(mod, "deploy", "crds")
 		var files []string
 		for _, kind := range []string{"certificates", "certificaterequests", "issuers", "clusterissuers"} {
 			files = append(files, "-f", filepath.Join(dir, "cert-manager.io_"+kind+".yaml"))

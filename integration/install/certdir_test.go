@@ -16,6 +16,7 @@ import (
 
 	"github.com/serin-dev/serin/admission"
 	"github.com/serin-dev/serin/admission/certs"
+	"github.com/serin-dev/serin/integration/cluster"
 )
 
 // secretVolume writes files the way the kubelet updates a mounted Secret:
@@ -66,16 +67,6 @@ func servedLeaf(addr string, roots *x509.CertPool) (*x509.Certificate, error) {
 	return conn.ConnectionState().PeerCertificates[0], nil
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func pool(cas ...*x509.Certificate) *x509.CertPool {
 	p := x509.NewCertPool()
 	for _, c := range cas {
@@ -113,7 +104,11 @@ func TestCertDirHotReload(t *testing.T) {
 	first := issue(certs.Bundle{}, certs.Bootstrap)
 	vol.write(t, files(first))
 
-	port := freePort(t)
+	ports, err := cluster.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ports[0]
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: vol.dir})
 	admission.Register(srv, logr.Discard())
 	ctx := t.Context()

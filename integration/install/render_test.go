@@ -1,13 +1,11 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,9 +33,9 @@ func repo(t testing.TB) string {
 // skipped when it has not been built (make tools).
 func tool(t testing.TB, name string) string {
 	t.Helper()
-	dir := os.Getenv("SERIN_BIN_DIR")
-	if dir == "" {
-		dir = filepath.Join(repo(t), "bin")
+	dir, err := cluster.DefaultBinDir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
@@ -50,16 +48,7 @@ func tool(t testing.TB, name string) string {
 func run(ctx context.Context, stdin string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
+	return cluster.Run(ctx, stdin, name, args...)
 }
 
 // helmTemplate renders the chart as release "serin" in namespace ns with

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/serin-dev/serin/admission"
@@ -87,7 +86,11 @@ func TestURLModeRotation(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	serinNS, userNS := c.Namespace(t), c.Namespace(t)
 	const name = "serin-rot"
-	port := freePort(t)
+	ports, err := cluster.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ports[0]
 	url := fmt.Sprintf("https://127.0.0.1:%d", port)
 
 	apply(ctx, t, c, helmTemplate(t, serinNS, true, "fullnameOverride="+name, "controller.enabled=false",
@@ -99,7 +102,7 @@ func TestURLModeRotation(t *testing.T) {
 	if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/canaries.serin.dev"); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(c.Config)
+	cs, err := c.Clientset()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,13 @@
 package istiocheck
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/serin-dev/serin/integration/golden"
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
 )
@@ -25,25 +23,7 @@ type testCase struct {
 
 func loadCases(t *testing.T) map[string]testCase {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(casesDir, "*.yaml"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no cases in %s: %v", casesDir, err)
-	}
-	out := map[string]testCase{}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c testCase
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		out[strings.TrimSuffix(filepath.Base(p), ".yaml")] = c
-	}
-	return out
+	return golden.ReadCases[testCase](t, casesDir)
 }
 
 // envoyFilterYAML renders a case's EnvoyFilters as the multi-document YAML

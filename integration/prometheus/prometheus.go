@@ -14,15 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -88,8 +85,7 @@ type Prometheus struct {
 	api     promv1.API
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *cluster.Process
 }
 
 // Start writes the configuration, starts Prometheus on a free loopback
@@ -121,11 +117,11 @@ func Start(ctx context.Context, opts Options) (*Prometheus, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	p := &Prometheus{Dir: dir, opts: opts, addr: fmt.Sprintf("127.0.0.1:%d", port),
+	p := &Prometheus{Dir: dir, opts: opts, addr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		logPath: filepath.Join(dir, "prometheus.log")}
 	p.URL = "http://" + p.addr
 	if err := p.writeConfig(); err != nil {
@@ -243,14 +239,9 @@ func (p *Prometheus) kubeTLS() (map[string]any, error) {
 // waits until it is ready.
 func (p *Prometheus) Start(ctx context.Context) error {
 	p.mu.Lock()
-	if p.cmd != nil {
+	if p.proc != nil {
 		p.mu.Unlock()
 		return errors.New("prometheus already running")
-	}
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		p.mu.Unlock()
-		return err
 	}
 	args := []string{
 		"--config.file=" + filepath.Join(p.Dir, "prometheus.yml"),
@@ -268,36 +259,23 @@ func (p *Prometheus) Start(ctx context.Context) error {
 	if p.opts.BasicAuth != nil {
 		args = append(args, "--web.config.file="+filepath.Join(p.Dir, "web.yml"))
 	}
-	cmd := exec.Command(p.opts.Binary, args...)
-	cmd.Dir = p.Dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if p.opts.PIDFile != "" {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	}
-	fmt.Fprintf(logFile, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	proc, err := cluster.StartProcess("prometheus", p.opts.Binary, args, cluster.ProcessOptions{
+		Log:     p.logPath,
+		Header:  fmt.Sprintf("=== %s start %s", time.Now().Format(time.RFC3339Nano), strings.Join(args, " ")),
+		Dir:     p.Dir,
+		PIDFile: p.opts.PIDFile,
+		Detach:  p.opts.PIDFile != "",
+	})
+	if err != nil {
 		p.mu.Unlock()
-		return fmt.Errorf("start prometheus: %w", err)
+		return err
 	}
-	if p.opts.PIDFile != "" {
-		if err := os.WriteFile(p.opts.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-			_ = cmd.Process.Kill()
-			logFile.Close()
-			p.mu.Unlock()
-			return err
-		}
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
-	p.cmd, p.done = cmd, done
+	p.proc = proc
 	p.mu.Unlock()
-	return p.waitReady(ctx, done)
+	return p.waitReady(ctx, proc.Done())
 }
 
-func (p *Prometheus) waitReady(ctx context.Context, done chan struct{}) error {
+func (p *Prometheus) waitReady(ctx context.Context, done <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -334,18 +312,11 @@ func (p *Prometheus) waitReady(ctx context.Context, done chan struct{}) error {
 // directory stays, so Start resumes with the same series.
 func (p *Prometheus) Stop() {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
+	proc := p.proc
+	p.proc = nil
 	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	if proc != nil {
+		proc.Stop(10 * time.Second)
 	}
 }
 
@@ -353,15 +324,11 @@ func (p *Prometheus) Stop() {
 func (p *Prometheus) Running() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.proc == nil {
 		return false
 	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	exited, _ := p.proc.Exited()
+	return !exited
 }
 
 // SetTargets makes Prometheus scrape the given host:port targets under the
@@ -450,17 +417,7 @@ func (p *Prometheus) ActiveTargets(ctx context.Context, job string) ([]string, e
 }
 
 // LogTail is the last n lines of Prometheus's log.
-func (p *Prometheus) LogTail(n int) string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (p *Prometheus) LogTail(n int) string { return cluster.Tail(p.logPath, n) }
 
 type basicAuthTransport struct {
 	user, pass string
@@ -479,13 +436,7 @@ func findBinary(name string) (string, error) {
 	if name != "" {
 		return exec.LookPath(name)
 	}
-	dir := os.Getenv("SERIN_BIN_DIR")
-	if dir == "" {
-		if root, err := cluster.RepoRoot(); err == nil {
-			dir = filepath.Join(root, "bin")
-		}
-	}
-	if dir != "" {
+	if dir, err := cluster.DefaultBinDir(); err == nil {
 		if p := filepath.Join(dir, "prometheus"); isExecutable(p) {
 			return p, nil
 		}
@@ -500,13 +451,4 @@ func findBinary(name string) (string, error) {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/common/model"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/serin-dev/serin/integration/cluster"
-	"github.com/serin-dev/serin/integration/podsim"
+	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/integration/prometheus"
 )
 
@@ -37,14 +35,9 @@ spec:
 func TestScrapesPods(t *testing.T) {
 	c := cluster.Get(t)
 	ns := c.Namespace(t)
-	cs, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim := podsim.New(cs, podsim.Options{Namespaces: []string{ns}, Logger: logr.Discard()})
+	harness.RunPodsim(t, c, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	go func() { _ = sim.Run(ctx) }()
 
 	auth := &prometheus.BasicAuth{Username: "serin", Password: "s3cret"}
 	p := prometheus.Run(t, c, prometheus.Options{Namespaces: []string{ns}, BasicAuth: auth})

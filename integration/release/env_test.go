@@ -57,7 +57,7 @@ func newEnvWith(t *testing.T, timeout time.Duration, s *harness.Serin) *env {
 	c := cluster.Get(t)
 	ns := c.Namespace(t)
 	harness.RunPodsim(t, c, ns)
-	cs, err := kubernetes.NewForConfig(c.Config)
+	cs, err := c.Clientset()
 	if err != nil {
 		t.Fatal(err)
 	}

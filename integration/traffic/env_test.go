@@ -43,7 +43,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(c.Config)
+	cs, err := c.Clientset()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,11 @@ package traffic
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/xds/translate"
 )
 
@@ -84,31 +83,26 @@ func testEnvoy(t *testing.T, e *env) {
 	r.waitCanaryServing(2)
 	stableRev, canaryRev := c.Status.StableRevision, c.Status.CanaryRevision
 
-	port := freePort(t)
+	ports, err := cluster.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ports[0]
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "envoy.yaml")
 	boot := fmt.Sprintf(envoyBootstrap, "envoy-"+r.ns, e.s.Ports.XDS, port, "serin/"+r.ns+"/podinfo/9898")
 	if err := os.WriteFile(cfg, []byte(boot), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "envoy.log")
-	logFile, err := os.Create(logPath)
+	proc, err := cluster.StartProcess("envoy", bin, []string{"-c", cfg, "--disable-hot-restart", "--log-level", "warning"},
+		cluster.ProcessOptions{Log: filepath.Join(dir, "envoy.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", cfg, "--disable-hot-restart", "--log-level", "warning")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logFile.Close()
+		proc.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("envoy log:\n%s", tail(string(b), 40))
+			t.Logf("envoy log:\n%s", cluster.Tail(proc.LogPath, 40))
 		}
 	})
 
@@ -170,16 +164,6 @@ func testEnvoy(t *testing.T, e *env) {
 			t.Errorf("cookie for revision %s: %d of 200 requests reached %s", rev, n, version)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestEnvoyBootstrap checks, without Envoy, that the bootstrap testEnvoy

@@ -1,23 +1,22 @@
 package traffic
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"os"
+	"maps"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/golden"
 	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
@@ -31,6 +30,20 @@ type istioCase struct {
 	opts istio.Options
 }
 
+// The golden inputs of xds/istio and xds/translate. The translator's own
+// options are not used: each of its cases is rendered in both of serin's
+// ways of reaching the proxies.
+type (
+	istioGolden struct {
+		Release model.Release `yaml:"release"`
+		Options istio.Options `yaml:"options"`
+	}
+	translateGolden struct {
+		Release model.Release     `yaml:"release"`
+		Options translate.Options `yaml:"options"`
+	}
+)
+
 // istioCases are representative releases: the Istio goldens with their own
 // options, and every translator golden in both ways of reaching serin.
 func istioCases(t *testing.T) []istioCase {
@@ -40,42 +53,19 @@ func istioCases(t *testing.T) []istioCase {
 		t.Fatal(err)
 	}
 	var out []istioCase
-	read := func(glob string, each func(name string, b []byte)) {
-		paths, err := filepath.Glob(filepath.Join(root, glob))
-		if err != nil || len(paths) == 0 {
-			t.Fatalf("no cases in %s: %v", glob, err)
-		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			each(strings.TrimSuffix(filepath.Base(p), ".yaml"), b)
-		}
-	}
-	read("xds/istio/testdata/in/*.yaml", func(name string, b []byte) {
-		var c struct {
-			Release model.Release `yaml:"release"`
-			Options istio.Options `yaml:"options"`
-		}
-		if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	istioIn := golden.ReadCases[istioGolden](t, filepath.Join(root, "xds", "istio", "testdata", "in"))
+	for _, name := range slices.Sorted(maps.Keys(istioIn)) {
+		c := istioIn[name]
 		out = append(out, istioCase{name: "istio-" + name, rel: c.Release, opts: c.Options})
-	})
+	}
 	modes := map[string]istio.Options{
 		"bootstrap": {Translate: translate.Options{Source: translate.ConfigSource{Kind: translate.SourceStaticCluster}},
 			XDSAddress: istioXDSAddress},
 		"grpc": {Translate: translate.Options{Source: translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: istioXDSAddress}}},
 	}
-	read("xds/translate/testdata/in/*.yaml", func(name string, b []byte) {
-		var c struct {
-			Release model.Release `yaml:"release"`
-		}
-		if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	translateIn := golden.ReadCases[translateGolden](t, filepath.Join(root, "xds", "translate", "testdata", "in"))
+	for _, name := range slices.Sorted(maps.Keys(translateIn)) {
+		c := translateIn[name]
 		if c.Release.Protocol == model.TCP && len(c.Release.ClusterIPs) == 0 {
 			// Istio names TCP listeners by the Service's cluster IP;
 			// serin reads it from the Service.
@@ -84,7 +74,7 @@ func istioCases(t *testing.T) []istioCase {
 		for _, mode := range []string{"bootstrap", "grpc"} {
 			out = append(out, istioCase{name: mode + "-" + name, rel: c.Release, opts: modes[mode]})
 		}
-	})
+	}
 	return out
 }
 

@@ -8,6 +8,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
 )
 
 const clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -41,7 +42,7 @@ func testNACK(t *testing.T, e *env) {
 	deadline := time.Now().Add(20 * time.Second)
 	for metric("serin_xds_nack_total", "type_url", clusterType) == nacks0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no NACK of the clusters counted; serin log:\n%s", tail(e.s.Log(), 30))
+			t.Fatalf("no NACK of the clusters counted; serin log:\n%s", cluster.Tail(e.s.LogPath(), 30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -93,13 +94,4 @@ func testNACK(t *testing.T, e *env) {
 	r.kubectl("patch", "canary", "podinfo", "--type=merge", "-p", `{"spec":{"service":{"trafficPolicy":null}}}`)
 	r.waitFor("the release moving on after the fix", 30*time.Second, func(c *v1alpha1.Canary) bool { return c.Status.CanaryWeight > 10 })
 	e.gate(t, "/gate/close", r.ns)
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
