@@ -7,7 +7,7 @@ import (
 
 	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/serin-dev/serin/integration/golden"
+	"github.com/serin-dev/serin/internal/golden"
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
 )

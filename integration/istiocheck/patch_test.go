@@ -13,8 +13,8 @@ import (
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/core"
 
-	"github.com/serin-dev/serin/xds/istio"
 	serinv1alpha1 "github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/xds/istio"
 	serinmodel "github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
 )

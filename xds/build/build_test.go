@@ -10,7 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/serin-dev/serin/xds/internal/golden"
+	"github.com/serin-dev/serin/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/out from the current builder and prune stale files")

@@ -11,7 +11,7 @@ import (
 	"github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
 
-	"github.com/serin-dev/serin/xds/internal/golden"
+	"github.com/serin-dev/serin/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/out from the current renderer and prune stale files")

@@ -14,7 +14,7 @@ import (
 
 	"github.com/serin-dev/serin/xds/model"
 
-	"github.com/serin-dev/serin/xds/internal/golden"
+	"github.com/serin-dev/serin/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/out from the current translator and prune stale files")

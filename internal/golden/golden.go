@@ -1,6 +1,7 @@
-// Package golden is the golden-file check of the xds packages' tests: read
-// the cases in testdata/in strictly, compare output with testdata/out,
-// rewrite it with -update, and prune outputs whose input is gone.
+// Package golden is serin's golden-file testing: read YAML cases strictly
+// (testdata/in), compare output with testdata/out, rewrite it with
+// -update, and prune outputs whose input is gone. The xds packages' tests
+// use it, and so do the integration tests that take the same inputs.
 package golden
 
 import (
@@ -31,13 +32,20 @@ func ReadCase[T any](t testing.TB, path string) T {
 	return c
 }
 
-// Cases reads every testdata/in/*.yaml into a T, by case name (the file
-// name without .yaml).
+// Cases reads every testdata/in/*.yaml into a T, by case name.
 func Cases[T any](t testing.TB) map[string]T {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("testdata", "in", "*.yaml"))
+	return ReadCases[T](t, filepath.Join("testdata", "in"))
+}
+
+// ReadCases decodes each <dir>/*.yaml into a T, strictly, and returns them
+// by case name: the file name without .yaml. A dir without cases fails the
+// test.
+func ReadCases[T any](t testing.TB, dir string) map[string]T {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(paths) == 0 {
-		t.Fatalf("no cases in testdata/in: %v", err)
+		t.Fatalf("no cases in %s: %v", dir, err)
 	}
 	out := make(map[string]T, len(paths))
 	for _, p := range paths {
