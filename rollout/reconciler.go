@@ -139,7 +139,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // copy and the data plane.
 func (r *Reconciler) input(ctx context.Context, c *v1alpha1.Canary, own owned, copyObj *appsv1.Deployment) Input {
 	target, spec := own.target, &own.spec
-	applied, proxies, rejected := r.Traffic.Applied(c)
+	applied, proxies, rejected := r.Traffic.Applied(ctx, c)
 	in := Input{
 		Name: c.Name, Namespace: c.Namespace, Spec: spec, Status: c.Status,
 		Action: c.Annotations[v1alpha1.AnnotationAction], Paused: c.Annotations[v1alpha1.AnnotationPaused] == "true",
