@@ -14,7 +14,7 @@ type TrafficStatus interface {
 	// Applied reports whether every subscribed proxy applied the weight,
 	// mirroring and matching now in c.Status, how many proxies are
 	// subscribed, and a rejection message if one NACKed it.
-	Applied(c *v1alpha1.Canary) (applied bool, proxies int, rejected string)
+	Applied(ctx context.Context, c *v1alpha1.Canary) (applied bool, proxies int, rejected string)
 }
 
 // AnalysisRequest asks for a verdict on the current step.

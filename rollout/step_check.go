@@ -49,24 +49,8 @@ const msgRejected = "data plane rejected the configuration"
 
 // check runs one analysis check when it is due.
 func (s *stepper) check(act string) {
-	spec := s.in.Spec
-	interval := spec.IntervalDuration()
-	if s.st.AnalysisStartTime == nil {
-		if s.st.LastCheckTime == nil || !s.in.Now.Before(s.st.LastCheckTime.Add(interval)) {
-			s.firstCheck()
-		} else {
-			s.after(s.st.LastCheckTime.Add(interval).Sub(s.in.Now))
-		}
-		return
-	}
-	due := s.st.LastCheckTime.Time
-	if s.st.StepStartTime.After(due) {
-		due = s.st.StepStartTime.Time
-	}
-	due = due.Add(interval)
-	if s.in.Now.Before(due) {
-		s.st.Message = ""
-		s.fastCheck(due)
+	interval := s.in.Spec.IntervalDuration()
+	if !s.checkDue(interval) {
 		return
 	}
 
@@ -97,6 +81,39 @@ func (s *stepper) check(act string) {
 	if v == nil {
 		v = &Verdict{Decision: Promote}
 	}
+	if s.judged(v) {
+		s.passCheck(act, v)
+	}
+}
+
+// checkDue reports whether the next check is due. Before the analysis
+// starts it runs the first check when that is due; between checks it lets
+// the comparative judge look.
+func (s *stepper) checkDue(interval time.Duration) bool {
+	if s.st.AnalysisStartTime == nil {
+		if s.st.LastCheckTime == nil || !s.in.Now.Before(s.st.LastCheckTime.Add(interval)) {
+			s.firstCheck()
+		} else {
+			s.after(s.st.LastCheckTime.Add(interval).Sub(s.in.Now))
+		}
+		return false
+	}
+	due := s.st.LastCheckTime.Time
+	if s.st.StepStartTime.After(due) {
+		due = s.st.StepStartTime.Time
+	}
+	due = due.Add(interval)
+	if s.in.Now.Before(due) {
+		s.st.Message = ""
+		s.fastCheck(due)
+		return false
+	}
+	return true
+}
+
+// judged records the verdict of a check and acts on one that does not
+// pass it (rollback, no data, hold); it reports whether the check passed.
+func (s *stepper) judged(v *Verdict) bool {
 	if v.Summary != "" {
 		s.st.LastVerdict = string(v.Decision) + ": " + v.Summary
 	} else {
@@ -105,31 +122,43 @@ func (s *stepper) check(act string) {
 	switch v.Decision {
 	case Rollback:
 		s.rollback(v.Message)
-		return
+		return false
 	case NoData:
-		if s.st.NoDataSince == nil {
-			s.st.NoDataSince = s.st.StepStartTime.DeepCopy()
-		}
-		quiet := s.in.Now.Sub(s.st.NoDataSince.Time)
-		why := strings.TrimPrefix(v.Message, "Halt "+s.target()+" advancement ")
-		if why == "" {
-			why = "no traffic reached the canary"
-		}
-		if quiet >= spec.ProgressDeadline() {
-			s.rollback(fmt.Sprintf("Rolling back %s: no data to judge for %s, past the progress deadline %s: %s", s.target(), quiet.Round(time.Second), spec.ProgressDeadline(), why))
-			return
-		}
-		s.st.Message = "no data to judge yet: " + why
-		s.event("Synced", "Halt", "Halt %s advancement: no data to judge yet (for %s); waiting: %s", s.target(), quiet.Round(time.Second), why)
-		return
+		s.noData(v)
+		return false
 	case Hold:
 		if v.FailedCheck {
 			s.failCheck(v.Message)
 		} else {
 			s.st.Message = v.Message
 		}
+		return false
+	}
+	return true
+}
+
+// noData waits on a check without traffic to judge, and rolls back once
+// the step has had none for the progress deadline.
+func (s *stepper) noData(v *Verdict) {
+	spec := s.in.Spec
+	if s.st.NoDataSince == nil {
+		s.st.NoDataSince = s.st.StepStartTime.DeepCopy()
+	}
+	quiet := s.in.Now.Sub(s.st.NoDataSince.Time)
+	why := strings.TrimPrefix(v.Message, "Halt "+s.target()+" advancement ")
+	if why == "" {
+		why = "no traffic reached the canary"
+	}
+	if quiet >= spec.ProgressDeadline() {
+		s.rollback(fmt.Sprintf("Rolling back %s: no data to judge for %s, past the progress deadline %s: %s", s.target(), quiet.Round(time.Second), spec.ProgressDeadline(), why))
 		return
 	}
+	s.st.Message = "no data to judge yet: " + why
+	s.event("Synced", "Halt", "Halt %s advancement: no data to judge yet (for %s); waiting: %s", s.target(), quiet.Round(time.Second), why)
+}
+
+// passCheck counts a passed check and moves the release on.
+func (s *stepper) passCheck(act string, v *Verdict) {
 	s.st.NoDataSince = nil
 	s.st.Message = ""
 	if s.in.Spec.Strategy() == v1alpha1.StrategyCanary || s.st.Iterations < s.in.Spec.Analysis.Iterations {

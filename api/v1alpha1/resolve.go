@@ -11,10 +11,25 @@ import (
 // from the Deployment's first container port when none is set. d may be
 // nil. Conflicts list fields set both ways.
 func ResolveSpec(c *Canary, d *appsv1.Deployment) (CanarySpec, []Conflict) {
-	var fromAnn, explicit *CanarySpec
-	if d != nil && Managed(d.Annotations) {
-		fromAnn, _ = SpecFromAnnotations(d.Name, d.Annotations)
+	return ResolveSpecFrom(c, d, AnnotatedSpec(d))
+}
+
+// AnnotatedSpec is the spec a managed Deployment's annotations stand for
+// (SpecFromAnnotations, invalid values left out), or nil when d is nil or
+// not opted in.
+func AnnotatedSpec(d *appsv1.Deployment) *CanarySpec {
+	if d == nil || !Managed(d.Annotations) {
+		return nil
 	}
+	spec, _ := SpecFromAnnotations(d.Name, d.Annotations)
+	return spec
+}
+
+// ResolveSpecFrom is ResolveSpec for a caller that has already parsed the
+// Deployment's annotations: fromAnn must be AnnotatedSpec(d). It does not
+// modify fromAnn.
+func ResolveSpecFrom(c *Canary, d *appsv1.Deployment, fromAnn *CanarySpec) (CanarySpec, []Conflict) {
+	var explicit *CanarySpec
 	if c.Annotations[AnnotationSource] != SourceAnnotations || fromAnn == nil {
 		explicit = c.Spec.DeepCopy()
 	}

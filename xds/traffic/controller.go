@@ -198,7 +198,7 @@ func (x *Controller) watchApplied(ctx context.Context) {
 		}
 		x.mu.Unlock()
 		for _, p := range pending {
-			applied, _, rejected := x.Applied(p.canary)
+			applied, _, rejected := x.Applied(ctx, p.canary)
 			if applied || rejected != "" {
 				x.mu.Lock()
 				p.pending = false
@@ -324,7 +324,7 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 
 // Applied answers the release engine: has every subscribed proxy, on
 // every replica, applied the traffic now in c's status?
-func (x *Controller) Applied(c *v1alpha1.Canary) (bool, int, string) {
+func (x *Controller) Applied(ctx context.Context, c *v1alpha1.Canary) (bool, int, string) {
 	applied, proxies, rejected := x.localApplied(c)
 	if rejected != "" {
 		x.reportNACK(c, rejected)
@@ -332,7 +332,7 @@ func (x *Controller) Applied(c *v1alpha1.Canary) (bool, int, string) {
 	if x.Peers == nil || rejected != "" {
 		return applied, proxies, rejected
 	}
-	others, err := x.Peers.Others(context.Background(), client.ObjectKeyFromObject(c).String(), time.Now())
+	others, err := x.Peers.Others(ctx, client.ObjectKeyFromObject(c).String(), time.Now())
 	if err != nil {
 		return false, proxies, ""
 	}
