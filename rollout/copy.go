@@ -23,7 +23,7 @@ func BuildCopy(target *appsv1.Deployment, owner metav1.OwnerReference, revision 
 			Namespace: target.Namespace,
 			Labels: map[string]string{
 				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-				v1alpha1.LabelTrack:     "canary",
+				v1alpha1.LabelTrack:     string(v1alpha1.TrackCanary),
 			},
 			Annotations:     map[string]string{v1alpha1.AnnotationRevision: revision},
 			OwnerReferences: []metav1.OwnerReference{owner},

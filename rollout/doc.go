@@ -109,8 +109,9 @@
 // (interfaces.go), each with ctx first; cmd/serin/app wires them up:
 //
 //   - TrafficStatus: has every subscribed proxy, on every replica, applied
-//     the traffic in a Canary's status? Implemented by serin's xDS traffic
-//     controller.
+//     the traffic in a Canary's status? Implemented by xds/traffic's
+//     Controller; the routers that follow (Gateway API, SMI) implement it
+//     too.
 //   - Analyzer: the verdict on the current step, from package analysis
 //     (providers and judges).
 //   - HookRunner: runs the webhooks of one type and combines their results,
