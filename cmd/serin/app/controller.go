@@ -13,11 +13,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
-	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
@@ -35,7 +32,6 @@ import (
 	"github.com/serin-dev/serin/analysis/alerts"
 	"github.com/serin-dev/serin/analysis/hooks"
 	"github.com/serin-dev/serin/analysis/prom"
-	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/xds"
 	"github.com/serin-dev/serin/xds/istio"
@@ -129,16 +125,6 @@ func newLogger(o controllerOptions) (logr.Logger, error) {
 		return logr.Logger{}, fmt.Errorf("--log-format %q: want json or console", o.logFormat)
 	}
 	return zap.New(zap.Level(level), zap.UseDevMode(o.logFormat == "console")), nil
-}
-
-func newScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, networkingv1alpha3.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
 }
 
 func runController(ctx context.Context, o controllerOptions) error {
