@@ -163,7 +163,8 @@ func runController(ctx context.Context, o controllerOptions) error {
 			ips = append(ips, ip)
 		}
 		rotator, err = certs.New(cs, certs.Options{Namespace: o.namespace, SecretName: o.webhookSecret,
-			ServiceName: o.webhookService, WebhookConfigName: o.webhookConfigName, IPs: ips, Log: log.WithName("certs")})
+			ServiceName: o.webhookService, WebhookConfigName: o.webhookConfigName, IPs: ips,
+			Metrics: certs.NewMetrics(crmetrics.Registry), Log: log.WithName("certs")})
 		if err != nil {
 			return err
 		}
@@ -193,8 +194,6 @@ func runController(ctx context.Context, o controllerOptions) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	crmetrics.Registry.MustRegister(admission.Collectors()...)
-	crmetrics.Registry.MustRegister(certs.Collectors()...)
 	if rotator != nil {
 		if err := mgr.Add(rotator); err != nil {
 			return err
@@ -203,9 +202,10 @@ func runController(ctx context.Context, o controllerOptions) error {
 			return err
 		}
 	}
-	admission.Register(mgr.GetWebhookServer(), log)
+	admissionMetrics := admission.NewMetrics(crmetrics.Registry)
+	admission.Register(mgr.GetWebhookServer(), admissionMetrics, log)
 	if strings.EqualFold(o.istioMode, "bootstrap") {
-		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), istio.DefaultBootstrapConfigMap)
+		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), admissionMetrics, istio.DefaultBootstrapConfigMap)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
