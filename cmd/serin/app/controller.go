@@ -39,8 +39,6 @@ import (
 	"github.com/serin-dev/serin/xds/translate"
 )
 
-func init() { subcommands = append(subcommands, newControllerCmd) }
-
 // controllerOptions are the flags of serin controller.
 type controllerOptions struct {
 	namespace         string
@@ -68,14 +66,14 @@ type controllerOptions struct {
 	xdsClientCA       string
 }
 
-func newControllerCmd() *cobra.Command {
+func newControllerCmd(conn *connFlags) *cobra.Command {
 	o := controllerOptions{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run serin: the admission webhooks, the release engine, the xDS server and analysis",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runController(cmd.Context(), o)
+			return runController(cmd.Context(), conn, o)
 		},
 	}
 	f := cmd.Flags()
@@ -127,14 +125,14 @@ func newLogger(o controllerOptions) (logr.Logger, error) {
 	return zap.New(zap.Level(level), zap.UseDevMode(o.logFormat == "console")), nil
 }
 
-func runController(ctx context.Context, o controllerOptions) error {
+func runController(ctx context.Context, conn *connFlags, o controllerOptions) error {
 	log, err := newLogger(o)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	ctrl.SetLogger(log)
 	ctx = logr.NewContext(ctx, log)
-	cfg, err := cliFlags.loader().ClientConfig()
+	cfg, err := conn.loader().ClientConfig()
 	if err != nil {
 		return err
 	}
