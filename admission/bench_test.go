@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -58,11 +59,14 @@ func cpuTime(tb testing.TB) time.Duration {
 
 var quietControllerRuntime sync.Once
 
-func registered() map[string]http.Handler {
+func registered() map[string]http.Handler { return registeredOn(prometheus.NewRegistry()) }
+
+// registeredOn is what Register serves, with its metrics on reg.
+func registeredOn(reg prometheus.Registerer) map[string]http.Handler {
 	// webhook.Admission logs through controller-runtime's global logger.
 	quietControllerRuntime.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	s := &recordingServer{Server: webhook.NewServer(webhook.Options{}), handlers: map[string]http.Handler{}}
-	Register(s, logr.Discard())
+	Register(s, NewMetrics(reg), logr.Discard())
 	return s.handlers
 }
 

@@ -23,8 +23,9 @@ const BootstrapOverrideAnnotation = "sidecar.istio.io/bootstrapOverride"
 // namespaces (label serin.dev/istio-bootstrap=enabled) at serin's
 // bootstrap-override ConfigMap, whose static serin-xds cluster lets their
 // Envoys fetch serin's EDS. A pod that names its own override keeps it.
-func RegisterPodBootstrap(srv webhook.Server, configMap string) {
-	srv.Register(PathPodBootstrap, &webhook.Admission{Handler: instrument("pod-bootstrap", HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+// Its requests are counted in m.
+func RegisterPodBootstrap(srv webhook.Server, m *Metrics, configMap string) {
+	srv.Register(PathPodBootstrap, &webhook.Admission{Handler: m.instrument("pod-bootstrap", HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
 		return bootstrapPod(req.Object.Raw, configMap)
 	}))})
 }

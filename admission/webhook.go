@@ -7,11 +7,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-logr/logr"
 	jsoniter "github.com/json-iterator/go"
-	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,13 +30,13 @@ const (
 	PathValidateAlertProvider  = "/validate-serin-dev-v1alpha1-alertprovider"
 )
 
-// Register serves serin's webhooks on srv.
-func Register(srv webhook.Server, log logr.Logger) {
-	srv.Register(PathHoldDeployment, &webhook.Admission{Handler: instrument("hold", HandlerFunc(holdDeployment))})
-	srv.Register(PathValidateDeployment, &webhook.Admission{Handler: instrument("validate-deployment", HandlerFunc(validateDeployment))})
-	srv.Register(PathValidateCanary, &webhook.Admission{Handler: instrument("validate-canary", validator(v1alpha1.ValidateCanary))})
-	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: instrument("validate-metrictemplate", validator(v1alpha1.ValidateMetricTemplate))})
-	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: instrument("validate-alertprovider", validator(v1alpha1.ValidateAlertProvider))})
+// Register serves serin's webhooks on srv, counting their requests in m.
+func Register(srv webhook.Server, m *Metrics, log logr.Logger) {
+	srv.Register(PathHoldDeployment, &webhook.Admission{Handler: m.instrument("hold", HandlerFunc(holdDeployment))})
+	srv.Register(PathValidateDeployment, &webhook.Admission{Handler: m.instrument("validate-deployment", HandlerFunc(validateDeployment))})
+	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", validator(v1alpha1.ValidateCanary))})
+	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-metrictemplate", validator(v1alpha1.ValidateMetricTemplate))})
+	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: m.instrument("validate-alertprovider", validator(v1alpha1.ValidateAlertProvider))})
 	log.V(1).Info("admission webhooks registered")
 }
 
@@ -157,43 +155,4 @@ func deny(gk schema.GroupKind, name string, errs field.ErrorList) admission.Resp
 	}
 	status := apierrors.NewInvalid(gk, name, errs).ErrStatus
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
-}
-
-// Metrics of the webhooks, on controller-runtime's registry (see Collectors).
-var (
-	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "serin_admission_requests_total",
-		Help: "Admission requests handled, by webhook and result (allowed, patched, denied, errored).",
-	}, []string{"webhook", "result"})
-	requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "serin_admission_duration_seconds",
-		Help:    "Time to answer an admission request, by webhook.",
-		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .1},
-	}, []string{"webhook"})
-)
-
-// Collectors are the webhooks' metrics, for registration.
-func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{requestsTotal, requestSeconds}
-}
-
-func instrument(name string, h admission.Handler) admission.Handler {
-	return HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-		start := time.Now()
-		resp := h.Handle(ctx, req)
-		requestSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
-		result := "allowed"
-		switch {
-		case resp.Result != nil && resp.Result.Code >= 400 && resp.Result.Code != http.StatusUnprocessableEntity:
-			result = "errored"
-		case !resp.Allowed:
-			result = "denied"
-		case len(resp.Patches) > 0:
-			result = "patched"
-		}
-		requestsTotal.WithLabelValues(name, result).Inc()
-		logr.FromContextOrDiscard(ctx).V(1).Info("admission", "webhook", name, "operation", req.Operation,
-			"namespace", req.Namespace, "name", req.Name, "dryRun", req.DryRun != nil && *req.DryRun, "result", result)
-		return resp
-	})
 }

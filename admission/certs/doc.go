@@ -35,7 +35,8 @@
 // Wiring, in serin controller (builtin mode):
 //
 //	rot, err := certs.New(clientset, certs.Options{Namespace: ns, SecretName: secret,
-//		ServiceName: service, WebhookConfigName: configName, IPs: ips, Log: log})
+//		ServiceName: service, WebhookConfigName: configName, IPs: ips,
+//		Metrics: certs.NewMetrics(crmetrics.Registry), Log: log})
 //	mgr.Add(rot)
 //	srv := webhook.NewServer(webhook.Options{Port: port, TLSOpts: []func(*tls.Config){rot.ConfigureTLS}})
 //	mgr.AddReadyzCheck("webhook-certificate", rot.Ready)

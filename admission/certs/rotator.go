@@ -64,6 +64,9 @@ type Options struct {
 	ServingRenewBefore time.Duration
 	PropagationDelay   time.Duration
 
+	// Metrics record the Rotator's writes and the certificates' expiry
+	// (nil: not recorded).
+	Metrics *Metrics
 	// Clock defaults to the real clock.
 	Clock clock.WithTicker
 	// Log defaults to discarding.
@@ -73,11 +76,12 @@ type Options struct {
 // Rotator keeps the webhook certificates; see the package documentation.
 // It is a controller-runtime Runnable that runs on every replica.
 type Rotator struct {
-	client kubernetes.Interface
-	opts   Options
-	policy Policy
-	clock  clock.WithTicker
-	log    logr.Logger
+	client  kubernetes.Interface
+	opts    Options
+	policy  Policy
+	clock   clock.WithTicker
+	log     logr.Logger
+	metrics *Metrics
 
 	cert atomic.Pointer[tls.Certificate]
 	wake chan struct{}
@@ -126,7 +130,7 @@ func New(client kubernetes.Interface, opts Options) (*Rotator, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("certs: %w", err)
 	}
-	r := &Rotator{client: client, opts: opts, policy: p, clock: opts.Clock, log: opts.Log, wake: make(chan struct{}, 1)}
+	r := &Rotator{client: client, opts: opts, policy: p, clock: opts.Clock, log: opts.Log, metrics: opts.Metrics, wake: make(chan struct{}, 1)}
 	r.secret = oneObjectInformer(client, &corev1.Secret{}, opts.SecretName,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return client.CoreV1().Secrets(opts.Namespace).List(ctx, o)
@@ -283,7 +287,7 @@ func (r *Rotator) load(obj any) {
 		return
 	}
 	r.cert.Store(c)
-	setExpiry("serving", c.Leaf)
+	r.metrics.setExpiry("serving", c.Leaf)
 	r.log.Info("webhook serving certificate loaded", "certificate", describe(c.Leaf))
 }
 
@@ -312,7 +316,7 @@ func (r *Rotator) reconcile(ctx context.Context) (time.Time, error) {
 		r.servedCert, r.servedSince = c.Certificate[0], now
 	}
 	if len(b.CAs) > 0 {
-		setExpiry("ca", b.CAs[0])
+		r.metrics.setExpiry("ca", b.CAs[0])
 		configs := r.webhookConfigs()
 		if err := r.inject(ctx, configs, data[KeyCABundle]); err != nil {
 			return time.Time{}, err
@@ -341,7 +345,7 @@ func (r *Rotator) reconcile(ctx context.Context) (time.Time, error) {
 		}
 		return time.Time{}, err
 	}
-	rotations.WithLabelValues(string(d.Action)).Inc()
+	r.metrics.wrote(d.Action)
 	r.log.Info("webhook certificates updated", "action", d.Action, "reason", d.Reason,
 		"ca", describe(nb.CAs[0]), "trustedCAs", len(nb.CAs), "serving", describe(nb.Cert))
 	return time.Time{}, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -30,8 +31,9 @@ func TestRotator(t *testing.T) {
 		Webhooks:   []admissionregistrationv1.ValidatingWebhook{{Name: "a.serin.dev"}, {Name: "b.serin.dev"}},
 	}
 	cs := fake.NewClientset(mwc, vwc)
+	reg := prometheus.NewRegistry()
 	r, err := New(cs, Options{
-		Namespace: "serin-system", Clock: clk, IPs: []net.IP{net.ParseIP("127.0.0.1")},
+		Namespace: "serin-system", Clock: clk, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Metrics: NewMetrics(reg),
 		CALifetime: time.Minute, CARenewBefore: 30 * time.Second,
 		ServingLifetime: 30 * time.Second, ServingRenewBefore: 10 * time.Second,
 		PropagationDelay: 2 * time.Second,
@@ -117,5 +119,44 @@ func TestRotator(t *testing.T) {
 	}
 	if r.Ready(nil) != nil {
 		t.Error("not ready")
+	}
+	checkMetrics(t, reg)
+}
+
+// checkMetrics checks the Rotator's series after TestRotator's 90s: one
+// bootstrap, CA rotations and serving certificates counted by action, and
+// the expiry of both certificates.
+func checkMetrics(t *testing.T, reg *prometheus.Registry) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				got[key] = g.GetValue()
+			} else {
+				got[key] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if v := got["serin_webhook_certificate_writes_total action=Bootstrap"]; v != 1 {
+		t.Errorf("bootstrap writes = %v, want 1 (all: %v)", v, got)
+	}
+	for _, action := range []string{"RotateCA", "IssueServing"} {
+		if v := got["serin_webhook_certificate_writes_total action="+action]; v < 1 {
+			t.Errorf("%s writes = %v, want at least 1 (all: %v)", action, v, got)
+		}
+	}
+	for _, which := range []string{"ca", "serving"} {
+		if v := got["serin_webhook_certificate_expiry_timestamp_seconds certificate="+which]; v <= float64(t0.Unix()) {
+			t.Errorf("%s expiry = %v, want after %v (all: %v)", which, v, t0.Unix(), got)
+		}
 	}
 }

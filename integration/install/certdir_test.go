@@ -110,7 +110,7 @@ func TestCertDirHotReload(t *testing.T) {
 	}
 	port := ports[0]
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: vol.dir})
-	admission.Register(srv, logr.Discard())
+	admission.Register(srv, nil, logr.Discard())
 	ctx := t.Context()
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()

@@ -139,7 +139,7 @@ func TestURLModeRotation(t *testing.T) {
 			}
 		},
 	}}), calls: map[string]*atomic.Int64{}}
-	admission.Register(srv, testr.New(t))
+	admission.Register(srv, nil, testr.New(t))
 	runnables := []interface{ Start(context.Context) error }{srv, rotators[0], rotators[1]}
 	for _, r := range runnables {
 		wg.Add(1)

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/go-logr/logr"
 
@@ -52,70 +50,36 @@ func analyzer(an *analysis.Analyzer) rollout.Analyzer {
 // hookRunner runs webhooks with the hooks package.
 func hookRunner(caller *hooks.Caller) rollout.HookRunner {
 	return rollout.HookRunnerFunc(func(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, typ v1alpha1.HookType) rollout.HookResult {
-		var list []v1alpha1.CanaryWebhook
-		if spec.Analysis != nil {
-			list = spec.Analysis.Webhooks
-		}
-		o := caller.Run(ctx, release(c), list, typ)
+		o := caller.Run(ctx, hooks.ReleaseOf(c), webhooks(spec), typ)
 		if typ == v1alpha1.HookRollback {
-			return rollout.HookResult{Passed: o.Rollback, Message: hookDetail(o, true)}
+			return rollout.HookResult{Passed: o.Rollback, Message: o.Detail(true)}
 		}
-		return rollout.HookResult{Passed: o.Passed, Message: hookDetail(o, false)}
+		return rollout.HookResult{Passed: o.Passed, Message: o.Detail(false)}
 	})
-}
-
-// hookDetail names the hooks that failed with their answers (or, with
-// rollback, the hook that asked for a rollback). Step words the sentence
-// around it ("Halt podinfo.test advancement: rollout hook failed smoke:
-// 500 Internal Server Error") and keeps it in status, so response bodies
-// are left out.
-func hookDetail(o hooks.Outcome, rollback bool) string {
-	var parts []string
-	for _, r := range o.Results {
-		switch {
-		case rollback && r.OK:
-			parts = append(parts, r.Hook)
-		case !rollback && !r.OK:
-			parts = append(parts, r.Hook+": "+r.Reason())
-		}
-	}
-	return strings.Join(parts, "; ")
-}
-
-func release(c *v1alpha1.Canary) hooks.Release {
-	return hooks.Release{Name: c.Name, Namespace: c.Namespace, Phase: c.Status.Phase, Checksum: c.Status.CanaryRevision}
 }
 
 // notifier sends release events to the Canary's alerts and event hooks.
 func notifier(n *alerts.Notifier, caller *hooks.Caller) rollout.Notifier {
 	return rollout.NotifierFunc(func(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, ev rollout.Event) {
-		log := logr.FromContextOrDiscard(ctx)
-		severity := v1alpha1.SeverityInfo
-		switch {
-		case c.Status.Phase == v1alpha1.PhaseFailed && ev.Warning:
-			severity = v1alpha1.SeverityError
-		case ev.Warning:
-			severity = v1alpha1.SeverityWarn
+		if err := n.Notify(ctx, c, alerts.ReleaseMessage(c, spec, ev.Message, ev.Warning)); err != nil {
+			logr.FromContextOrDiscard(ctx).Error(err, "alert not sent", "canary", c.Name, "namespace", c.Namespace)
 		}
-		msg := alerts.Message{
-			Name: c.Name, Namespace: c.Namespace, Phase: c.Status.Phase, Severity: severity, Text: ev.Message,
-			Fields: []alerts.Field{
-				{Name: "Target", Value: fmt.Sprintf("Deployment/%s.%s", spec.TargetRef.Name, c.Namespace)},
-				{Name: "Weight", Value: strconv.Itoa(int(c.Status.CanaryWeight))},
-				{Name: "Failed checks", Value: strconv.Itoa(int(c.Status.FailedChecks))},
-			},
-		}
-		if err := n.Notify(ctx, c, msg); err != nil {
-			log.Error(err, "alert not sent", "canary", c.Name, "namespace", c.Namespace)
-		}
-		if spec.Analysis != nil && len(hooks.Of(spec.Analysis.Webhooks, v1alpha1.HookEvent)) > 0 {
+		if list := webhooks(spec); len(hooks.Of(list, v1alpha1.HookEvent)) > 0 {
 			typ := corev1.EventTypeNormal
 			if ev.Warning {
 				typ = corev1.EventTypeWarning
 			}
-			caller.Event(ctx, release(c), spec.Analysis.Webhooks, ev.Message, typ)
+			caller.Event(ctx, hooks.ReleaseOf(c), list, ev.Message, typ)
 		}
 	})
+}
+
+// webhooks are the webhooks of a release spec.
+func webhooks(spec *v1alpha1.CanarySpec) []v1alpha1.CanaryWebhook {
+	if spec.Analysis == nil {
+		return nil
+	}
+	return spec.Analysis.Webhooks
 }
 
 // webhookGone is the uninstall signal: `serin uninstall` deletes serin's

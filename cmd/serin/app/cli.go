@@ -11,70 +11,24 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
-func init() {
-	subcommands = append(subcommands, newGetCmd, newPromoteCmd, newAbortCmd, newRetryCmd,
-		newPauseCmd, newResumeCmd, newWaitCmd, newUninstallCmd)
-}
-
-// connFlags are kubectl's connection flags (--kubeconfig, --context, -n).
-type connFlags struct {
-	kubeconfig, context, namespace string
-}
-
-var cliFlags connFlags
-
-func (f *connFlags) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-	fs.StringVar(&f.context, "context", "", "the kubeconfig context to use")
-	fs.StringVarP(&f.namespace, "namespace", "n", "", "the namespace (default: the context's)")
-}
-
-func (f *connFlags) loader() clientcmd.ClientConfig {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.kubeconfig
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context, Context: clientcmdapi.Context{Namespace: f.namespace}})
-}
-
-func cliClient() (client.Client, string, error) {
-	cfg, err := cliFlags.loader().ClientConfig()
-	if err != nil {
-		return nil, "", err
-	}
-	scheme, err := newScheme()
-	if err != nil {
-		return nil, "", err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, "", err
-	}
-	ns, _, err := cliFlags.loader().Namespace()
-	return c, ns, err
-}
-
-func newGetCmd() *cobra.Command {
+func newGetCmd(conn *connFlags) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "get [NAME]",
 		Short: "List canaries with their steps and last verdict",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := cliClient()
+			c, ns, err := conn.client()
 			if err != nil {
 				return err
 			}
@@ -171,13 +125,13 @@ func steps(spec *v1alpha1.CanarySpec, st *v1alpha1.CanaryStatus) string {
 	return strings.Join(parts, " ")
 }
 
-func newActionCmd(verb, short string) *cobra.Command {
+func newActionCmd(conn *connFlags, verb, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " NAME",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := cliClient()
+			c, ns, err := conn.client()
 			if err != nil {
 				return err
 			}
@@ -191,23 +145,23 @@ func newActionCmd(verb, short string) *cobra.Command {
 	}
 }
 
-func newPromoteCmd() *cobra.Command {
-	return newActionCmd(v1alpha1.ActionPromote, "Promote the running release now, skipping the remaining steps")
+func newPromoteCmd(conn *connFlags) *cobra.Command {
+	return newActionCmd(conn, v1alpha1.ActionPromote, "Promote the running release now, skipping the remaining steps")
 }
 
-func newAbortCmd() *cobra.Command {
-	return newActionCmd(v1alpha1.ActionAbort, "Roll the running release back")
+func newAbortCmd(conn *connFlags) *cobra.Command {
+	return newActionCmd(conn, v1alpha1.ActionAbort, "Roll the running release back")
 }
 
-func newRetryCmd() *cobra.Command {
-	return newActionCmd(v1alpha1.ActionRetry, "Run a failed revision's release again")
+func newRetryCmd(conn *connFlags) *cobra.Command {
+	return newActionCmd(conn, v1alpha1.ActionRetry, "Run a failed revision's release again")
 }
 
-func newPauseCmd() *cobra.Command {
+func newPauseCmd(conn *connFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "pause NAME", Short: "Pause a release where it is (traffic unchanged)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := cliClient()
+			c, ns, err := conn.client()
 			if err != nil {
 				return err
 			}
@@ -221,11 +175,11 @@ func newPauseCmd() *cobra.Command {
 	}
 }
 
-func newResumeCmd() *cobra.Command {
+func newResumeCmd(conn *connFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "resume NAME", Short: "Resume a paused release", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := cliClient()
+			c, ns, err := conn.client()
 			if err != nil {
 				return err
 			}
@@ -256,14 +210,14 @@ func annotate(ctx context.Context, c client.Client, ns, name, key string, value 
 	return c.Patch(ctx, &cn, patch)
 }
 
-func newWaitCmd() *cobra.Command {
+func newWaitCmd(conn *connFlags) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "wait NAME",
 		Short: "Wait for the release of the Deployment's current revision: exit 0 when promoted, 1 when rolled back",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := cliClient()
+			c, ns, err := conn.client()
 			if err != nil {
 				return err
 			}
@@ -333,7 +287,7 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-func newUninstallCmd() *cobra.Command {
+func newUninstallCmd(conn *connFlags) *cobra.Command {
 	var timeout time.Duration
 	var webhookName string
 	cmd := &cobra.Command{
@@ -344,7 +298,7 @@ func newUninstallCmd() *cobra.Command {
 			"deleted, Deployments unpaused. Run it before `helm uninstall` (the chart's pre-delete hook does).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := cliClient()
+			c, _, err := conn.client()
 			if err != nil {
 				return err
 			}

@@ -2,48 +2,14 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap/zapcore"
-	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/serin-dev/serin/admission"
 	"github.com/serin-dev/serin/admission/certs"
-	"github.com/serin-dev/serin/analysis"
-	"github.com/serin-dev/serin/analysis/alerts"
-	"github.com/serin-dev/serin/analysis/hooks"
-	"github.com/serin-dev/serin/analysis/prom"
-	"github.com/serin-dev/serin/api/v1alpha1"
-	"github.com/serin-dev/serin/rollout"
-	"github.com/serin-dev/serin/xds"
-	"github.com/serin-dev/serin/xds/istio"
-	xdsserver "github.com/serin-dev/serin/xds/server"
-	"github.com/serin-dev/serin/xds/translate"
 )
-
-func init() { subcommands = append(subcommands, newControllerCmd) }
 
 // controllerOptions are the flags of serin controller.
 type controllerOptions struct {
@@ -72,14 +38,14 @@ type controllerOptions struct {
 	xdsClientCA       string
 }
 
-func newControllerCmd() *cobra.Command {
+func newControllerCmd(conn *connFlags) *cobra.Command {
 	o := controllerOptions{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run serin: the admission webhooks, the release engine, the xDS server and analysis",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runController(cmd.Context(), o)
+			return runController(cmd.Context(), conn, o)
 		},
 	}
 	f := cmd.Flags()
@@ -113,215 +79,35 @@ func newControllerCmd() *cobra.Command {
 	return cmd
 }
 
-func newLogger(o controllerOptions) (logr.Logger, error) {
-	var level zapcore.Level
-	switch o.logLevel {
-	case "debug":
-		level = zapcore.DebugLevel
-	case "info":
-		level = zapcore.InfoLevel
-	case "error":
-		level = zapcore.ErrorLevel
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-level %q: want debug, info or error", o.logLevel)
-	}
-	if o.logFormat != "json" && o.logFormat != "console" {
-		return logr.Logger{}, fmt.Errorf("--log-format %q: want json or console", o.logFormat)
-	}
-	return zap.New(zap.Level(level), zap.UseDevMode(o.logFormat == "console")), nil
-}
-
-func newScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, networkingv1alpha3.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
-func runController(ctx context.Context, o controllerOptions) error {
-	log, err := newLogger(o)
+// runController wires serin's parts into one manager and runs it until
+// ctx ends.
+func runController(ctx context.Context, conn *connFlags, o controllerOptions) error {
+	log, cfg, err := setupLogAndConfig(conn, o)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return err
 	}
-	ctrl.SetLogger(log)
 	ctx = logr.NewContext(ctx, log)
-	cfg, err := cliFlags.loader().ClientConfig()
+	whOpts, rotator, err := webhookServerOptions(cfg, o, log)
 	if err != nil {
 		return err
 	}
-	cfg.QPS, cfg.Burst = 50, 100
-	scheme, err := newScheme()
+	mgr, err := newManager(ctx, cfg, o, log, whOpts)
 	if err != nil {
 		return err
 	}
-
-	// Webhook TLS: serin's own rotating certificates, or files on disk.
-	whOpts := webhook.Options{Host: o.webhookHost, Port: o.webhookPort,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}
-	var rotator *certs.Rotator
-	switch o.webhookCertMode {
-	case "builtin":
-		cs, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			return err
-		}
-		var ips []net.IP
-		for _, s := range o.webhookIPs {
-			ip := net.ParseIP(s)
-			if ip == nil {
-				return &exitError{code: 2, err: fmt.Errorf("--webhook-ip %q is not an IP", s)}
-			}
-			ips = append(ips, ip)
-		}
-		rotator, err = certs.New(cs, certs.Options{Namespace: o.namespace, SecretName: o.webhookSecret,
-			ServiceName: o.webhookService, WebhookConfigName: o.webhookConfigName, IPs: ips, Log: log.WithName("certs")})
-		if err != nil {
-			return err
-		}
-		whOpts.TLSOpts = append(whOpts.TLSOpts, rotator.ConfigureTLS)
-	case "dir":
-		whOpts.CertDir = o.webhookCertDir
-	default:
-		return &exitError{code: 2, err: fmt.Errorf("--webhook-cert-mode %q: want builtin or dir", o.webhookCertMode)}
-	}
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		// Leases are read in serin's namespace only (replica reports).
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
-		}},
-		Scheme:                        scheme,
-		Logger:                        log,
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddress},
-		HealthProbeBindAddress:        o.healthAddress,
-		LeaderElection:                o.leaderElect,
-		LeaderElectionID:              "serin.dev",
-		LeaderElectionNamespace:       o.namespace,
-		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 webhook.NewServer(whOpts),
-		BaseContext:                   func() context.Context { return ctx },
-	})
-	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
-	}
-	crmetrics.Registry.MustRegister(admission.Collectors()...)
-	crmetrics.Registry.MustRegister(certs.Collectors()...)
-	if rotator != nil {
-		if err := mgr.Add(rotator); err != nil {
-			return err
-		}
-		if err := mgr.AddReadyzCheck("webhook-certificate", rotator.Ready); err != nil {
-			return err
-		}
-	}
-	admission.Register(mgr.GetWebhookServer(), log)
-	if strings.EqualFold(o.istioMode, "bootstrap") {
-		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), istio.DefaultBootstrapConfigMap)
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+	if err := setupWebhooks(mgr, o, rotator, log); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return err
-	}
-
-	// Traffic: the xDS server and the controller that serves Canary status.
-	wakeups := make(chan event.GenericEvent, 64)
-	xdsTLS, err := xdsTLSConfig(o, mgr)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, TLS: xdsTLS, Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
+	t, err := setupTraffic(mgr, o, log)
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(srv); err != nil {
-		return err
-	}
-	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
-	traffic := &xds.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
-		Peers: &xds.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
-	if traffic.Istio, err = istioWriter(o, mgr); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	if err := traffic.SetupWithManager(mgr); err != nil {
-		return err
-	}
-
-	// Analysis, hooks and alerts.
-	rd := reader{cached: mgr.GetClient(), direct: mgr.GetAPIReader()}
-	an := &analysis.Analyzer{
-		Prometheus: &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd},
-		Templates:  rd,
-		LoadReports: analysis.LoadReportsFunc(func(cluster string, since, until time.Time) map[string]analysis.LoadCounts {
-			out := map[string]analysis.LoadCounts{}
-			for k, v := range srv.LoadReports(cluster, since, until) {
-				out[k] = analysis.LoadCounts(v)
-			}
-			return out
-		}),
-		Log:     log.WithName("analysis"),
-		Metrics: analysis.NewMetrics(crmetrics.Registry),
-	}
-	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Log: log.WithName("hooks")})
-	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Log: log.WithName("alerts")}
-
-	engine := &rollout.Reconciler{
-		Client: mgr.GetClient(), Recorder: recorder, Traffic: traffic,
-		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
-		Metrics: rollout.NewMetrics(crmetrics.Registry, Version), Wakeups: wakeups,
-		Uninstall: webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
-	}
-	if err := engine.SetupWithManager(ctx, mgr); err != nil {
+	if err := setupEngine(ctx, mgr, o, log, t); err != nil {
 		return err
 	}
 	log.Info("starting serin", "version", Version, "namespace", o.namespace, "xds", o.xdsAddress, "webhookPort", o.webhookPort)
 	return mgr.Start(ctx)
 }
-
-// xdsTLSConfig is the xDS server's TLS from the flags: nil for plaintext,
-// server TLS with a certificate reloaded when its files change, and mTLS
-// when a client CA is given.
-func xdsTLSConfig(o controllerOptions, mgr ctrl.Manager) (*tls.Config, error) {
-	if o.xdsTLSCert == "" && o.xdsTLSKey == "" {
-		if o.xdsClientCA != "" {
-			return nil, fmt.Errorf("--xds-client-ca needs --xds-tls-cert and --xds-tls-key")
-		}
-		return nil, nil
-	}
-	if o.xdsTLSCert == "" || o.xdsTLSKey == "" {
-		return nil, fmt.Errorf("--xds-tls-cert and --xds-tls-key go together")
-	}
-	watcher, err := certwatcher.New(o.xdsTLSCert, o.xdsTLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("xds certificate: %w", err)
-	}
-	if err := mgr.Add(everyReplica(watcher.Start)); err != nil {
-		return nil, err
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
-	if o.xdsClientCA != "" {
-		pem, err := os.ReadFile(o.xdsClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("--xds-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--xds-client-ca %s holds no PEM certificate", o.xdsClientCA)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
-}
-
-// everyReplica is a Runnable that runs on every replica.
-type everyReplica func(context.Context) error
-
-func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
-func (everyReplica) NeedLeaderElection() bool          { return false }
 
 // defaultReplicaName is the pod name in a cluster, else host and process.
 func defaultReplicaName() string {
@@ -330,24 +116,4 @@ func defaultReplicaName() string {
 	}
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
-}
-
-// istioWriter configures the Istio glue from the flags.
-func istioWriter(o controllerOptions, mgr ctrl.Manager) (*xds.IstioWriter, error) {
-	opts := istio.Options{XDSAddress: o.istioXDSAddress}
-	switch strings.ToLower(o.istioMode) {
-	case "none", "":
-		return nil, nil
-	case "bootstrap":
-		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceStaticCluster}
-	case "google-grpc":
-		if o.istioXDSAddress == "" {
-			return nil, fmt.Errorf("--istio-mode=google-grpc needs --istio-xds-address")
-		}
-		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: o.istioXDSAddress}
-		opts.XDSAddress = ""
-	default:
-		return nil, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
-	}
-	return &xds.IstioWriter{Client: mgr.GetClient(), Options: opts}, nil
 }

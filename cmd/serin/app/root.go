@@ -54,18 +54,25 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
 		root.Use = "kubectl serin"
 	}
-	cliFlags.AddFlags(root.PersistentFlags())
+	conn := &connFlags{}
+	conn.AddFlags(root.PersistentFlags())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd())
-	for _, add := range subcommands {
-		root.AddCommand(add())
-	}
+	root.AddCommand(
+		newVersionCmd(),
+		newGetCmd(conn),
+		newPromoteCmd(conn),
+		newAbortCmd(conn),
+		newRetryCmd(conn),
+		newPauseCmd(conn),
+		newResumeCmd(conn),
+		newWaitCmd(conn),
+		newUninstallCmd(conn),
+		newControllerCmd(conn),
+		newTesterCmd(),
+	)
 	return root
 }
-
-// subcommands are registered by the files that define them.
-var subcommands []func() *cobra.Command
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

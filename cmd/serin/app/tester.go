@@ -9,8 +9,6 @@ import (
 	"github.com/serin-dev/serin/analysis/tester"
 )
 
-func init() { subcommands = append(subcommands, newTesterCmd) }
-
 // testerOptions are the flags of serin tester.
 type testerOptions struct {
 	address         string

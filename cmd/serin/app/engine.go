@@ -1,0 +1,52 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/serin-dev/serin/analysis"
+	"github.com/serin-dev/serin/analysis/alerts"
+	"github.com/serin-dev/serin/analysis/hooks"
+	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/rollout"
+	xdsserver "github.com/serin-dev/serin/xds/server"
+)
+
+// setupEngine runs the release engine with analysis, hooks and alerts,
+// moving traffic through t.
+func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log logr.Logger, t traffic) error {
+	rd := reader{cached: mgr.GetClient(), direct: mgr.GetAPIReader()}
+	an := newAnalyzer(o, log, rd, t.server)
+	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Log: log.WithName("hooks")})
+	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Log: log.WithName("alerts")}
+	engine := &rollout.Reconciler{
+		Client: mgr.GetClient(), Recorder: t.recorder, Traffic: t.controller,
+		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
+		Metrics: rollout.NewMetrics(crmetrics.Registry, Version), Wakeups: t.wakeups,
+		Uninstall: webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
+	}
+	return engine.SetupWithManager(ctx, mgr)
+}
+
+// newAnalyzer is the analysis of the engine: Prometheus (--prometheus-address
+// for templates without one), MetricTemplates and Secrets read with rd, and
+// the load reports of the xDS server.
+func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, srv *xdsserver.Server) *analysis.Analyzer {
+	return &analysis.Analyzer{
+		Prometheus: &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd},
+		Templates:  rd,
+		LoadReports: analysis.LoadReportsFunc(func(cluster string, since, until time.Time) map[string]analysis.LoadCounts {
+			out := map[string]analysis.LoadCounts{}
+			for k, v := range srv.LoadReports(cluster, since, until) {
+				out[k] = analysis.LoadCounts(v)
+			}
+			return out
+		}),
+		Log:     log.WithName("analysis"),
+		Metrics: analysis.NewMetrics(crmetrics.Registry),
+	}
+}

@@ -1,0 +1,112 @@
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/serin-dev/serin/xds"
+	"github.com/serin-dev/serin/xds/istio"
+	xdsserver "github.com/serin-dev/serin/xds/server"
+	"github.com/serin-dev/serin/xds/translate"
+)
+
+// traffic is what the traffic set-up hands the release engine.
+type traffic struct {
+	controller *xds.Controller
+	server     *xdsserver.Server
+	recorder   events.EventRecorder
+	// wakeups is how the traffic controller wakes the engine.
+	wakeups chan event.GenericEvent
+}
+
+// setupTraffic runs the xDS server and the controller that serves Canary
+// status to it (with the Istio glue of --istio-mode).
+func setupTraffic(mgr ctrl.Manager, o controllerOptions, log logr.Logger) (traffic, error) {
+	wakeups := make(chan event.GenericEvent, 64)
+	xdsTLS, err := xdsTLSConfig(o, mgr)
+	if err != nil {
+		return traffic{}, &exitError{code: 2, err: err}
+	}
+	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, TLS: xdsTLS, Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
+	if err != nil {
+		return traffic{}, err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return traffic{}, err
+	}
+	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
+	c := &xds.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
+		Peers: &xds.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
+	if c.Istio, err = istioWriter(o, mgr); err != nil {
+		return traffic{}, &exitError{code: 2, err: err}
+	}
+	if err := c.SetupWithManager(mgr); err != nil {
+		return traffic{}, err
+	}
+	return traffic{controller: c, server: srv, recorder: recorder, wakeups: wakeups}, nil
+}
+
+// xdsTLSConfig is the xDS server's TLS from the flags: nil for plaintext,
+// server TLS with a certificate reloaded when its files change, and mTLS
+// when a client CA is given.
+func xdsTLSConfig(o controllerOptions, mgr ctrl.Manager) (*tls.Config, error) {
+	if o.xdsTLSCert == "" && o.xdsTLSKey == "" {
+		if o.xdsClientCA != "" {
+			return nil, fmt.Errorf("--xds-client-ca needs --xds-tls-cert and --xds-tls-key")
+		}
+		return nil, nil
+	}
+	if o.xdsTLSCert == "" || o.xdsTLSKey == "" {
+		return nil, fmt.Errorf("--xds-tls-cert and --xds-tls-key go together")
+	}
+	watcher, err := certwatcher.New(o.xdsTLSCert, o.xdsTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("xds certificate: %w", err)
+	}
+	if err := mgr.Add(everyReplica(watcher.Start)); err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
+	if o.xdsClientCA != "" {
+		pem, err := os.ReadFile(o.xdsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--xds-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--xds-client-ca %s holds no PEM certificate", o.xdsClientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// istioWriter configures the Istio glue from the flags.
+func istioWriter(o controllerOptions, mgr ctrl.Manager) (*xds.IstioWriter, error) {
+	opts := istio.Options{XDSAddress: o.istioXDSAddress}
+	switch strings.ToLower(o.istioMode) {
+	case "none", "":
+		return nil, nil
+	case "bootstrap":
+		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceStaticCluster}
+	case "google-grpc":
+		if o.istioXDSAddress == "" {
+			return nil, fmt.Errorf("--istio-mode=google-grpc needs --istio-xds-address")
+		}
+		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: o.istioXDSAddress}
+		opts.XDSAddress = ""
+	default:
+		return nil, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
+	}
+	return &xds.IstioWriter{Client: mgr.GetClient(), Options: opts}, nil
+}
