@@ -5,6 +5,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/internal/scheme"
 )
 
 // connFlags are kubectl's connection flags (--kubeconfig, --context, -n).
@@ -33,11 +35,11 @@ func (f *connFlags) client() (client.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	scheme, err := newScheme()
+	s, err := scheme.New()
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: s})
 	if err != nil {
 		return nil, "", err
 	}

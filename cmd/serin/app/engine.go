@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,7 +17,7 @@ import (
 
 // setupEngine runs the release engine with analysis, hooks and alerts,
 // moving traffic through t.
-func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log logr.Logger, t traffic) error {
+func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log logr.Logger, t trafficParts) error {
 	rd := reader{cached: mgr.GetClient(), direct: mgr.GetAPIReader()}
 	an := newAnalyzer(o, log, rd, t.server)
 	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Log: log.WithName("hooks")})
@@ -37,16 +36,10 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 // the load reports of the xDS server.
 func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, srv *xdsserver.Server) *analysis.Analyzer {
 	return &analysis.Analyzer{
-		Prometheus: &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd},
-		Templates:  rd,
-		LoadReports: analysis.LoadReportsFunc(func(cluster string, since, until time.Time) map[string]analysis.LoadCounts {
-			out := map[string]analysis.LoadCounts{}
-			for k, v := range srv.LoadReports(cluster, since, until) {
-				out[k] = analysis.LoadCounts(v)
-			}
-			return out
-		}),
-		Log:     log.WithName("analysis"),
-		Metrics: analysis.NewMetrics(crmetrics.Registry),
+		Prometheus:  &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd},
+		Templates:   rd,
+		LoadReports: srv,
+		Log:         log.WithName("analysis"),
+		Metrics:     analysis.NewMetrics(crmetrics.Registry),
 	}
 }

@@ -13,13 +13,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/serin-dev/serin/internal/scheme"
 )
 
 // newManager makes the manager every part runs in: leader election in
 // serin's namespace, the metrics and health endpoints, and the webhook
 // server with whOpts.
 func newManager(ctx context.Context, cfg *rest.Config, o controllerOptions, log logr.Logger, whOpts webhook.Options) (ctrl.Manager, error) {
-	scheme, err := newScheme()
+	s, err := scheme.New()
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +30,7 @@ func newManager(ctx context.Context, cfg *rest.Config, o controllerOptions, log 
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
 		}},
-		Scheme:                        scheme,
+		Scheme:                        s,
 		Logger:                        log,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddress},
 		HealthProbeBindAddress:        o.healthAddress,

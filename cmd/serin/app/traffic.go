@@ -14,15 +14,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/serin-dev/serin/xds"
 	"github.com/serin-dev/serin/xds/istio"
 	xdsserver "github.com/serin-dev/serin/xds/server"
+	"github.com/serin-dev/serin/xds/traffic"
 	"github.com/serin-dev/serin/xds/translate"
 )
 
-// traffic is what the traffic set-up hands the release engine.
-type traffic struct {
-	controller *xds.Controller
+// trafficParts is what the traffic set-up hands the release engine.
+type trafficParts struct {
+	controller *traffic.Controller
 	server     *xdsserver.Server
 	recorder   events.EventRecorder
 	// wakeups is how the traffic controller wakes the engine.
@@ -31,29 +31,29 @@ type traffic struct {
 
 // setupTraffic runs the xDS server and the controller that serves Canary
 // status to it (with the Istio glue of --istio-mode).
-func setupTraffic(mgr ctrl.Manager, o controllerOptions, log logr.Logger) (traffic, error) {
+func setupTraffic(mgr ctrl.Manager, o controllerOptions, log logr.Logger) (trafficParts, error) {
 	wakeups := make(chan event.GenericEvent, 64)
 	xdsTLS, err := xdsTLSConfig(o, mgr)
 	if err != nil {
-		return traffic{}, &exitError{code: 2, err: err}
+		return trafficParts{}, &exitError{code: 2, err: err}
 	}
 	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, TLS: xdsTLS, Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
 	if err != nil {
-		return traffic{}, err
+		return trafficParts{}, err
 	}
 	if err := mgr.Add(srv); err != nil {
-		return traffic{}, err
+		return trafficParts{}, err
 	}
 	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
-	c := &xds.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
-		Peers: &xds.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
+	c := &traffic.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
+		Peers: &traffic.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
 	if c.Istio, err = istioWriter(o, mgr); err != nil {
-		return traffic{}, &exitError{code: 2, err: err}
+		return trafficParts{}, &exitError{code: 2, err: err}
 	}
 	if err := c.SetupWithManager(mgr); err != nil {
-		return traffic{}, err
+		return trafficParts{}, err
 	}
-	return traffic{controller: c, server: srv, recorder: recorder, wakeups: wakeups}, nil
+	return trafficParts{controller: c, server: srv, recorder: recorder, wakeups: wakeups}, nil
 }
 
 // xdsTLSConfig is the xDS server's TLS from the flags: nil for plaintext,
@@ -92,7 +92,7 @@ func xdsTLSConfig(o controllerOptions, mgr ctrl.Manager) (*tls.Config, error) {
 }
 
 // istioWriter configures the Istio glue from the flags.
-func istioWriter(o controllerOptions, mgr ctrl.Manager) (*xds.IstioWriter, error) {
+func istioWriter(o controllerOptions, mgr ctrl.Manager) (*traffic.IstioWriter, error) {
 	opts := istio.Options{XDSAddress: o.istioXDSAddress}
 	switch strings.ToLower(o.istioMode) {
 	case "none", "":
@@ -108,5 +108,5 @@ func istioWriter(o controllerOptions, mgr ctrl.Manager) (*xds.IstioWriter, error
 	default:
 		return nil, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
 	}
-	return &xds.IstioWriter{Client: mgr.GetClient(), Options: opts}, nil
+	return &traffic.IstioWriter{Client: mgr.GetClient(), Options: opts}, nil
 }

@@ -1,4 +1,6 @@
-package app
+// Package scheme is the one runtime scheme serin's clients use: Kubernetes'
+// built-in types, serin's API and Istio's networking types.
+package scheme
 
 import (
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
@@ -8,9 +10,9 @@ import (
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
-// newScheme knows Kubernetes', serin's and Istio's networking types; the
-// controller and the CLI both use it.
-func newScheme() (*runtime.Scheme, error) {
+// New is a scheme that knows Kubernetes', serin's and Istio's networking
+// types; the controller, the CLI and the integration tests use it.
+func New() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, networkingv1alpha3.AddToScheme} {
 		if err := add(s); err != nil {
