@@ -251,17 +251,24 @@ func validateFeatures(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 	return errs
 }
 
+// uniqueName requires a name that no earlier entry of the list has.
+func uniqueName(p *field.Path, name string, seen map[string]bool) field.ErrorList {
+	defer func() { seen[name] = true }()
+	switch {
+	case name == "":
+		return field.ErrorList{field.Required(p, "")}
+	case seen[name]:
+		return field.ErrorList{field.Duplicate(p, name)}
+	}
+	return nil
+}
+
 func validateMetrics(metrics []CanaryMetric, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	seen := map[string]bool{}
 	for i, m := range metrics {
 		mp := p.Index(i)
-		if m.Name == "" {
-			errs = append(errs, field.Required(mp.Child("name"), ""))
-		} else if seen[m.Name] {
-			errs = append(errs, field.Duplicate(mp.Child("name"), m.Name))
-		}
-		seen[m.Name] = true
+		errs = append(errs, uniqueName(mp.Child("name"), m.Name, seen)...)
 		if m.TemplateRef == nil && m.Name != "" && m.Name != MetricRequestSuccessRate && m.Name != MetricRequestDuration {
 			errs = append(errs, field.Invalid(mp.Child("name"), m.Name, fmt.Sprintf("is not a built-in metric (%s, %s); custom metrics need a templateRef", MetricRequestSuccessRate, MetricRequestDuration)))
 		}
@@ -288,12 +295,7 @@ func validateWebhooks(hooks []CanaryWebhook, p *field.Path) field.ErrorList {
 	seen := map[string]bool{}
 	for i, h := range hooks {
 		hp := p.Index(i)
-		if h.Name == "" {
-			errs = append(errs, field.Required(hp.Child("name"), ""))
-		} else if seen[h.Name] {
-			errs = append(errs, field.Duplicate(hp.Child("name"), h.Name))
-		}
-		seen[h.Name] = true
+		errs = append(errs, uniqueName(hp.Child("name"), h.Name, seen)...)
 		if h.Type != "" && !slices.Contains(HookTypes, h.Type) {
 			errs = append(errs, field.NotSupported(hp.Child("type"), h.Type, HookTypes))
 		}
