@@ -45,6 +45,8 @@ type Reconciler struct {
 	Uninstall UninstallSignal
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// MinProxies is the default of spec.minProxies.
+	MinProxies int32
 }
 
 // SetupWithManager registers the reconciler: Canaries, the Deployments
@@ -140,6 +142,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) input(ctx context.Context, c *v1alpha1.Canary, own owned, copyObj *appsv1.Deployment) Input {
 	target, spec := own.target, &own.spec
 	applied, proxies, rejected := r.Traffic.Applied(ctx, c)
+	if spec.MinProxies == nil {
+		withDefault := *spec
+		withDefault.MinProxies = &r.MinProxies
+		spec = &withDefault
+	}
 	in := Input{
 		Name: c.Name, Namespace: c.Namespace, Spec: spec, Status: c.Status,
 		Action: c.Annotations[v1alpha1.AnnotationAction], Paused: c.Annotations[v1alpha1.AnnotationPaused] == "true",

@@ -34,6 +34,10 @@ type stepper struct {
 	actions []Action
 	needs   Needs
 	requeue time.Duration
+	// act is the manual action this step handles ("" for none); actUsed
+	// is set by the phase that acts on it.
+	act     string
+	actUsed bool
 }
 
 // Requeue delays used while waiting on things that do not send events.
@@ -47,12 +51,13 @@ func (s *stepper) run() {
 		s.terminate()
 		return
 	}
-	t := s.in.Obs.Target
-	if !t.Found {
-		s.st.Message = fmt.Sprintf("waiting for deployment %s to exist", s.target())
+	s.act = s.manualAction()
+	defer s.refuseUnusedAction()
+	if !s.in.Obs.Target.Found {
+		s.targetGone()
 		return
 	}
-	act := s.manualAction()
+	act := s.act
 	switch s.st.Phase {
 	case "", v1alpha1.PhaseInitializing, v1alpha1.PhaseTerminating, v1alpha1.PhaseTerminated:
 		s.initialize()
@@ -63,10 +68,76 @@ func (s *stepper) run() {
 	case v1alpha1.PhaseProgressing, v1alpha1.PhaseWaitingPromotion:
 		s.progressing(act)
 	case v1alpha1.PhasePromoting:
-		s.promoting()
+		s.promoting(act)
 	case v1alpha1.PhaseFinalising:
 		s.finalising()
 	}
+}
+
+// targetGone handles a Canary whose Deployment does not exist (yet, or any
+// more): no traffic goes to a copy nobody releases, and the copy goes once
+// the data plane routes around it (or the progress deadline passed).
+func (s *stepper) targetGone() {
+	s.st.Message = fmt.Sprintf("waiting for deployment %s to exist", s.target())
+	if s.st.CanaryWeight != 0 || s.st.Mirroring || s.st.Matching {
+		s.setTraffic(0, false, false)
+	}
+	if s.in.Obs.Copy.Exists {
+		s.deleteCopyWhenRouted()
+	}
+}
+
+// deleteCopyWhenRouted deletes the canary copy once the data plane applied
+// the traffic in status (weight 0), or when it has not within the progress
+// deadline since the phase began: a proxy that never answers must not keep
+// a copy running forever.
+func (s *stepper) deleteCopyWhenRouted() {
+	if s.applied() {
+		s.actions = append(s.actions, DeleteCopy{})
+		return
+	}
+	if s.in.Now.Sub(s.st.LastTransitionTime.Time) > s.in.Spec.ProgressDeadline() {
+		s.warn("Synced", "ForceScaleDown", "Proxies did not confirm weight 0 for %s within the progress deadline; deleting the canary copy anyway", s.target())
+		s.actions = append(s.actions, DeleteCopy{})
+		return
+	}
+	s.after(pollTraffic)
+}
+
+// uses reports whether the manual action is verb, and marks it acted on.
+func (s *stepper) uses(verb string) bool {
+	if s.act != verb {
+		return false
+	}
+	if !s.actUsed {
+		s.actUsed = true
+		s.condition(v1alpha1.ConditionManualAction, metav1.ConditionTrue, "Acted", fmt.Sprintf("%s acted on in phase %s", verb, s.in.Status.Phase))
+	}
+	return true
+}
+
+// refuseUnusedAction says, in status and an event, why a manual action the
+// phase did not act on was refused: an action is never dropped silently.
+func (s *stepper) refuseUnusedAction() {
+	if s.act == "" || s.actUsed || len(s.needs.Hooks) > 0 || s.needs.Verdict {
+		return
+	}
+	phase := s.in.Status.Phase
+	why := fmt.Sprintf("nothing to %s in phase %s", s.act, phase)
+	switch {
+	case !s.in.Obs.Target.Found:
+		why = fmt.Sprintf("deployment %s does not exist", s.target())
+	case s.act == v1alpha1.ActionRetry:
+		why = fmt.Sprintf("only a failed release can be retried; the release is %s", phase)
+	case phase == v1alpha1.PhasePromoting && s.act == v1alpha1.ActionPromote:
+		why = "the release is already promoting"
+	case phase == v1alpha1.PhaseFinalising:
+		why = "the release is finalising: traffic is returning to the promoted stable pods"
+	case phase == v1alpha1.PhaseInitialized || phase == v1alpha1.PhaseSucceeded || phase == v1alpha1.PhaseFailed:
+		why = fmt.Sprintf("no release in progress (phase %s)", phase)
+	}
+	s.condition(v1alpha1.ConditionManualAction, metav1.ConditionFalse, "Refused", fmt.Sprintf("%s refused: %s", s.act, why))
+	s.warn("Synced", "Refuse", "Manual %s of %s refused: %s", s.act, s.target(), why)
 }
 
 // target is the Flagger-style "name.namespace" used in messages.
@@ -104,8 +175,15 @@ func (s *stepper) after(d time.Duration) {
 // data plane said about the previous traffic.
 func (s *stepper) applied() bool {
 	was := s.in.Status
-	return s.in.Obs.Traffic.Applied && s.st.CanaryWeight == was.CanaryWeight &&
-		s.st.Mirroring == was.Mirroring && s.st.Matching == was.Matching
+	return s.in.Obs.Traffic.Applied && s.in.Obs.Traffic.Proxies >= s.minProxies() &&
+		s.st.CanaryWeight == was.CanaryWeight && s.st.Mirroring == was.Mirroring && s.st.Matching == was.Matching
+}
+
+func (s *stepper) minProxies() int {
+	if p := s.in.Spec.MinProxies; p != nil {
+		return int(*p)
+	}
+	return 0
 }
 
 // trafficCondition says, in every phase, whether the data plane applied
@@ -118,11 +196,25 @@ func (s *stepper) trafficCondition() {
 	switch {
 	case tr.Rejected != "":
 		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Rejected", tr.Rejected)
+	case tr.Proxies < s.minProxies():
+		s.noProxies(metav1.ConditionFalse, fmt.Sprintf("%d of the %d proxies this release needs are subscribed; waiting to apply weight %d", tr.Proxies, s.minProxies(), s.st.CanaryWeight))
+	case s.applied() && tr.Proxies == 0:
+		s.noProxies(metav1.ConditionTrue, fmt.Sprintf("no proxy is subscribed to this release: weight %d applies to no traffic", s.st.CanaryWeight))
 	case s.applied():
 		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionTrue, "Acknowledged", fmt.Sprintf("%d proxies applied weight %d", tr.Proxies, s.st.CanaryWeight))
 	default:
 		s.condition(v1alpha1.ConditionTrafficApplied, metav1.ConditionFalse, "Pending", fmt.Sprintf("waiting for proxies to apply weight %d", s.st.CanaryWeight))
 	}
+}
+
+// noProxies sets TrafficApplied with reason NoProxies, with one event when
+// the condition becomes so.
+func (s *stepper) noProxies(status metav1.ConditionStatus, msg string) {
+	was := apimeta.FindStatusCondition(s.in.Status.Conditions, v1alpha1.ConditionTrafficApplied)
+	if was == nil || was.Reason != "NoProxies" {
+		s.warn("NoProxies", "Route", "No proxy applies the traffic of %s: %s", s.target(), msg)
+	}
+	s.condition(v1alpha1.ConditionTrafficApplied, status, "NoProxies", msg)
 }
 
 func (s *stepper) now() *metav1.Time {
@@ -217,7 +309,7 @@ func (s *stepper) initialize() {
 // what slipped past the webhook, and starts the next release.
 func (s *stepper) idle(act string) {
 	t := s.in.Obs.Target
-	if act == v1alpha1.ActionRetry && s.st.Phase == v1alpha1.PhaseFailed {
+	if s.st.Phase == v1alpha1.PhaseFailed && s.uses(v1alpha1.ActionRetry) {
 		rev := t.Candidate
 		s.st.FailedRevisions = slices.DeleteFunc(s.st.FailedRevisions, func(r string) bool { return r == rev })
 		s.event("Synced", "Retry", "Retrying the release of %s revision %s", s.target(), rev)
@@ -226,11 +318,7 @@ func (s *stepper) idle(act string) {
 		s.st.CanaryWeight, s.st.Mirroring, s.st.Matching = 0, false, false
 	}
 	if s.in.Obs.Copy.Exists {
-		if s.applied() {
-			s.actions = append(s.actions, DeleteCopy{})
-		} else {
-			s.after(pollTraffic)
-		}
+		s.deleteCopyWhenRouted()
 	}
 
 	switch {
@@ -261,10 +349,19 @@ func (s *stepper) idle(act string) {
 }
 
 func (s *stepper) startRelease(cand, act string) {
-	if act != v1alpha1.ActionPromote {
+	promote := s.uses(v1alpha1.ActionPromote)
+	if !promote {
 		if open := s.gate(v1alpha1.HookConfirmRollout, v1alpha1.PhaseWaiting, "approval"); !open {
 			if s.st.Phase == v1alpha1.PhaseWaiting {
+				// No traffic stays on a copy of a superseded revision while
+				// the new one waits for approval.
 				s.st.CanaryRevision = cand
+				if s.st.CanaryWeight != 0 || s.st.Mirroring || s.st.Matching {
+					s.setTraffic(0, false, false)
+				}
+				if s.in.Obs.Copy.Exists && s.in.Obs.Copy.Revision != cand {
+					s.deleteCopyWhenRouted()
+				}
 			}
 			return
 		}
@@ -280,7 +377,7 @@ func (s *stepper) startRelease(cand, act string) {
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Progressing", "New revision detected, progressing canary analysis.")
 	s.event("Synced", "Start", "New revision detected! Scaling up %s", s.target())
 	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
-	if act == v1alpha1.ActionPromote {
+	if promote {
 		s.promote("promoted by user")
 		return
 	}
@@ -296,7 +393,7 @@ func (s *stepper) waiting(act string) {
 		s.st.CanaryRevision, s.st.Message = "", ""
 		s.idle(act)
 		return
-	case act == v1alpha1.ActionAbort:
+	case s.uses(v1alpha1.ActionAbort):
 		s.setPhase(v1alpha1.PhaseFailed)
 		s.st.FailedRevisions = appendUnique(s.st.FailedRevisions, cand)
 		s.st.Message = "aborted by user before the release started"
@@ -338,11 +435,11 @@ func (s *stepper) progressing(act string) {
 	}
 	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
 
-	switch act {
-	case v1alpha1.ActionAbort:
+	switch {
+	case s.uses(v1alpha1.ActionAbort):
 		s.rollback(fmt.Sprintf("Rolling back %s: aborted by user", s.target()))
 		return
-	case v1alpha1.ActionPromote:
+	case s.uses(v1alpha1.ActionPromote):
 		s.promote("promoted by user")
 		return
 	}

@@ -35,7 +35,7 @@ func (s *stepper) gate(typ v1alpha1.HookType, waiting v1alpha1.CanaryPhase, what
 
 // gatePromotion asks the confirm-promotion hooks, then promotes.
 func (s *stepper) gatePromotion(act, why string) {
-	if act != v1alpha1.ActionPromote && !s.gate(v1alpha1.HookConfirmPromotion, v1alpha1.PhaseWaitingPromotion, "promotion approval") {
+	if !s.uses(v1alpha1.ActionPromote) && !s.gate(v1alpha1.HookConfirmPromotion, v1alpha1.PhaseWaitingPromotion, "promotion approval") {
 		return
 	}
 	if why == "" {
@@ -49,37 +49,26 @@ func (s *stepper) promote(why string) {
 	s.st.Message = why
 	s.st.LastCheckTime = s.now()
 	s.event("Synced", "Promote", "Copying %s template spec to %s (%s)", s.target(), s.target(), why)
-	s.promoting()
+	s.promoting("")
 }
 
-// promoting finishes progressive promotion, then rolls the proven template
-// out to the user's Deployment and waits for it.
-func (s *stepper) promoting() {
-	spec := s.in.Spec
-	t := s.in.Obs.Target
+// promoting cuts traffic over to the proven revision while the user's
+// Deployment rolls it out, for every strategy: the copy is scaled to the
+// stable's size and gets all traffic (after progressive steps with
+// stepWeightPromotion), the Deployment is unpaused and rolls out, and then
+// finalising routes everything back to it. Old and new pods of the
+// Deployment never share traffic, and until the copy is deleted there is
+// an instant way back.
+func (s *stepper) promoting(act string) {
 	cand := s.st.CanaryRevision
-	if step := spec.Analysis.StepWeightPromotion; step > 0 && spec.Strategy() == v1alpha1.StrategyCanary {
-		// Progressive promotion: move the rest of the traffic to the canary
-		// in steps, then roll the Deployment while the canary serves.
-		if !s.trafficInForce(spec.ProgressDeadline()) {
-			return
-		}
-		if s.st.CanaryWeight < 100 {
-			due := s.st.LastCheckTime.Time
-			if s.st.StepStartTime.After(due) {
-				due = s.st.StepStartTime.Time
-			}
-			if due = due.Add(spec.IntervalDuration()); s.in.Now.Before(due) {
-				s.after(due.Sub(s.in.Now))
-				return
-			}
-			next := min(100, s.st.CanaryWeight+step)
-			s.setTraffic(next, false, false)
-			s.event("Synced", "Advance", "Advance %s canary weight %d", s.target(), next)
-			return
-		}
+	if s.promotionSuperseded(act) {
+		return
 	}
 	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
+	if s.promotionPastDeadline() || !s.progressiveSteps() || !s.cutOver() {
+		return
+	}
+	t := s.in.Obs.Target
 	if t.Paused || t.Stable != cand {
 		s.actions = append(s.actions, PromoteTarget{Revision: cand})
 		s.st.Message = fmt.Sprintf("rolling revision %s out to deployment %s", cand, s.target())
@@ -98,14 +87,141 @@ func (s *stepper) promoting() {
 	s.finalising()
 }
 
+// promotionSuperseded handles what ends a promotion early: an abort, the
+// template back on the stable revision, or a newer revision (the analysis
+// restarts on it; no traffic stays on the copy of the superseded one).
+func (s *stepper) promotionSuperseded(act string) bool {
+	t := s.in.Obs.Target
+	cand := s.st.CanaryRevision
+	if s.in.Paused {
+		s.st.Message = "pause has no effect while promoting"
+	}
+	switch {
+	case s.uses(v1alpha1.ActionAbort):
+		s.rollbackPromotion(fmt.Sprintf("Rolling back %s: aborted by user during promotion", s.target()))
+		return true
+	case t.TemplateHash == cand:
+		return false
+	case t.Candidate != t.TemplateHash:
+		s.warn("ReleaseBypassedAdmission", "Hold", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
+		s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.promotedStable()})
+		s.after(pollRollout)
+		return true
+	}
+	// The Deployment's template changed: if it was already rolling the
+	// promoted revision out, that revision is part of what its pods run.
+	s.st.StableRevision = s.promotedStable()
+	s.setTraffic(0, false, false)
+	if t.TemplateHash == s.st.StableRevision {
+		s.setPhase(v1alpha1.PhaseInitialized)
+		s.st.CanaryRevision = ""
+		s.event("Synced", "Cancel", "Promotion of %s cancelled: the template is back on the stable revision", s.target())
+		s.idle("")
+		return true
+	}
+	s.event("Synced", "Restart", "New revision detected! Restarting analysis for %s", s.target())
+	s.setPhase(v1alpha1.PhaseProgressing)
+	s.progressing(act)
+	return true
+}
+
+// promotedStable is the stable revision to keep when a promotion ends
+// early: the promoted revision once the Deployment was unpaused on it.
+func (s *stepper) promotedStable() string {
+	if t := s.in.Obs.Target; t.Stable != "" && t.Stable == s.st.CanaryRevision {
+		return t.Stable
+	}
+	return s.st.StableRevision
+}
+
+// promotionPastDeadline rolls back a promotion that made no progress
+// (copy ready, traffic applied, Deployment rolled out) within the progress
+// deadline since its last step.
+func (s *stepper) promotionPastDeadline() bool {
+	since := s.st.LastTransitionTime.Time
+	if s.st.StepStartTime != nil && s.st.StepStartTime.After(since) {
+		since = s.st.StepStartTime.Time
+	}
+	if s.st.LastCheckTime != nil && s.st.LastCheckTime.After(since) {
+		since = s.st.LastCheckTime.Time
+	}
+	if s.in.Now.Sub(since) <= s.in.Spec.ProgressDeadline() {
+		return false
+	}
+	s.rollbackPromotion(fmt.Sprintf("Rolling back %s: promotion made no progress within the progress deadline (%s)", s.target(), s.st.Message))
+	return true
+}
+
+// rollbackPromotion rolls back and, if the Deployment was already rolling
+// the revision out, pauses it again on that (failed) template.
+func (s *stepper) rollbackPromotion(reason string) {
+	t := s.in.Obs.Target
+	if !t.Paused {
+		s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.st.StableRevision})
+	}
+	s.rollback(reason)
+}
+
+// progressiveSteps moves the rest of the traffic to the canary in steps
+// of stepWeightPromotion (weighted canaries only); true once at 100.
+func (s *stepper) progressiveSteps() bool {
+	spec := s.in.Spec
+	step := spec.Analysis.StepWeightPromotion
+	if step <= 0 || spec.Strategy() != v1alpha1.StrategyCanary || s.st.CanaryWeight >= 100 {
+		return true
+	}
+	if !s.trafficInForce(spec.ProgressDeadline()) {
+		return false
+	}
+	due := s.st.LastCheckTime.Time
+	if s.st.StepStartTime.After(due) {
+		due = s.st.StepStartTime.Time
+	}
+	if due = due.Add(spec.IntervalDuration()); s.in.Now.Before(due) {
+		s.after(due.Sub(s.in.Now))
+		return false
+	}
+	next := min(100, s.st.CanaryWeight+step)
+	s.setTraffic(next, false, false)
+	s.st.LastCheckTime = s.now()
+	s.event("Synced", "Advance", "Advance %s canary weight %d", s.target(), next)
+	return false
+}
+
+// cutOver routes all traffic to the copy once it runs as many ready pods
+// as the stable; true when the data plane applied it.
+func (s *stepper) cutOver() bool {
+	want := max(1, s.in.Obs.Target.Replicas)
+	c := s.in.Obs.Copy
+	if s.st.CanaryWeight < 100 && (!c.Ready || c.Revision != s.st.CanaryRevision || c.ReadyReplicas < want) {
+		s.st.Message = fmt.Sprintf("scaling deployment %s-canary.%s to %d ready pods before routing all traffic to it", s.in.Name, s.in.Namespace, want)
+		s.after(pollRollout)
+		return false
+	}
+	if s.st.CanaryWeight != 100 || s.st.Mirroring || s.st.Matching {
+		s.setTraffic(100, false, false)
+		s.st.StepStartTime = s.now()
+		s.event("Synced", "CutOver", "Routing all traffic to canary %s", s.target())
+	}
+	if !s.applied() {
+		s.st.Message = "waiting for the data plane to route all traffic to the canary"
+		s.after(pollTraffic)
+		return false
+	}
+	return true
+}
+
 func (s *stepper) finalising() {
 	if s.st.CanaryWeight != 0 {
 		s.setTraffic(0, false, false)
 	}
-	if !s.applied() {
+	if !s.applied() && s.in.Now.Sub(s.st.LastTransitionTime.Time) <= s.in.Spec.ProgressDeadline() {
 		s.st.Message = "waiting for the data plane to route all traffic to stable"
 		s.after(pollTraffic)
 		return
+	}
+	if !s.applied() {
+		s.warn("Synced", "ForceScaleDown", "Proxies did not confirm weight 0 for %s within the progress deadline; finishing the promotion anyway", s.target())
 	}
 	s.actions = append(s.actions, DeleteCopy{})
 	s.st.StableRevision = s.st.CanaryRevision
@@ -147,11 +263,7 @@ func (s *stepper) terminate() {
 	s.setPhase(v1alpha1.PhaseTerminating)
 	s.setTraffic(0, false, false)
 	if s.in.Obs.Copy.Exists {
-		if !s.applied() {
-			s.after(pollTraffic)
-			return
-		}
-		s.actions = append(s.actions, DeleteCopy{})
+		s.deleteCopyWhenRouted()
 		s.after(pollTraffic)
 		return
 	}
@@ -168,6 +280,10 @@ func (s *stepper) copyReplicas() int32 {
 	spec := s.in.Spec
 	p := spec.CanaryReplicas
 	stable := s.in.Obs.Target.Replicas
+	if s.st.Phase == v1alpha1.PhasePromoting {
+		// The copy takes all traffic while the Deployment rolls out.
+		return max(1, stable, p.Count)
+	}
 	switch p.Policy {
 	case v1alpha1.ReplicasFixed:
 		return p.Count

@@ -28,10 +28,14 @@ type world struct {
 		everInitialized bool
 	}
 	rejected string
-	action   string
-	paused   bool
-	deleting bool
-	revert   bool
+	// proxies, when set, is how many proxies are subscribed (default 2).
+	proxies *int
+	// stuckRollout keeps an unpaused Deployment from finishing its rollout.
+	stuckRollout bool
+	action       string
+	paused       bool
+	deleting     bool
+	revert       bool
 	// verdict answers analysis questions; hooks answers hook calls.
 	verdict func(w *world) Verdict
 	hooks   map[v1alpha1.HookType]bool
@@ -139,7 +143,11 @@ func (w *world) dataPlane() {
 
 func (w *world) traffic() Traffic {
 	applied := w.acked.everInitialized && w.acked.weight == w.status.CanaryWeight && w.acked.mirror == w.status.Mirroring && w.acked.match == w.status.Matching
-	return Traffic{Applied: applied && w.rejected == "", Proxies: 2, Rejected: w.rejected}
+	proxies := 2
+	if w.proxies != nil {
+		proxies = *w.proxies
+	}
+	return Traffic{Applied: applied && w.rejected == "", Proxies: proxies, Rejected: w.rejected}
 }
 
 func (w *world) do(a Action) {
@@ -150,7 +158,7 @@ func (w *world) do(a Action) {
 		w.copy = Copy{}
 	case PromoteTarget:
 		w.target.Stable, w.target.Paused = a.Revision, false
-		w.target.RolledOut = true
+		w.target.RolledOut = !w.stuckRollout
 	case UnpauseTarget:
 		w.target.Paused = false
 	case HoldTarget:
@@ -215,7 +223,7 @@ func TestStepWeightedPromotion(t *testing.T) {
 	}
 	w.apply("v2")
 	w.run(100, 20*time.Second, w.phase(v1alpha1.PhaseSucceeded))
-	if got, want := w.sent, []int32{10, 20, 30, 40, 50, 0}; !slices.Equal(got, want) {
+	if got, want := w.sent, []int32{10, 20, 30, 40, 50, 100, 0}; !slices.Equal(got, want) {
 		t.Fatalf("weights sent %v, want %v", got, want)
 	}
 	if w.copy.Exists || w.target.Paused || w.target.Stable != "v2" || w.status.StableRevision != "v2" {
@@ -363,24 +371,24 @@ func TestStepStrategies(t *testing.T) {
 	}{
 		{name: "step weights", spec: func(s *v1alpha1.CanarySpec) {
 			s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.StepWeights = 0, 0, []int32{1, 5, 25, 80}
-		}, wantSent: []int32{1, 5, 25, 80, 0}},
+		}, wantSent: []int32{1, 5, 25, 80, 100, 0}},
 		{name: "progressive promotion", spec: func(s *v1alpha1.CanarySpec) {
 			s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.StepWeightPromotion = 25, 50, 30
 		}, wantSent: []int32{25, 50, 80, 100, 0}},
 		{name: "mirroring pre-stage", spec: func(s *v1alpha1.CanarySpec) {
 			s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.Mirror, s.Analysis.MirrorWeight = 25, 50, true, 50
-		}, wantSent: []int32{0, 25, 50, 0}, mirrorSeen: true,
+		}, wantSent: []int32{0, 25, 50, 100, 0}, mirrorSeen: true,
 			wantEvents: []string{"Advance podinfo.test canary mirroring 50%", "Advance podinfo.test canary weight 25"}},
 		{name: "blue/green", spec: func(s *v1alpha1.CanarySpec) {
 			s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.Iterations = 0, 0, 3
-		}, wantSent: nil, wantEvents: []string{"Advance podinfo.test canary iteration 1/3", "Advance podinfo.test canary iteration 3/3", "Promotion completed!"}},
+		}, wantSent: []int32{100, 0}, wantEvents: []string{"Advance podinfo.test canary iteration 1/3", "Advance podinfo.test canary iteration 3/3", "Promotion completed!"}},
 		{name: "blue/green with mirroring", spec: func(s *v1alpha1.CanarySpec) {
 			s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.Iterations, s.Analysis.Mirror = 0, 0, 2, true
-		}, wantSent: []int32{0, 0}, mirrorSeen: true, wantEvents: []string{"mirroring 100%", "iteration 2/2"}},
+		}, wantSent: []int32{0, 100, 0}, mirrorSeen: true, wantEvents: []string{"mirroring 100%", "iteration 2/2"}},
 		{name: "A/B testing", spec: func(s *v1alpha1.CanarySpec) {
 			s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.Iterations = 0, 0, 2
 			s.Analysis.Match = []v1alpha1.HTTPMatchRequest{{Headers: map[string]v1alpha1.StringMatch{"x-canary": {Exact: "insider"}}}}
-		}, wantSent: []int32{0, 0}, matchSeen: true, wantEvents: []string{"routing matching requests", "iteration 2/2"}},
+		}, wantSent: []int32{0, 100, 0}, matchSeen: true, wantEvents: []string{"routing matching requests", "iteration 2/2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -461,8 +469,9 @@ func TestStepManualActions(t *testing.T) {
 		w.run(10, time.Minute, func() bool { return w.status.CanaryWeight == 20 })
 		w.action = "promote/a"
 		w.run(10, time.Second, w.phase(v1alpha1.PhaseSucceeded))
-		if slices.Max(w.sent) != 20 {
-			t.Fatalf("weights %v", w.sent)
+		// No more analysis steps: the cut-over to the copy, then back.
+		if want := []int32{10, 20, 100, 0}; !slices.Equal(w.sent, want) {
+			t.Fatalf("weights %v, want %v", w.sent, want)
 		}
 	})
 	t.Run("abort rolls back", func(t *testing.T) {
@@ -505,8 +514,9 @@ func TestStepManualActions(t *testing.T) {
 		w.initialized()
 		w.apply("v2")
 		w.run(10, time.Second, w.phase(v1alpha1.PhaseSucceeded))
-		if len(w.sent) != 0 {
-			t.Fatalf("skipAnalysis shifted traffic: %v", w.sent)
+		// No analysis steps: only the cut-over to the copy, then back.
+		if want := []int32{100, 0}; !slices.Equal(w.sent, want) {
+			t.Fatalf("skipAnalysis shifted traffic: %v, want %v", w.sent, want)
 		}
 	})
 }

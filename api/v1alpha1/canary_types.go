@@ -93,6 +93,15 @@ type CanarySpec struct {
 	// verdicts, beside or instead of Prometheus.
 	// +optional
 	LoadReports *LoadReports `json:"loadReports,omitempty"`
+
+	// MinProxies is how many subscribed proxies must have applied a
+	// traffic change before it counts as applied. With 0 (serin's install
+	// default, --min-proxies), a change with nobody subscribed counts as
+	// applied and the TrafficApplied condition says NoProxies; set it where
+	// no proxy at all means a misconfigured mesh.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinProxies *int32 `json:"minProxies,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.
@@ -524,6 +533,10 @@ const (
 	// ConditionTrafficApplied is True when every subscribed proxy has
 	// ACKed the weight in status.
 	ConditionTrafficApplied = "TrafficApplied"
+	// ConditionManualAction says what became of the last serin.dev/action:
+	// True when it was acted on, False (reason Refused) when it could not
+	// be in the release's phase, with the reason.
+	ConditionManualAction = "ManualAction"
 )
 
 // CanaryStatus is all the state of a release.
