@@ -28,6 +28,7 @@ type controllerOptions struct {
 	leaderElect       bool
 	prometheusAddress string
 	hookAllowedHosts  []string
+	minProxies        int32
 	logLevel          string
 	logFormat         string
 	istioMode         string
@@ -68,6 +69,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader to run the release engine")
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "", "Prometheus for the built-in metrics and templates without an address")
 	f.StringSliceVar(&o.hookAllowedHosts, "hook-allowed-hosts", nil, "hosts webhooks may call (empty: any)")
+	f.Int32Var(&o.minProxies, "min-proxies", 0, "default of a Canary's spec.minProxies: proxies that must apply a traffic change before it counts as applied (0: none needed; the TrafficApplied condition says NoProxies)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")

@@ -26,7 +26,8 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 		Client: mgr.GetClient(), Recorder: t.recorder, Traffic: t.controller,
 		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
 		Metrics: rollout.NewMetrics(crmetrics.Registry, Version), Wakeups: t.wakeups,
-		Uninstall: webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
+		Uninstall:  webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
+		MinProxies: o.minProxies,
 	}
 	return engine.SetupWithManager(ctx, mgr)
 }
