@@ -147,16 +147,17 @@ func testReleasePromoted(t *testing.T, s *harness.Serin) {
 	done, _ := e.waitFor(w, from, 60*time.Second, "succeeded", phaseIs(v1alpha1.PhaseSucceeded))
 	t.Logf("FIGURE promotion_apply_to_succeeded_seconds=%.1f", done.At.Sub(applied).Seconds())
 
-	// Weights in status went 10, 20, ... 50 and back to 0 only when
-	// promotion was complete.
+	// Weights in status went 10, 20, ... 50, then 100 (the copy serves
+	// while the Deployment rolls out), and back to 0 only when promotion
+	// was complete.
 	var seq []int32
 	for _, r := range w.since(from) {
 		if len(seq) == 0 || seq[len(seq)-1] != r.Weight {
 			seq = append(seq, r.Weight)
 		}
 	}
-	if !slices.Equal(seq, []int32{0, 10, 20, 30, 40, 50, 0}) {
-		t.Fatalf("status weights %v, want 0 10 20 30 40 50 0", seq)
+	if !slices.Equal(seq, []int32{0, 10, 20, 30, 40, 50, 100, 0}) {
+		t.Fatalf("status weights %v, want 0 10 20 30 40 50 100 0", seq)
 	}
 	// Phases in order; Finalising (weight 0 sent, waiting for the ACK
 	// before the copy goes) is a status of its own.
