@@ -42,6 +42,10 @@ func TestTraffic(t *testing.T) {
 			{"Rollback", testRollback},
 			{"UnreadyPod", testUnreadyPod},
 			{"IstioWriter", testIstioWriter},
+			{"Cutover", testCutover},
+			{"NewRevisionDuringPromotion", testNewRevisionDuringPromotion},
+			{"RestartBehindClosedGate", testRestartBehindClosedGate},
+			{"NoProxies", testNoProxies},
 		} {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()
