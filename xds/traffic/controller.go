@@ -85,6 +85,8 @@ type published struct {
 	pending bool
 	canary  *v1alpha1.Canary
 	nacked  string
+	// rel is the model last published.
+	rel *model.Release
 }
 
 type traffic struct {
@@ -267,7 +269,12 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 	if rel == nil {
-		return reconcile.Result{}, nil
+		// No port without the Deployment: keep serving the last release
+		// with the traffic now in status, so that proxies can confirm the
+		// weight 0 that ends a release whose Deployment was deleted.
+		if rel = x.lastRelease(req.NamespacedName, &c); rel == nil {
+			return reconcile.Result{}, nil
+		}
 	}
 	return reconcile.Result{}, x.publish(ctx, &c, rel)
 }
@@ -292,7 +299,7 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		return fmt.Errorf("publish %s: %w", rel.Key(), err)
 	}
 	want := trafficOf(c)
-	p := &published{key: rel.Key(), names: resourceNames(res), traffic: want, gen: gen, latest: gen, pending: true, canary: c.DeepCopy()}
+	p := &published{key: rel.Key(), names: resourceNames(res), traffic: want, gen: gen, latest: gen, pending: true, canary: c.DeepCopy(), rel: rel}
 	if prev != nil && prev.traffic == want {
 		// Same traffic, new endpoints: the traffic was in force since then.
 		p.gen, p.pending, p.nacked = prev.gen, prev.pending, prev.nacked
@@ -303,6 +310,31 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		return x.Istio.Write(ctx, rel)
 	}
 	return nil
+}
+
+// lastRelease is the release last published for a Canary with the
+// traffic of its status now, without the canary's endpoints; nil when
+// nothing was published.
+func (x *Controller) lastRelease(key types.NamespacedName, c *v1alpha1.Canary) *model.Release {
+	x.mu.Lock()
+	p := x.published[key]
+	x.mu.Unlock()
+	if p == nil || p.rel == nil {
+		return nil
+	}
+	rel := *p.rel
+	rel.CanaryWeight = uint32(c.Status.CanaryWeight)
+	rel.Canary = model.TrackEndpoints{Revision: c.Status.CanaryRevision}
+	if c.Status.CanaryWeight == 0 {
+		rel.SessionAffinity = nil
+	}
+	if !c.Status.Mirroring {
+		rel.Mirror = nil
+	}
+	if !c.Status.Matching {
+		rel.Match = nil
+	}
+	return &rel
 }
 
 func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error {
