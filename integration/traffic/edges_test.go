@@ -206,3 +206,34 @@ func testNoProxies(t *testing.T, e *env) {
 		t.Fatalf("NoProxies events %q, want one", w)
 	}
 }
+
+// testDeleteMidRelease deletes the Deployment, then the Canary, in the
+// middle of a release with a proxy connected: the copy goes, weight 0 is
+// served, and the Canary is gone in bounded time with nothing left.
+func testDeleteMidRelease(t *testing.T, e *env) {
+	r := newRelease(t, e, grpcService, `    interval: 1s
+    threshold: 2
+    stepWeights: [50]
+    webhooks:
+    - {name: promotion-gate, type: confirm-promotion, url: "`+e.gates.URL+`/gate/check"}
+`)
+	conn := r.client("delete")
+	r.deploy(v2)
+	r.waitFor("weight 50 applied", time.Minute, func(c *v1alpha1.Canary) bool { return trafficApplied(c, 50) })
+	start := time.Now()
+	r.kubectl("delete", "deployment", "podinfo", "--wait=false")
+	r.waitFor("weight 0 without a Deployment", time.Minute, func(c *v1alpha1.Canary) bool { return trafficApplied(c, 0) })
+	r.copyGone()
+	t.Logf("FIGURE delete_target_to_copy_gone_seconds=%.1f", time.Since(start).Seconds())
+	_ = conn
+	start = time.Now()
+	r.kubectl("delete", "canary", "podinfo", "--wait=true", "--timeout=60s")
+	t.Logf("FIGURE delete_canary_seconds=%.1f", time.Since(start).Seconds())
+	var list appsv1.DeploymentList
+	if err := r.e.kube.List(context.Background(), &list, client.InNamespace(r.ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 0 {
+		t.Fatalf("left behind: %d Deployments", len(list.Items))
+	}
+}

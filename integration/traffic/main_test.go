@@ -46,6 +46,7 @@ func TestTraffic(t *testing.T) {
 			{"NewRevisionDuringPromotion", testNewRevisionDuringPromotion},
 			{"RestartBehindClosedGate", testRestartBehindClosedGate},
 			{"NoProxies", testNoProxies},
+			{"DeleteMidRelease", testDeleteMidRelease},
 		} {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()
