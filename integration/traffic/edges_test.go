@@ -217,7 +217,8 @@ func testDeleteMidRelease(t *testing.T, e *env) {
     webhooks:
     - {name: promotion-gate, type: confirm-promotion, url: "`+e.gates.URL+`/gate/check"}
 `)
-	conn := r.client("delete")
+	// A proxy stays subscribed throughout.
+	r.client("delete")
 	r.deploy(v2)
 	r.waitFor("weight 50 applied", time.Minute, func(c *v1alpha1.Canary) bool { return trafficApplied(c, 50) })
 	start := time.Now()
@@ -225,7 +226,6 @@ func testDeleteMidRelease(t *testing.T, e *env) {
 	r.waitFor("weight 0 without a Deployment", time.Minute, func(c *v1alpha1.Canary) bool { return trafficApplied(c, 0) })
 	r.copyGone()
 	t.Logf("FIGURE delete_target_to_copy_gone_seconds=%.1f", time.Since(start).Seconds())
-	_ = conn
 	start = time.Now()
 	r.kubectl("delete", "canary", "podinfo", "--wait=true", "--timeout=60s")
 	t.Logf("FIGURE delete_canary_seconds=%.1f", time.Since(start).Seconds())
