@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
@@ -248,11 +250,18 @@ func (c *simChecker) action(w *simWorld, r *simStep) {
 	case v1alpha1.ActionRetry:
 		acted = b.Phase == v1alpha1.PhaseFailed && a.Phase != v1alpha1.PhaseFailed
 	}
-	if acted || strings.Contains(strings.ToLower(a.Message), verb) {
+	if acted || strings.Contains(strings.ToLower(a.Message), verb) || refused(a) {
 		return
 	}
 	w.failClass("action-dropped", actionClass(verb, b.Phase), "%s recorded as handled in phase %s → %s, neither acted on nor refused (message %q)",
 		a.LastHandledAction, b.Phase, a.Phase, a.Message)
+}
+
+// refused reports whether the ManualAction condition refuses the action
+// last handled, with a reason.
+func refused(st *v1alpha1.CanaryStatus) bool {
+	c := apimeta.FindStatusCondition(st.Conditions, v1alpha1.ConditionManualAction)
+	return c != nil && c.Reason == "Refused" && strings.HasPrefix(c.Message, st.LastHandledAction+" refused: ")
 }
 
 // actionClass groups dropped actions by what the fix would be: unknown

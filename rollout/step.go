@@ -111,7 +111,7 @@ func (s *stepper) uses(verb string) bool {
 	}
 	if !s.actUsed {
 		s.actUsed = true
-		s.condition(v1alpha1.ConditionManualAction, metav1.ConditionTrue, "Acted", fmt.Sprintf("%s acted on in phase %s", verb, s.in.Status.Phase))
+		s.condition(v1alpha1.ConditionManualAction, metav1.ConditionTrue, "Acted", fmt.Sprintf("%s acted on in phase %s", s.in.Action, s.in.Status.Phase))
 	}
 	return true
 }
@@ -136,7 +136,7 @@ func (s *stepper) refuseUnusedAction() {
 	case phase == v1alpha1.PhaseInitialized || phase == v1alpha1.PhaseSucceeded || phase == v1alpha1.PhaseFailed:
 		why = fmt.Sprintf("no release in progress (phase %s)", phase)
 	}
-	s.condition(v1alpha1.ConditionManualAction, metav1.ConditionFalse, "Refused", fmt.Sprintf("%s refused: %s", s.act, why))
+	s.condition(v1alpha1.ConditionManualAction, metav1.ConditionFalse, "Refused", fmt.Sprintf("%s refused: %s", s.in.Action, why))
 	s.warn("Synced", "Refuse", "Manual %s of %s refused: %s", s.act, s.target(), why)
 }
 
