@@ -54,6 +54,10 @@ func (r *Reconciler) do(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.
 		return r.ensureCopy(ctx, c, spec, target, a)
 	case DeleteCopy:
 		return r.deleteCopy(ctx, c, spec, target)
+	case EnsureServices:
+		return r.ensureServices(ctx, c, spec, target)
+	case DeleteServices:
+		return r.deleteServices(ctx, c, nil)
 	case PromoteTarget:
 		return r.patch(ctx, target, map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationStableRevision: a.Revision}},

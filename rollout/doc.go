@@ -76,6 +76,13 @@
 //   - EnsureCopy creates or updates the canary copy, <name>-canary (built by
 //     BuildCopy in copy.go, owned by the Canary), and a copy of the HPA
 //     named in autoscalerRef; DeleteCopy deletes both.
+//   - EnsureServices creates or updates the Services serin owns beside the
+//     user's Service <svc>, which it never touches (built by BuildServices
+//     in services.go, owned by the Canary): <svc>-canary selects the canary
+//     pods only, <svc>-primary the stable pods only, so hooks reach each
+//     track by name. Step asks for it on every step while the Deployment
+//     exists, from the first one on; DeleteServices, on termination, comes
+//     before the finalizer goes.
 //   - PromoteTarget records the revision as stable and unpauses the user's
 //     Deployment; UnpauseTarget only unpauses it; HoldTarget pauses it and
 //     records the candidate and stable revisions, as the admission webhook

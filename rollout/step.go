@@ -24,6 +24,12 @@ func Step(in Input) Output {
 	if len(s.needs.Hooks) > 0 || s.needs.Verdict {
 		return Output{Status: in.Status, Needs: &s.needs}
 	}
+	if !in.Deleting && in.Obs.Target.Found {
+		// The Services hooks address (<svc>-canary, <svc>-primary) exist
+		// from the first step on and follow the spec on every step. Last,
+		// so a failure there never holds the release's own actions back.
+		s.actions = append(s.actions, EnsureServices{})
+	}
 	s.trafficCondition()
 	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue}
 }

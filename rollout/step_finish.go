@@ -270,7 +270,10 @@ func (s *stepper) terminate() {
 	if s.in.Revert && s.in.Obs.Target.Found {
 		s.actions = append(s.actions, ReleaseTarget{})
 	}
-	s.actions = append(s.actions, Finalized{})
+	// The finalizer goes only once the Services are deleted: none is left
+	// behind, whether the Canary was deleted, its Deployment opted out or
+	// serin is being uninstalled.
+	s.actions = append(s.actions, DeleteServices{}, Finalized{})
 	s.setPhase(v1alpha1.PhaseTerminated)
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
@@ -45,6 +47,8 @@ type world struct {
 	finalized bool
 	released  bool
 	finished  []Finished
+	// services says whether the Services serin owns exist.
+	services bool
 	// weights the data plane was sent, in order, and the weight status
 	// held at each send.
 	sent []int32
@@ -156,6 +160,10 @@ func (w *world) do(a Action) {
 		w.copy = Copy{Exists: true, Revision: a.Revision, Ready: true, ReadyReplicas: a.Replicas}
 	case DeleteCopy:
 		w.copy = Copy{}
+	case EnsureServices:
+		w.services = true
+	case DeleteServices:
+		w.services = false
 	case PromoteTarget:
 		w.target.Stable, w.target.Paused = a.Revision, false
 		w.target.RolledOut = !w.stuckRollout
@@ -576,6 +584,9 @@ func TestStepTerminate(t *testing.T) {
 	if w.sent[len(w.sent)-1] != 0 {
 		t.Fatal("traffic not routed to stable before deleting the copy")
 	}
+	if w.services {
+		t.Fatal("the Services serin owns outlived the Canary")
+	}
 }
 
 func TestCopyReplicasFollowTraffic(t *testing.T) {
@@ -615,4 +626,85 @@ func TestStepComparativeJudgeRollsBackBetweenChecks(t *testing.T) {
 		t.Fatalf("fast checks must not count failed checks: %d", w.status.FailedChecks)
 	}
 	w.hasEvents(t, "canary error rate 30%")
+}
+
+// TestStepServiceActions: the Services hooks address exist from the first
+// step on, follow the spec on every step of a live Canary, and are deleted
+// before the finalizer goes.
+func TestStepServiceActions(t *testing.T) {
+	spec := weightedSpec()
+	v1alpha1.SetDefaults(spec)
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	stable := Target{Found: true, TemplateHash: "v1", Replicas: 3, Available: true, RolledOut: true}
+	held := Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v1", Paused: true, Replicas: 3, Available: true, RolledOut: true}
+	applied := Traffic{Applied: true, Proxies: 2}
+	tests := []struct {
+		name     string
+		status   v1alpha1.CanaryStatus
+		deleting bool
+		obs      Observations
+		// ensure: EnsureServices is the last action; delete: DeleteServices
+		// comes right before Finalized.
+		ensure, delete bool
+	}{
+		{name: "no Deployment yet", obs: Observations{Target: Target{}}},
+		{name: "first step, stable pods not ready", obs: Observations{Target: Target{Found: true, TemplateHash: "v1", Replicas: 3}}, ensure: true},
+		{name: "initialized", status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitializing}, obs: Observations{Target: stable, Traffic: applied}, ensure: true},
+		{name: "release starts", status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseInitialized, StableRevision: "v1"},
+			obs: Observations{Target: held, Traffic: applied}, ensure: true},
+		{name: "progressing, copy not ready", status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseProgressing, StableRevision: "v1", CanaryRevision: "v2",
+			ReleaseStartTime: &metav1.Time{Time: now}}, obs: Observations{Target: held, Copy: Copy{Exists: true, Revision: "v2"}, Traffic: applied}, ensure: true},
+		{name: "succeeded", status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded, StableRevision: "v2"},
+			obs: Observations{Target: Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v2", Replicas: 3, Available: true, RolledOut: true}, Traffic: applied}, ensure: true},
+		{name: "deleted mid-release, traffic not back on stable yet", deleting: true,
+			status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseProgressing, CanaryWeight: 20, CanaryRevision: "v2"},
+			obs:    Observations{Target: held, Copy: Copy{Exists: true, Revision: "v2", Ready: true}, Traffic: applied}},
+		{name: "deleted, copy gone", deleting: true, status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseTerminating},
+			obs: Observations{Target: held, Traffic: applied}, delete: true},
+		{name: "deleted without a Deployment", deleting: true, status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded},
+			obs: Observations{Traffic: applied}, delete: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := Step(Input{Name: "podinfo", Namespace: "test", Spec: spec, Status: tt.status, Deleting: tt.deleting, Revert: tt.deleting, Now: now, Obs: tt.obs})
+			if out.Needs != nil {
+				t.Fatalf("Step needs %+v", out.Needs)
+			}
+			var ensures, deletes int
+			for _, a := range out.Actions {
+				switch a.(type) {
+				case EnsureServices:
+					ensures++
+				case DeleteServices:
+					deletes++
+				}
+			}
+			n := len(out.Actions)
+			gotEnsure := ensures == 1 && out.Actions[n-1] == Action(EnsureServices{})
+			gotDelete := deletes == 1 && n >= 2 && out.Actions[n-2] == Action(DeleteServices{}) && out.Actions[n-1] == Action(Finalized{})
+			if gotEnsure != tt.ensure || (ensures > 0 && !gotEnsure) || gotDelete != tt.delete || (deletes > 0 && !gotDelete) {
+				t.Fatalf("actions %#v: want EnsureServices last %v, DeleteServices before Finalized %v", out.Actions, tt.ensure, tt.delete)
+			}
+		})
+	}
+}
+
+// TestStepServicesThroughARelease: every step of a release, from the
+// first, keeps the Services in sync.
+func TestStepServicesThroughARelease(t *testing.T) {
+	w := newWorld(t, weightedSpec())
+	if out := w.step(time.Second); !slices.Contains(out.Actions, Action(EnsureServices{})) || !w.services {
+		t.Fatalf("first step (phase %s): Services not made: %#v", w.status.Phase, out.Actions)
+	}
+	w.initialized()
+	w.apply("v2")
+	for w.status.Phase != v1alpha1.PhaseSucceeded {
+		out := w.step(20 * time.Second)
+		if !slices.Contains(out.Actions, Action(EnsureServices{})) {
+			t.Fatalf("phase %s: step without EnsureServices: %#v", w.status.Phase, out.Actions)
+		}
+		if w.now.Sub(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)) > time.Hour {
+			t.Fatal("release did not finish")
+		}
+	}
 }

@@ -149,6 +149,14 @@ type EnsureCopy struct {
 // DeleteCopy deletes the canary copy and its HPA.
 type DeleteCopy struct{}
 
+// EnsureServices creates or updates the Services serin owns beside the
+// user's Service, <svc>-canary (canary pods only) and <svc>-primary (stable
+// pods only), and deletes any others the Canary owns.
+type EnsureServices struct{}
+
+// DeleteServices deletes the Services the Canary owns.
+type DeleteServices struct{}
+
 // PromoteTarget rolls the user's Deployment out: it records Revision as
 // stable and unpauses it.
 type PromoteTarget struct{ Revision string }
@@ -191,13 +199,15 @@ type Finished struct {
 // Finalized says the Canary's deletion is complete: remove the finalizer.
 type Finalized struct{}
 
-func (EnsureCopy) isAction()    {}
-func (DeleteCopy) isAction()    {}
-func (PromoteTarget) isAction() {}
-func (UnpauseTarget) isAction() {}
-func (HoldTarget) isAction()    {}
-func (ReleaseTarget) isAction() {}
-func (RunHooks) isAction()      {}
-func (Event) isAction()         {}
-func (Finished) isAction()      {}
-func (Finalized) isAction()     {}
+func (EnsureCopy) isAction()     {}
+func (DeleteCopy) isAction()     {}
+func (EnsureServices) isAction() {}
+func (DeleteServices) isAction() {}
+func (PromoteTarget) isAction()  {}
+func (UnpauseTarget) isAction()  {}
+func (HoldTarget) isAction()     {}
+func (ReleaseTarget) isAction()  {}
+func (RunHooks) isAction()       {}
+func (Event) isAction()          {}
+func (Finished) isAction()       {}
+func (Finalized) isAction()      {}

@@ -180,6 +180,27 @@ type CanaryService struct {
 	// TrafficPolicy is the TLS mode towards the pods.
 	// +optional
 	TrafficPolicy *TrafficPolicy `json:"trafficPolicy,omitempty"`
+	// Apex is metadata for the user's Service <name>. It is accepted for
+	// Flagger compatibility and not used: serin never modifies the user's
+	// Service.
+	// +optional
+	Apex *CustomMetadata `json:"apex,omitempty"`
+	// Canary is metadata for the Service <name>-canary, which serin owns
+	// and which selects the canary pods only.
+	// +optional
+	Canary *CustomMetadata `json:"canary,omitempty"`
+	// Primary is metadata for the Service <name>-primary, which serin owns
+	// and which selects the stable pods only.
+	// +optional
+	Primary *CustomMetadata `json:"primary,omitempty"`
+}
+
+// CustomMetadata are labels and annotations for an object serin makes.
+type CustomMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // HTTPMatchRequest selects requests; every condition must hold.

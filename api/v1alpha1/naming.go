@@ -90,3 +90,15 @@ func CanarySelector(selector map[string]string) map[string]string {
 	}
 	return out
 }
+
+// PrimarySuffix is appended to the name of the user's Service to name the
+// Service serin owns that selects the stable pods.
+const PrimarySuffix = "-primary"
+
+// CanaryServiceName is the Service serin owns beside the user's Service
+// <service> that selects the canary pods only, as Flagger names it.
+func CanaryServiceName(service string) string { return service + CopySuffix }
+
+// PrimaryServiceName is the Service serin owns beside the user's Service
+// <service> that selects the stable pods only, as Flagger names it.
+func PrimaryServiceName(service string) string { return service + PrimarySuffix }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -44,6 +46,7 @@ func ValidateCanarySpec(s *CanarySpec, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(p.Child("progressDeadlineSeconds"), *d, "must be at least 1"))
 	}
 	errs = append(errs, validateService(&s.Service, p.Child("service"))...)
+	errs = append(errs, validateServiceMetadata(&s.Service, p.Child("service"))...)
 	if s.Analysis != nil {
 		errs = append(errs, validateAnalysis(s.Analysis, &s.Service, p.Child("analysis"))...)
 	}
@@ -158,6 +161,25 @@ func validateService(s *CanaryService, p *field.Path) field.ErrorList {
 				errs = append(errs, field.Forbidden(p.Child(name), "TCP services support weights only"))
 			}
 		}
+	}
+	return sortErrors(errs)
+}
+
+// validateServiceMetadata checks what goes into the Services serin makes:
+// their names (<name>-canary and <name>-primary must be DNS labels too) and
+// the labels and annotations of service.apex, service.canary and
+// service.primary.
+func validateServiceMetadata(s *CanaryService, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if s.Name != "" && len(PrimaryServiceName(s.Name)) > validation.DNS1035LabelMaxLength {
+		errs = append(errs, field.TooLong(p.Child("name"), s.Name, validation.DNS1035LabelMaxLength-len(PrimarySuffix)))
+	}
+	for name, m := range map[string]*CustomMetadata{"apex": s.Apex, "canary": s.Canary, "primary": s.Primary} {
+		if m == nil {
+			continue
+		}
+		errs = append(errs, metavalidation.ValidateLabels(m.Labels, p.Child(name, "labels"))...)
+		errs = append(errs, apivalidation.ValidateAnnotations(m.Annotations, p.Child(name, "annotations"))...)
 	}
 	return sortErrors(errs)
 }

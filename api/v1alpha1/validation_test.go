@@ -60,6 +60,19 @@ func TestValidateCanary(t *testing.T) {
 		{"missing target", func(c *Canary) { c.Spec.TargetRef.Name = "" }, []string{"spec.targetRef.name", "Required"}},
 		{"bad judge rate", func(c *Canary) { c.Spec.Judge = &Judge{FalseRollbackRate: "0.9"} },
 			[]string{"spec.judge.falseRollbackRate", "0.9", "probability"}},
+		{"service metadata", func(c *Canary) {
+			c.Spec.Service.Apex = &CustomMetadata{Labels: map[string]string{"app": "podinfo"}}
+			c.Spec.Service.Canary = &CustomMetadata{Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"example.com/x": "1"}}
+			c.Spec.Service.Primary = &CustomMetadata{Annotations: map[string]string{"note": "stable pods"}}
+		}, nil},
+		{"bad canary service label", func(c *Canary) {
+			c.Spec.Service.Canary = &CustomMetadata{Labels: map[string]string{"team": "a b"}}
+		}, []string{"spec.service.canary.labels", "a b"}},
+		{"bad primary service annotation", func(c *Canary) {
+			c.Spec.Service.Primary = &CustomMetadata{Annotations: map[string]string{"not a key": "x"}}
+		}, []string{"spec.service.primary.annotations", "not a key"}},
+		{"service name too long for -primary", func(c *Canary) { c.Spec.Service.Name = strings.Repeat("a", 60) },
+			[]string{"spec.service.name", "55"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,95 +1,21 @@
 package analysis
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
-	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
 )
-
-// tester is a `serin tester` process.
-type tester struct {
-	url string
-}
-
-// startTester runs the real `serin tester` binary on a free port until the
-// test ends.
-func startTester(t *testing.T) *tester {
-	t.Helper()
-	bin, err := harness.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports, err := cluster.FreePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	proc, err := cluster.StartProcess("serin tester", bin, []string{"tester", "--address", addr, "--log-format", "console", "--timeout", "1m"},
-		cluster.ProcessOptions{Log: filepath.Join(t.TempDir(), "tester.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		proc.Stop(10 * time.Second)
-		if t.Failed() {
-			b, _ := os.ReadFile(proc.LogPath)
-			t.Logf("serin tester log:\n%s", b)
-		}
-	})
-	tt := &tester{url: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(tt.url + "/healthz") //nolint:noctx // local probe
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return tt
-			}
-		}
-		select {
-		case <-proc.Done():
-			b, _ := os.ReadFile(proc.LogPath)
-			t.Fatalf("serin tester exited:\n%s", b)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serin tester not ready after 30s")
-		}
-	}
-}
-
-// post calls a tester endpoint for the Canary, as a person would with
-// curl, and returns the status code.
-func (tt *tester) post(t *testing.T, path, ns string) int {
-	t.Helper()
-	body := fmt.Sprintf(`{"name":%q,"namespace":%q}`, appName, ns)
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, tt.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
 
 // TestGates: confirm-rollout and confirm-promotion gates on `serin tester`
 // hold the release until they are opened with /gate/open, as with
 // Flagger's load tester.
 func (e *env) testGates(t *testing.T) {
-	tt := startTester(t)
+	tt := harness.StartTester(t)
 	a := e.newApp(t, fmt.Sprintf(`
 progressDeadlineSeconds: 60
 analysis:
@@ -100,10 +26,10 @@ analysis:
   webhooks:
   - {name: start-gate, type: confirm-rollout, url: %[1]s/gate/check}
   - {name: promotion-gate, type: confirm-promotion, url: %[1]s/gate/check}
-`, tt.url))
+`, tt.URL))
 	w := a.watch()
 	a.startLoad(20)
-	if code := tt.post(t, "/gate/check", a.ns); code != http.StatusForbidden {
+	if code := tt.Post(t, "/gate/check", appName, a.ns); code != http.StatusForbidden {
 		t.Fatalf("/gate/check of a new gate answered %d, want 403 (closed)", code)
 	}
 
@@ -122,11 +48,11 @@ analysis:
 	}
 
 	opened := time.Now()
-	if code := tt.post(t, "/gate/open", a.ns); code != http.StatusAccepted {
+	if code := tt.Post(t, "/gate/open", appName, a.ns); code != http.StatusAccepted {
 		t.Fatalf("/gate/open answered %d", code)
 	}
 	a.waitPhase(v1alpha1.PhaseProgressing, 30*time.Second)
-	if code := tt.post(t, "/gate/close", a.ns); code != http.StatusAccepted {
+	if code := tt.Post(t, "/gate/close", appName, a.ns); code != http.StatusAccepted {
 		t.Fatalf("/gate/close answered %d", code)
 	}
 	st = a.waitPhase(v1alpha1.PhaseWaitingPromotion, 60*time.Second)
@@ -137,7 +63,7 @@ analysis:
 	if c, err := a.canary(); err != nil || c.Status.Phase != v1alpha1.PhaseWaitingPromotion {
 		t.Fatalf("promoted with the gate closed: %+v %v", c.Status, err)
 	}
-	if code := tt.post(t, "/gate/open", a.ns); code != http.StatusAccepted {
+	if code := tt.Post(t, "/gate/open", appName, a.ns); code != http.StatusAccepted {
 		t.Fatalf("/gate/open answered %d", code)
 	}
 	a.waitPhase(v1alpha1.PhaseSucceeded, 60*time.Second)
@@ -151,7 +77,7 @@ analysis:
 // TestRollbackHook: a rollback hook on `serin tester` rolls a healthy
 // release back as soon as /rollback/open is called.
 func (e *env) testRollbackHook(t *testing.T) {
-	tt := startTester(t)
+	tt := harness.StartTester(t)
 	a := e.newApp(t, fmt.Sprintf(`
 progressDeadlineSeconds: 60
 analysis:
@@ -164,7 +90,7 @@ analysis:
     thresholdRange: {min: 99}
   webhooks:
   - {name: manual-rollback, type: rollback, url: %s/rollback/check}
-`, tt.url))
+`, tt.URL))
 	a.watch()
 	a.startLoad(30)
 	a.deploy("2.0.0", nil)
@@ -178,7 +104,7 @@ analysis:
 		t.Fatal(err)
 	}
 	opened := time.Now()
-	if code := tt.post(t, "/rollback/open", a.ns); code != http.StatusAccepted {
+	if code := tt.Post(t, "/rollback/open", appName, a.ns); code != http.StatusAccepted {
 		t.Fatalf("/rollback/open answered %d", code)
 	}
 	st := a.waitPhase(v1alpha1.PhaseFailed, 30*time.Second)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,7 +39,8 @@ type Options struct {
 	Dir string
 	// Nodes is the number of kwok nodes (default 3).
 	Nodes int
-	// PodCIDR is the pod IP range, inside 127.0.0.0/8. Empty picks a free
+	// PodCIDR is the pod IP range, inside 127.0.0.0/8 but outside
+	// 127.240.0.0/12 (where service ranges are). Empty picks a free
 	// 127.N.0.0/16.
 	PodCIDR string
 	// Detach starts the processes in sessions of their own, so they outlive
@@ -58,6 +60,11 @@ type Cluster struct {
 	Config *rest.Config
 	// PodCIDR is the range pod IPs come from.
 	PodCIDR string
+	// ServiceCIDR is the range Service cluster IPs come from: a /20 of
+	// 127.240.0.0/12 that belongs to the pod range's /16 (see
+	// ServiceCIDRFor), so a test can listen on a cluster IP, and clusters
+	// side by side never share one.
+	ServiceCIDR string
 	// BinDir is where the binaries came from.
 	BinDir string
 	// CACert is the PEM of the cluster CA (it signs the API server's
@@ -99,6 +106,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 	if err := c.lockPodCIDR(opts.PodCIDR); err != nil {
+		return nil, err
+	}
+	if c.ServiceCIDR, err = ServiceCIDRFor(c.PodCIDR); err != nil {
 		return nil, err
 	}
 	pki, err := c.writePKI()
@@ -186,7 +196,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string, port int, 
 		"--service-account-key-file=" + pki.saPub,
 		"--service-account-signing-key-file=" + pki.saKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range=" + c.ServiceCIDR,
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
@@ -438,7 +448,9 @@ func (c *Cluster) writePKI() (*pkiFiles, error) {
 		return nil, err
 	}
 	c.CACert = ca.certPEM()
-	server, err := ca.issue("kube-apiserver", nil, []string{"127.0.0.1", "localhost", "10.96.0.1",
+	// The kubernetes Service gets the first address of the service range.
+	apiServiceIP := netip.MustParsePrefix(c.ServiceCIDR).Addr().Next().String()
+	server, err := ca.issue("kube-apiserver", nil, []string{"127.0.0.1", "localhost", apiServiceIP,
 		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"})
 	if err != nil {
 		return nil, err
@@ -519,8 +531,8 @@ func (c *Cluster) lockPodCIDR(cidr string) error {
 	}
 	if cidr != "" {
 		ip, ipnet, err := net.ParseCIDR(cidr)
-		if err != nil || !ip.IsLoopback() {
-			return fmt.Errorf("pod CIDR %q must be inside 127.0.0.0/8", cidr)
+		if err != nil || !ip.IsLoopback() || serviceRanges.Contains(netip.MustParseAddr(ip.String())) {
+			return fmt.Errorf("pod CIDR %q must be inside 127.0.0.0/8 and outside %s", cidr, serviceRanges)
 		}
 		ok, err := try(int(ipnet.IP.To4()[1]))
 		if err != nil {
@@ -542,6 +554,24 @@ func (c *Cluster) lockPodCIDR(cidr string) error {
 		}
 	}
 	return errors.New("no free pod CIDR in 127.0.0.0/8")
+}
+
+// serviceRanges holds the service ranges of every cluster; pod ranges stay
+// out of it.
+var serviceRanges = netip.MustParsePrefix("127.240.0.0/12")
+
+// ServiceCIDRFor is the service range of the cluster whose pods get IPs
+// from podCIDR: the pod range's second octet N picks the N-th /20 of
+// 127.240.0.0/12. Pod ranges are locked per second octet (lockPodCIDR), so
+// two clusters on one machine never get the same cluster IPs either, and
+// cluster IPs are loopback addresses a test can listen on.
+func ServiceCIDRFor(podCIDR string) (string, error) {
+	p, err := netip.ParsePrefix(podCIDR)
+	if err != nil || !p.Addr().Is4() || !p.Addr().IsLoopback() {
+		return "", fmt.Errorf("pod CIDR %q is not an IPv4 range inside 127.0.0.0/8", podCIDR)
+	}
+	n := int(p.Addr().As4()[1])
+	return fmt.Sprintf("127.%d.%d.0/20", 240+n/16, n%16*16), nil
 }
 
 // binDir finds the directory with the cluster binaries.

@@ -2,11 +2,12 @@
 // admin would in local-process mode: the chart rendered with the loopback
 // webhook url applied to the real API server, and `serin controller` as a
 // child process that can be stopped, killed and restarted. It also has the
-// data-plane side: grpc-go xDS clients and a raw ADS observer.
+// data-plane side: grpc-go xDS clients and a raw ADS observer; `serin
+// tester`, the hook companion; and ServiceProxy, a stand-in for kube-proxy
+// that makes a Service's cluster IP reach its endpoints.
 package harness
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -263,33 +264,7 @@ func (s *Serin) take() *cluster.Process {
 // Metric sums the samples of a metric on serin's /metrics whose labels
 // include every given name="value" pair.
 func (s *Serin) Metric(name string, labels ...string) (float64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.Ports.Metrics)) //nolint:noctx // local scrape
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != '{' && line[len(name)] != ' ') {
-			continue
-		}
-		ok := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			ok = ok && strings.Contains(line, fmt.Sprintf("%s=%q", labels[i], labels[i+1]))
-		}
-		if !ok {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum, sc.Err()
+	return MetricSum(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.Ports.Metrics), name, labels...)
 }
 
 // LogPath is the file serin logs to.

@@ -1,6 +1,7 @@
 package podsim
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"math"
@@ -34,6 +35,7 @@ func (a *app) httpHandler() http.Handler {
 	appMux.HandleFunc("/delay/{seconds}", a.serveDelay)
 	appMux.HandleFunc("/headers", a.serveHeaders)
 	appMux.HandleFunc("POST /echo", a.serveEcho)
+	appMux.HandleFunc("POST /token", a.serveToken)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", serveOK)
@@ -130,6 +132,19 @@ func (a *app) serveEcho(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// serveToken issues a short-lived opaque token, as podinfo's POST /token
+// does: the acceptance tests of Flagger's guides post to it and grep the
+// answer for "token".
+func (a *app) serveToken(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxEchoBytes)); err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
+		return
+	}
+	expires := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	token := base64.RawURLEncoding.EncodeToString([]byte(a.plan.Identity.Pod + "|" + expires))
+	writeJSON(w, http.StatusOK, map[string]string{"token": token, "expires_at": expires})
 }
 
 func serveOK(w http.ResponseWriter, _ *http.Request) {

@@ -62,6 +62,11 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Errorf("GET /echo = %d, want 405", got)
 	}
 
+	res = doHTTP(t, http.MethodPost, base+"/token", strings.NewReader("test"), nil)
+	if tok := decodeJSON[map[string]string](t, res.body); res.code != 200 || tok["token"] == "" || tok["expires_at"] == "" {
+		t.Errorf("POST /token = %d %q", res.code, res.body)
+	}
+
 	// Cleartext HTTP/2 with prior knowledge (what Envoy and h2c clients speak) works too.
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)

@@ -27,8 +27,8 @@ var annotationKnobs = map[string]string{
 
 // testOptOutMidRelease removes the opt-in annotation with kubectl while
 // an annotation-only release runs: serin routes everything to stable,
-// deletes its copy and its Canary and gives the Deployment back unpaused,
-// which then rolls out the applied template.
+// deletes its copy, its Services and its Canary and gives the Deployment
+// back unpaused, which then rolls out the applied template.
 func testOptOutMidRelease(t *testing.T, s *harness.Serin) {
 	e := newEnvWith(t, 2*time.Minute, s)
 	w := e.watchCanary()
@@ -44,6 +44,11 @@ func testOptOutMidRelease(t *testing.T, s *harness.Serin) {
 	})
 	if e.deploymentObj("podinfo-canary") == nil || !e.deploymentObj("podinfo").Spec.Paused {
 		t.Fatal("no release in the middle")
+	}
+	for _, name := range []string{"podinfo-canary", "podinfo-primary"} {
+		if e.service(name) == nil {
+			t.Fatalf("no Service %s in the middle of the release", name)
+		}
 	}
 	e.kubectl("annotate", "deployment", "podinfo", v1alpha1.AnnotationCanary+"-")
 	e.waitFor(w, from, 20*time.Second, "terminating", phaseIs(v1alpha1.PhaseTerminating))
@@ -175,6 +180,10 @@ func (e *env) givenBack(optedInBySerin bool, version string) {
 		hpas, err := e.cs.AutoscalingV2().HorizontalPodAutoscalers(e.ns).List(e.ctx, managed)
 		if err != nil || len(hpas.Items) > 0 {
 			return false, fmt.Sprintf("serin's HPAs left: %v", err)
+		}
+		svcs, err := e.cs.CoreV1().Services(e.ns).List(e.ctx, managed)
+		if err != nil || len(svcs.Items) > 0 {
+			return false, fmt.Sprintf("serin's Services left (%d): %v", len(svcs.Items), err)
 		}
 		if pods := e.pods("serin.dev/track=canary"); len(pods) > 0 {
 			return false, fmt.Sprintf("%d canary pods left", len(pods))

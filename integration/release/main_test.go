@@ -1,7 +1,8 @@
 // Package release holds the end-to-end tests of a release on the real
 // local cluster: kubectl apply, the webhook hold, the canary copy, traffic
 // measured by grpc-go xDS clients and a raw ADS observer, promotion,
-// rollback, the serin CLI, restarts, opt-out and uninstall.
+// rollback, the Services hooks address, the serin CLI, restarts, opt-out
+// and uninstall.
 //
 // One serin runs per cluster at a time (its webhook configuration is
 // cluster-wide): TestReleases runs the scenarios that leave serin alone in
@@ -32,6 +33,7 @@ func TestReleases(t *testing.T) {
 		{"RollbackAndCLI", testRollbackAndCLI},
 		{"OptOutMidRelease", testOptOutMidRelease},
 		{"HPACopy", testHPACopy},
+		{"ServicesForHooks", testServicesForHooks},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -51,7 +51,7 @@ func run(ctx context.Context, cmd, dir string, nodes int, cidr string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("cluster up in %s (pods get IPs from %s, logs in %s)\n", time.Since(start).Round(100*time.Millisecond), c.PodCIDR, abs)
+		fmt.Printf("cluster up in %s (pods get IPs from %s, Services from %s, logs in %s)\n", time.Since(start).Round(100*time.Millisecond), c.PodCIDR, c.ServiceCIDR, abs)
 		fmt.Printf("export KUBECONFIG=%s\n", c.Kubeconfig)
 		return nil
 	case "down":
