@@ -73,15 +73,11 @@ func (r *Reconciler) do(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.
 			"spec": map[string]any{"paused": true},
 		})
 	case ReleaseTarget:
-		ann := map[string]any{v1alpha1.AnnotationCandidateRevision: nil, v1alpha1.AnnotationStableRevision: nil}
-		if target.Annotations[v1alpha1.AnnotationOptedInBy] != "" {
-			ann[v1alpha1.AnnotationOptedInBy] = nil
-			ann[v1alpha1.AnnotationCanary] = nil
+		for _, p := range releasePatches(target, a.Revision) {
+			if err := r.patch(ctx, target, p); err != nil {
+				return client.IgnoreNotFound(err)
+			}
 		}
-		return client.IgnoreNotFound(r.patch(ctx, target, map[string]any{
-			"metadata": map[string]any{"annotations": ann},
-			"spec":     map[string]any{"paused": false},
-		}))
 	case RunHooks:
 		// post-rollout hooks do not change the release; do not block it.
 		go r.Hooks.RunHooks(context.WithoutCancel(ctx), c.DeepCopy(), spec.DeepCopy(), a.Type)
@@ -220,4 +216,23 @@ func (r *Reconciler) deleteCopy(ctx context.Context, c *v1alpha1.Canary, spec *v
 		}
 	}
 	return nil
+}
+
+// releasePatches give a Deployment back: the first records its template as
+// both candidate and stable and unpauses it (the hold webhook lets a
+// Deployment still annotated serin.dev/canary roll out its stable
+// revision), the second removes serin's annotations.
+func releasePatches(target *appsv1.Deployment, revision string) []map[string]any {
+	first := map[string]any{
+		"metadata": map[string]any{"annotations": map[string]any{
+			v1alpha1.AnnotationCandidateRevision: revision, v1alpha1.AnnotationStableRevision: revision,
+		}},
+		"spec": map[string]any{"paused": false},
+	}
+	ann := map[string]any{v1alpha1.AnnotationCandidateRevision: nil, v1alpha1.AnnotationStableRevision: nil}
+	if target.Annotations[v1alpha1.AnnotationOptedInBy] != "" {
+		ann[v1alpha1.AnnotationOptedInBy] = nil
+		ann[v1alpha1.AnnotationCanary] = nil
+	}
+	return []map[string]any{first, {"metadata": map[string]any{"annotations": ann}}}
 }

@@ -19,7 +19,8 @@ import (
 //	                    newest held template, the revision under release
 //	copy-under-traffic  the copy is deleted or switched to another
 //	                    revision only once the proxies route no canary
-//	                    traffic to it
+//	                    traffic to it (or, deleted, past the progress
+//	                    deadline, with a ForceScaleDown event)
 //	rise-without-check  canary traffic rises, and a release enters
 //	                    promotion, only in a reconcile where a check passed
 //	                    (the verdict was Promote and the rollout and

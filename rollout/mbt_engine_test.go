@@ -37,8 +37,10 @@ type simWorld struct {
 	names         map[string]string
 	copy          *simCopy
 	dp            simDataPlane
-	hooks         map[v1alpha1.HookType]bool
-	verdict       string
+	// forcedDelete is set by a ForceScaleDown event of the current step.
+	forcedDelete bool
+	hooks        map[v1alpha1.HookType]bool
+	verdict      string
 
 	// The Canary: its status and annotations, whether it is being
 	// deleted, and whether it is gone (for good when takeoverAt < 0).
@@ -382,15 +384,16 @@ func (w *simWorld) do(a Action, rec *simStep) {
 			"spec": map[string]any{"paused": true},
 		})
 	case ReleaseTarget:
-		ann := map[string]any{v1alpha1.AnnotationCandidateRevision: nil, v1alpha1.AnnotationStableRevision: nil}
-		if w.deploy.Annotations[v1alpha1.AnnotationOptedInBy] != "" {
-			ann[v1alpha1.AnnotationOptedInBy] = nil
-			ann[v1alpha1.AnnotationCanary] = nil
+		for _, p := range releasePatches(w.deploy, a.Revision) {
+			w.mergePatch(p)
 		}
-		w.mergePatch(map[string]any{"metadata": map[string]any{"annotations": ann}, "spec": map[string]any{"paused": false}})
 	case Finalized:
 		w.finalize(rec)
-	case RunHooks, Event, Finished:
+	case Event:
+		// Past the progress deadline the engine deletes the copy without
+		// the proxies' confirmation, and says so.
+		w.forcedDelete = w.forcedDelete || a.Action == "ForceScaleDown"
+	case RunHooks, Finished, EnsureServices, DeleteServices:
 	default:
 		panic(fmt.Sprintf("unknown action %T", a))
 	}

@@ -376,6 +376,10 @@ func (w *simWorld) traffic() Traffic {
 // copyReplaced is called when the copy's pods are about to run rev (""
 // when deleted): the proxies must not be routing canary traffic to it.
 func (w *simWorld) copyReplaced(rev string) {
+	if rev == "" && w.forcedDelete {
+		w.forcedDelete = false
+		return
+	}
 	if a := w.dp.acked; a.toCopy() {
 		what := "deleted"
 		if rev != "" {

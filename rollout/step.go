@@ -133,6 +133,8 @@ func (s *stepper) refuseUnusedAction() {
 	switch {
 	case !s.in.Obs.Target.Found:
 		why = fmt.Sprintf("deployment %s does not exist", s.target())
+	case s.act == v1alpha1.ActionRetry && phase == v1alpha1.PhaseFailed:
+		why = "nothing to retry: the Deployment's template is the stable revision"
 	case s.act == v1alpha1.ActionRetry:
 		why = fmt.Sprintf("only a failed release can be retried; the release is %s", phase)
 	case phase == v1alpha1.PhasePromoting && s.act == v1alpha1.ActionPromote:
@@ -300,9 +302,15 @@ func (s *stepper) initialize() {
 		}
 	}
 	s.st.Message = "waiting for the stable pods and the data plane"
-	if !t.Available || !s.applied() {
+	if tr := s.in.Obs.Traffic; tr.Rejected != "" {
+		s.st.Message = msgRejected + ": " + tr.Rejected
+	}
+	if !t.Available || !s.applied() && s.in.Now.Sub(s.st.LastTransitionTime.Time) <= s.in.Spec.ProgressDeadline() {
 		s.after(pollTraffic)
 		return
+	}
+	if !s.applied() {
+		s.warn("Synced", "Initialize", "Proxies did not confirm weight 0 for %s within the progress deadline; initializing anyway", s.target())
 	}
 	s.setPhase(v1alpha1.PhaseInitialized)
 	s.st.Message = ""
@@ -315,7 +323,8 @@ func (s *stepper) initialize() {
 // what slipped past the webhook, and starts the next release.
 func (s *stepper) idle(act string) {
 	t := s.in.Obs.Target
-	if s.st.Phase == v1alpha1.PhaseFailed && s.uses(v1alpha1.ActionRetry) {
+	if s.st.Phase == v1alpha1.PhaseFailed && t.Candidate != "" && t.Candidate == t.TemplateHash &&
+		t.Candidate != s.st.StableRevision && s.uses(v1alpha1.ActionRetry) {
 		rev := t.Candidate
 		s.st.FailedRevisions = slices.DeleteFunc(s.st.FailedRevisions, func(r string) bool { return r == rev })
 		s.event("Synced", "Retry", "Retrying the release of %s revision %s", s.target(), rev)
@@ -382,12 +391,30 @@ func (s *stepper) startRelease(cand, act string) {
 	s.st.Message = "waiting for the canary pods"
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Progressing", "New revision detected, progressing canary analysis.")
 	s.event("Synced", "Start", "New revision detected! Scaling up %s", s.target())
-	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
 	if promote {
 		s.promote("promoted by user")
 		return
 	}
+	s.ensureCopy(cand)
 	s.after(pollTraffic)
+}
+
+// ensureCopy asks for the canary copy on cand. A copy that runs another
+// revision is switched only once the data plane routes nothing to it, so
+// an unanalysed revision never inherits the traffic of the last one.
+func (s *stepper) ensureCopy(cand string) bool {
+	if c := s.in.Obs.Copy; c.Exists && c.Revision != cand &&
+		(s.st.CanaryWeight != 0 || s.st.Mirroring || s.st.Matching || !s.applied()) {
+		s.st.Message = "waiting for the data plane to route around the copy of the superseded revision"
+		s.after(pollTraffic)
+		if start := s.st.ReleaseStartTime; start != nil && s.in.Now.Sub(start.Time) > s.in.Spec.ProgressDeadline() {
+			s.warn("Synced", "ForceScaleDown", "Proxies did not route around the copy of the superseded revision of %s within the progress deadline; deleting it anyway", s.target())
+			s.actions = append(s.actions, DeleteCopy{})
+		}
+		return false
+	}
+	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
+	return true
 }
 
 // waiting is the confirm-rollout gate.
@@ -439,14 +466,15 @@ func (s *stepper) progressing(act string) {
 		}
 		return
 	}
-	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
-
 	switch {
 	case s.uses(v1alpha1.ActionAbort):
 		s.rollback(fmt.Sprintf("Rolling back %s: aborted by user", s.target()))
 		return
 	case s.uses(v1alpha1.ActionPromote):
 		s.promote("promoted by user")
+		return
+	}
+	if !s.ensureCopy(cand) {
 		return
 	}
 	if spec.Suspend || s.in.Paused {

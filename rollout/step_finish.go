@@ -64,8 +64,7 @@ func (s *stepper) promoting(act string) {
 	if s.promotionSuperseded(act) {
 		return
 	}
-	s.actions = append(s.actions, EnsureCopy{Revision: cand, Replicas: s.copyReplicas()})
-	if s.promotionPastDeadline() || !s.progressiveSteps() || !s.cutOver() {
+	if !s.ensureCopy(cand) || s.promotionPastDeadline() || !s.progressiveSteps() || !s.cutOver() {
 		return
 	}
 	t := s.in.Obs.Target
@@ -268,7 +267,7 @@ func (s *stepper) terminate() {
 		return
 	}
 	if s.in.Revert && s.in.Obs.Target.Found {
-		s.actions = append(s.actions, ReleaseTarget{})
+		s.actions = append(s.actions, ReleaseTarget{Revision: s.in.Obs.Target.TemplateHash})
 	}
 	// The finalizer goes only once the Services are deleted: none is left
 	// behind, whether the Canary was deleted, its Deployment opted out or

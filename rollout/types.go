@@ -171,7 +171,13 @@ type HoldTarget struct{ Candidate, Stable string }
 
 // ReleaseTarget gives the Deployment back on opt-out or deletion: unpaused,
 // serin's annotations removed.
-type ReleaseTarget struct{}
+type ReleaseTarget struct {
+	// Revision is the template the Deployment runs from now on: first
+	// recorded as both candidate and stable (so that the hold webhook lets
+	// a still-annotated Deployment roll it out), then serin's annotations
+	// are removed.
+	Revision string
+}
 
 // RunHooks calls the hooks of a type without waiting on their answer
 // (post-rollout).
