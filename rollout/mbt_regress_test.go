@@ -57,6 +57,17 @@ var simRegressions = []struct {
 	{name: "revertOnDeletion is undone by the hold webhook", broke: "given-back", seed: 1000039,
 		config: "strategy=canary weights=10,100 promotion-step=50 interval=20s deadline=2m0s threshold=3 hooks=pre-rollout,rollback owner=explicit replicas=3",
 		events: []string{"t=37s apply v4", "t=75s delete"}},
+	// Found by the first long run after the fixes above. A crash between
+	// the rollback's status and its actions lost the pause; an abort in
+	// the reconcile that saw the template go back to stable left the
+	// Deployment held on its stable revision (the webhook's stable
+	// annotation named the aborted one).
+	{name: "rollback pause lost in a crash", broke: "failed-state", seed: 1796505166649906081,
+		config: "strategy=bluegreen iterations=1 interval=5s deadline=20s threshold=3 hooks=confirm-traffic-increase owner=explicit replicas=1",
+		events: []string{"t=64s apply v2", "t=77s nack", "t=93s crash 0"}},
+	{name: "abort with a revert to stable during promotion stays held", broke: "liveness", seed: 1796505166649834156,
+		config: "strategy=canary weights=40 interval=10s deadline=50s threshold=3 hooks=confirm-promotion owner=annotations replicas=4",
+		events: []string{"t=19s apply v2", "t=40s action abort/1", "t=40s apply v1"}},
 	// Manual actions recorded as handled and neither acted on nor refused.
 	{name: "abort with a new revision in the same reconcile is dropped", broke: "action-dropped", seed: 267,
 		config: "strategy=canary weights=5,40,50 interval=20s deadline=1m0s threshold=3 hooks=pre-rollout,confirm-promotion owner=annotations replicas=4",

@@ -338,10 +338,21 @@ func (s *stepper) idle(act string) {
 
 	switch {
 	case t.TemplateHash == s.st.StableRevision:
-		// Back on the stable template: a hold the webhook ended is released.
-		if t.Paused && t.Candidate != "" && t.Candidate == t.Stable {
+		// Back on the stable template: a hold the webhook ended is released;
+		// one it keeps because its stable annotation names a revision that
+		// was rolled back mid-promotion is ended by recording the template
+		// as stable again.
+		switch {
+		case t.Paused && t.Candidate != "" && t.Candidate == t.Stable:
 			s.actions = append(s.actions, UnpauseTarget{})
+		case t.Paused && t.Stable != "" && t.Stable != t.TemplateHash:
+			s.actions = append(s.actions, PromoteTarget{Revision: t.TemplateHash})
 		}
+		return
+	case s.st.Phase == v1alpha1.PhaseFailed && s.failed(t.TemplateHash) && !t.Paused:
+		// The rollback's pause was lost (a crash between status and
+		// actions): the failed template must not roll out.
+		s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.st.StableRevision})
 		return
 	case t.Candidate != t.TemplateHash:
 		// A new template without a hold: the webhook was down or bypassed.
