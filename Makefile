@@ -68,6 +68,10 @@ test-istio: ## Check serin's EnvoyFilters with Istio's own validation and patch 
 bench: ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchmem ./xds/... ./admission/... ./analysis/... ./rollout/...
 
+.PHONY: model
+model: ## Long run of the release engine's model-based test (100,000 random sequences; prints how many ran)
+	$(GO) test ./rollout/ -count=1 -run 'TestModel$$' -v -timeout 60m -mbt.n=100000
+
 .PHONY: lint
 lint: ## go vet, gofmt and staticcheck
 	@[ -x $(BIN)/staticcheck ] || hack/tools.sh staticcheck
