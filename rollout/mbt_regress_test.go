@@ -68,6 +68,9 @@ var simRegressions = []struct {
 	{name: "abort with a revert to stable during promotion stays held", broke: "liveness", seed: 1796505166649834156,
 		config: "strategy=canary weights=40 interval=10s deadline=50s threshold=3 hooks=confirm-promotion owner=annotations replicas=4",
 		events: []string{"t=19s apply v2", "t=40s action abort/1", "t=40s apply v1"}},
+	{name: "a new revision after the promoted one started rolling out marks the promoted one failed", broke: "failed-state", seed: 1796506392866214958,
+		config: "strategy=canary weights=50 interval=5s deadline=25s threshold=2 hooks=confirm-rollout,rollout,confirm-traffic-increase skip-analysis owner=annotations replicas=4",
+		events: []string{"t=59s apply v2", "t=65s nack", "t=182s apply v3", "t=192s apply v2", "t=199s apply v3"}},
 	// Manual actions recorded as handled and neither acted on nor refused.
 	{name: "abort with a new revision in the same reconcile is dropped", broke: "action-dropped", seed: 267,
 		config: "strategy=canary weights=5,40,50 interval=20s deadline=1m0s threshold=3 hooks=pre-rollout,confirm-promotion owner=annotations replicas=4",

@@ -110,6 +110,10 @@ func (s *stepper) promotionSuperseded(act string) bool {
 	// The Deployment's template changed: if it was already rolling the
 	// promoted revision out, that revision is part of what its pods run.
 	s.st.StableRevision = s.promotedStable()
+	if s.st.StableRevision == cand {
+		// It is what the stable pods run now, no candidate any more.
+		s.st.CanaryRevision = ""
+	}
 	s.setTraffic(0, false, false)
 	if t.TemplateHash == s.st.StableRevision {
 		s.setPhase(v1alpha1.PhaseInitialized)
