@@ -202,6 +202,13 @@ func testNoProxies(t *testing.T, e *env) {
 	if cond == nil || cond.Reason != "NoProxies" || cond.Status != "True" {
 		t.Fatalf("TrafficApplied with no proxy: %+v", cond)
 	}
+	// Events are written asynchronously: wait for it, then make sure it
+	// stays one.
+	deadline := time.Now().Add(15 * time.Second)
+	for len(r.warnings("NoProxies")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
 	if w := r.warnings("NoProxies"); len(w) != 1 {
 		t.Fatalf("NoProxies events %q, want one", w)
 	}
