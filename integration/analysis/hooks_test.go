@@ -25,7 +25,7 @@ analysis:
   maxWeight: 50
   webhooks:
   - {name: start-gate, type: confirm-rollout, url: %[1]s/gate/check}
-  - {name: promotion-gate, type: confirm-promotion, url: %[1]s/gate/check}
+  - {name: promotion-gate, type: confirm-promotion, url: %[1]s/rollback/check}
 `, tt.URL))
 	w := a.watch()
 	a.startLoad(20)
@@ -52,9 +52,9 @@ analysis:
 		t.Fatalf("/gate/open answered %d", code)
 	}
 	a.waitPhase(v1alpha1.PhaseProgressing, 30*time.Second)
-	if code := tt.Post(t, "/gate/close", appName, a.ns); code != http.StatusAccepted {
-		t.Fatalf("/gate/close answered %d", code)
-	}
+	// The promotion gate is the tester's second gate (its /rollback
+	// endpoints, closed until opened), so it holds the promotion however
+	// quickly the analysis gets there.
 	st = a.waitPhase(v1alpha1.PhaseWaitingPromotion, 60*time.Second)
 	if st.CanaryWeight != 50 {
 		t.Errorf("waiting for promotion at weight %d, want 50", st.CanaryWeight)
@@ -63,8 +63,8 @@ analysis:
 	if c, err := a.canary(); err != nil || c.Status.Phase != v1alpha1.PhaseWaitingPromotion {
 		t.Fatalf("promoted with the gate closed: %+v %v", c.Status, err)
 	}
-	if code := tt.Post(t, "/gate/open", appName, a.ns); code != http.StatusAccepted {
-		t.Fatalf("/gate/open answered %d", code)
+	if code := tt.Post(t, "/rollback/open", appName, a.ns); code != http.StatusAccepted {
+		t.Fatalf("/rollback/open answered %d", code)
 	}
 	a.waitPhase(v1alpha1.PhaseSucceeded, 60*time.Second)
 	for _, s := range w.since(opened) {

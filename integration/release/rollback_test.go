@@ -151,10 +151,17 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	})
 	e.mustSerin("resume", "podinfo")
 	e.waitFor(w, from, 10*time.Second, "resumed", func(r record) bool { return r.Weight > paused.Weight })
+	// Pause again before the abort, so the abort lands mid-analysis and not
+	// in a promotion that has already started rolling the Deployment.
+	e.mustSerin("pause", "podinfo")
+	e.waitFor(w, from, 10*time.Second, "paused again", func(r record) bool {
+		return r.Message == "release paused" && r.Weight > paused.Weight
+	})
 	e.mustSerin("abort", "podinfo")
 	e.waitFor(w, from, 10*time.Second, "aborted", func(r record) bool {
 		return r.Phase == v1alpha1.PhaseFailed && strings.Contains(r.Message, "aborted by user")
 	})
+	e.mustSerin("resume", "podinfo")
 	e.copyGone(30 * time.Second)
 	if out, code := e.serin(e.ctx, "wait", "podinfo", "--timeout=10s"); code != 1 {
 		t.Fatalf("serin wait on the aborted v4 exited %d: %s", code, out)
