@@ -19,10 +19,12 @@ import (
 )
 
 // hookServer is a real webhook for serin's hooks: it answers 200 until
-// told to fail, then 500, and counts the calls by hook type.
+// told to fail, then 500, and counts the calls by hook type. The
+// confirm-promotion gate answers 403 while closed.
 type hookServer struct {
 	*httptest.Server
 	fail  atomic.Bool
+	gate  atomic.Bool // closed when true
 	mu    sync.Mutex
 	calls map[string]int
 }
@@ -38,6 +40,10 @@ func newHookServer(t *testing.T) *hookServer {
 		h.mu.Lock()
 		h.calls[p.Type]++
 		h.mu.Unlock()
+		if p.Type == string(v1alpha1.HookConfirmPromotion) && h.gate.Load() {
+			http.Error(w, "promotion not approved", http.StatusForbidden)
+			return
+		}
 		if h.fail.Load() {
 			http.Error(w, "canary smoke tests failed", http.StatusInternalServerError)
 			return
@@ -62,7 +68,10 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	hook := newHookServer(t)
 	w := e.watchCanary()
 	cn := canary(e.ns, v1alpha1.CanaryAnalysis{StepWeight: 10, MaxWeight: 50, Threshold: 2,
-		Webhooks: []v1alpha1.CanaryWebhook{{Name: "smoke", Type: v1alpha1.HookRollout, URL: hook.URL, Timeout: "5s"}}})
+		Webhooks: []v1alpha1.CanaryWebhook{
+			{Name: "smoke", Type: v1alpha1.HookRollout, URL: hook.URL, Timeout: "5s"},
+			{Name: "approval", Type: v1alpha1.HookConfirmPromotion, URL: hook.URL, Timeout: "5s"},
+		}})
 	e.apply(cn, app{Version: "6.0.2"}.deployment(e.ns))
 	e.waitFor(w, 0, time.Minute, "initialized", phaseIs(v1alpha1.PhaseInitialized))
 	v2Pods := e.pods("app=podinfo")
@@ -136,8 +145,11 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	}
 
 	// v4 starts a release; pause holds it, resume moves it on, abort
-	// rolls it back.
+	// rolls it back. The promotion gate stays closed for v4, so however
+	// slowly the CLI runs, pause and abort land in the analysis and never
+	// in a promotion that has started rolling the Deployment.
 	hook.fail.Store(false)
+	hook.gate.Store(true)
 	from = w.len()
 	e.apply(app{Version: "6.0.4"}.deployment(e.ns))
 	v4 := e.deploymentObj("podinfo").Annotations[v1alpha1.AnnotationCandidateRevision]
@@ -145,17 +157,17 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 		return r.Phase == v1alpha1.PhaseProgressing && r.CanaryRevision == v4 && r.Weight == 10 && r.appliedWeight()
 	})
 	e.mustSerin("pause", "podinfo")
-	paused, _ := e.waitFor(w, from, 10*time.Second, "paused", func(r record) bool { return r.Message == "release paused" })
+	paused, at := e.waitFor(w, from, 10*time.Second, "paused", func(r record) bool { return r.Message == "release paused" })
 	e.stays(w, 3*time.Second, "paused release", func(r record) bool {
 		return r.Phase == v1alpha1.PhaseProgressing && r.Weight == paused.Weight
 	})
 	e.mustSerin("resume", "podinfo")
-	e.waitFor(w, from, 10*time.Second, "resumed", func(r record) bool { return r.Weight > paused.Weight })
-	// Pause again before the abort, so the abort lands mid-analysis and not
-	// in a promotion that has already started rolling the Deployment.
+	_, at = e.waitFor(w, at, 10*time.Second, "resumed", func(r record) bool {
+		return r.Phase == v1alpha1.PhaseProgressing && r.Message != "release paused"
+	})
 	e.mustSerin("pause", "podinfo")
-	e.waitFor(w, from, 10*time.Second, "paused again", func(r record) bool {
-		return r.Message == "release paused" && r.Weight > paused.Weight
+	e.waitFor(w, at, 10*time.Second, "paused again", func(r record) bool {
+		return r.Phase == v1alpha1.PhaseProgressing && r.Message == "release paused"
 	})
 	e.mustSerin("abort", "podinfo")
 	e.waitFor(w, from, 10*time.Second, "aborted", func(r record) bool {
@@ -178,6 +190,7 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	}
 
 	// serin retry runs v3 again; serin promote ends it early.
+	hook.gate.Store(false)
 	from = w.len()
 	e.mustSerin("retry", "podinfo")
 	wait = e.start(mustBinary(t), "--kubeconfig="+e.c.Kubeconfig, "-n", e.ns, "wait", "podinfo", "--timeout=2m")
