@@ -219,8 +219,8 @@ func TestRedirectRefused(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	for err, want := range map[error]string{
-		context.DeadlineExceeded:  "timeout",
-		errors.New("conn reset"):  "connection failed",
+		context.DeadlineExceeded:   "timeout",
+		errors.New("conn reset"):   "connection failed",
 		&RefusedError{Reason: "x"}: "refused: address not allowed",
 	} {
 		if got := Classify(err); got != want {
@@ -239,8 +239,8 @@ func TestRedact(t *testing.T) {
 		"https://user:pw@hooks.example/a/b?token=s3cret#frag": "https://hooks.example/a/b",
 		"http://10.0.0.1:8080/x":                              "http://10.0.0.1:8080/x",
 		"https://hooks.slack.com/services/T/B/X?x=1":          "https://hooks.slack.com/services/T/B/X",
-		"::not a url":                                         "<invalid URL>",
-		"/relative?token=1":                                   "<invalid URL>",
+		"::not a url":       "<invalid URL>",
+		"/relative?token=1": "<invalid URL>",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
