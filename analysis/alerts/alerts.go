@@ -5,7 +5,14 @@
 // has a lowest severity (info < warn < error) and only gets messages at
 // or above it. A provider's webhook URL comes from its spec or, when it
 // has a secretRef, from the Secret's "address" key — a webhook URL is a
-// credential, so it never appears in errors or logs.
+// credential, so it never appears in errors or logs. A Secret's address is
+// the only place the alert goes: the Secret names its own destination.
+//
+// Every request goes through the egress guard (internal/egress): loopback,
+// link-local, metadata and API server addresses are refused unless the
+// admin allowed them, redirects are refused and no proxy is used. A failed
+// alert is reported by class ("rejected (4xx)", "refused: address not
+// allowed"), never with the receiver's answer.
 package alerts
 
 import (
@@ -16,11 +23,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // SecretAddressKey is the Secret key that holds a provider's webhook URL.
@@ -65,16 +74,22 @@ type Message struct {
 type Notifier struct {
 	Providers ProviderGetter
 	Secrets   SecretReader
-	// Client sends the requests; the default has a 10s timeout and does
-	// not follow redirects.
-	Client *http.Client
+	// Egress is the policy every alert's connection is checked against.
+	Egress egress.Policy
 	// Log is used when the context carries no logger.
 	Log logr.Logger
+
+	once   sync.Once
+	client *http.Client
 }
 
-var defaultClient = &http.Client{
-	Timeout:       DefaultTimeout,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// httpClient is the guarded client, built on first use: a 10s timeout, no
+// redirects, no proxy.
+func (n *Notifier) httpClient() *http.Client {
+	n.once.Do(func() {
+		n.client = egress.Client((&egress.Dialer{Policy: n.Egress}).Transport(false), DefaultTimeout)
+	})
+	return n.client
 }
 
 // rank orders severities; unknown ones rank as info.
@@ -148,27 +163,20 @@ func (n *Notifier) Send(ctx context.Context, p *v1alpha1.AlertProvider, m Messag
 		return fmt.Errorf("%s provider %s/%s: bad address", p.Spec.Type, p.Namespace, p.Name)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	client := n.Client
-	if client == nil {
-		client = defaultClient
-	}
 	log := n.Log
 	if l, err := logr.FromContext(ctx); err == nil {
 		log = l
 	}
-	resp, err := client.Do(req)
+	resp, err := n.httpClient().Do(req)
 	if err != nil {
-		// The error text of a url.Error holds the URL: keep only its cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%s provider %s/%s: %w", p.Spec.Type, p.Namespace, p.Name, err)
+		// The text of a transport error may hold the URL or the address
+		// it resolved to: only the class is told.
+		return fmt.Errorf("%s provider %s/%s: %s", p.Spec.Type, p.Namespace, p.Name, egress.Classify(err))
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		return fmt.Errorf("%s provider %s/%s answered %d: %s", p.Spec.Type, p.Namespace, p.Name, resp.StatusCode, bytes.TrimSpace(snippet))
+		return fmt.Errorf("%s provider %s/%s answered %d: %s", p.Spec.Type, p.Namespace, p.Name, resp.StatusCode, egress.StatusClass(resp.StatusCode))
 	}
 	log.V(1).Info("alert sent", "provider", p.Namespace+"/"+p.Name, "type", string(p.Spec.Type),
 		"canary", m.Name+"."+m.Namespace, "severity", string(m.Severity))

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // inbox is a real webhook receiver that keeps every JSON body.
@@ -84,7 +85,7 @@ func provider(typ v1alpha1.AlertProviderType, address string) *v1alpha1.AlertPro
 
 func TestPayloadShapes(t *testing.T) {
 	in := newInbox(t)
-	n := &Notifier{}
+	n := &Notifier{Egress: loopback}
 	for _, typ := range []v1alpha1.AlertProviderType{v1alpha1.AlertSlack, v1alpha1.AlertMSTeams, v1alpha1.AlertDiscord, v1alpha1.AlertGeneric} {
 		if err := n.Send(context.Background(), provider(typ, in.URL), msg); err != nil {
 			t.Fatalf("Send(%s) = %v", typ, err)
@@ -163,6 +164,7 @@ func TestNotifySeverityAndSecrets(t *testing.T) {
 	n := &Notifier{
 		Providers: providers{"flagger/on-call": onCall, "test/qa-discord": qa, "test/dev-msteams": dev},
 		Secrets:   secrets{"flagger/on-call-url": {SecretAddressKey: []byte(errInbox.URL + "\n")}},
+		Egress:    loopback,
 	}
 	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "test"}, Spec: v1alpha1.CanarySpec{
 		Analysis: &v1alpha1.CanaryAnalysis{Alerts: []v1alpha1.CanaryAlert{
@@ -204,6 +206,7 @@ func TestNotifyErrors(t *testing.T) {
 			"test/no-addr":  provider(v1alpha1.AlertGeneric, ""),
 		},
 		Secrets: secrets{"flagger/empty": {}},
+		Egress:  loopback,
 	}
 	var alerts []v1alpha1.CanaryAlert
 	for _, name := range []string{"down", "gone", "redirect", "no-key", "bad-type", "no-addr", "missing"} {
@@ -216,9 +219,9 @@ func TestNotifyErrors(t *testing.T) {
 		t.Fatal("Notify() = nil")
 	}
 	for _, want := range []string{
-		"alert a-down: slack provider flagger/slack answered 404: no_service",
-		"alert a-gone: discord provider flagger/discord:",
-		"alert a-redirect: generic provider flagger/generic answered 302",
+		"alert a-down: slack provider flagger/slack answered 404: rejected (4xx)",
+		"alert a-gone: discord provider flagger/discord: connection failed",
+		"alert a-redirect: generic provider flagger/generic: redirect not followed",
 		`alert a-no-key: provider flagger/slack secret empty has no "address" key`,
 		`alert a-bad-type: alert provider type "pagerduty" is not`,
 		"alert a-no-addr: provider flagger/generic has no http(s) webhook address",
@@ -228,7 +231,7 @@ func TestNotifyErrors(t *testing.T) {
 			t.Errorf("Notify() error lacks %q:\n%v", want, err)
 		}
 	}
-	if strings.Contains(err.Error(), "s3cr3t") {
+	if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "no_service") || strings.Contains(err.Error(), "127.0.0.1") {
 		t.Errorf("the webhook URL leaked into the error: %v", err)
 	}
 	if len(down.received()) != 1 {
@@ -244,5 +247,30 @@ func TestAllows(t *testing.T) {
 		if got := Allows(tt.min, tt.sev); got != tt.want {
 			t.Errorf("Allows(%q, %q) = %v", tt.min, tt.sev, got)
 		}
+	}
+}
+
+// loopback is the egress policy of the tests: their inboxes listen on
+// 127.0.0.1, which an admin has to allow.
+var loopback, _ = egress.ParseAllow([]string{"127.0.0.0/8"})
+
+// TestEgressGuard: an alert to a refused address is never sent, and the
+// error says so by class without the address.
+func TestEgressGuard(t *testing.T) {
+	in := newInbox(t)
+	for _, address := range []string{
+		"http://169.254.169.254/latest/meta-data/?token=s3cr3t",
+		in.URL + "/s3cr3t", // loopback is refused unless allowed
+	} {
+		err := (&Notifier{}).Send(context.Background(), provider(v1alpha1.AlertGeneric, address), msg)
+		if err == nil || !strings.Contains(err.Error(), "refused: address not allowed") {
+			t.Fatalf("Send(%s) = %v, want refused", address, err)
+		}
+		if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "169.254") || strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("the address leaked into the error: %v", err)
+		}
+	}
+	if len(in.received()) != 0 {
+		t.Fatal("an alert reached a refused address")
 	}
 }

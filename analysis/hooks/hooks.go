@@ -8,11 +8,18 @@
 //   - post-rollout, event: notifications; failures are only reported.
 //
 // Calls are POSTs of JSON with a per-hook timeout (default 10s) and
-// retries on transport errors, 429 and 5xx. Redirects are never followed
-// (a 3xx is a failure that says so), response bodies are cut to a few
-// hundred bytes and only ever appear in event and log messages (never in
-// the status-safe message), and an optional allow-list limits the hosts
-// hooks may call.
+// retries on transport errors, 429 and 5xx. Every call goes through the
+// egress guard (internal/egress): loopback, link-local, metadata and API
+// server addresses are refused unless the admin allowed them, redirects
+// are never followed and no proxy is used. An optional list of hosts
+// restricts hooks further.
+//
+// What a hook answered is told by class only ("rejected (4xx)", "server
+// error (5xx)", "timeout", "connection failed", "refused: address not
+// allowed"): a Canary's author must not learn status codes or bodies of
+// arbitrary hosts from serin's network position through status or
+// events. Response bodies are never read into messages or logs, and URLs
+// are logged without userinfo or query string.
 package hooks
 
 import (
@@ -22,23 +29,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/go-logr/logr"
 
 	"github.com/serin-dev/serin/api/querytemplate"
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // Defaults (a hook's timeout defaults to v1alpha1.DefaultHookTimeout).
 const (
-	DefaultMaxBody = 256
 	DefaultBackoff = time.Second
 	maxBackoff     = 10 * time.Second
 )
@@ -74,16 +77,16 @@ func (r Release) target() string { return r.Name + "." + r.Namespace }
 // Options configure a Caller.
 type Options struct {
 	// AllowedHosts, when not empty, are the only hosts hooks may call:
-	// "host", "host:port", or "*.suffix" for any subdomain of suffix.
+	// "host", "host:port", or "*.suffix" for any subdomain of suffix. It
+	// restricts hooks further; the egress policy applies either way.
 	AllowedHosts []string
-	// MaxBody is how many bytes of a response body go into messages
-	// (default 256).
-	MaxBody int
+	// Egress is the policy every call's connection is checked against
+	// (the zero policy refuses loopback, link-local and metadata
+	// addresses).
+	Egress egress.Policy
 	// Backoff is the first retry delay, doubled each retry up to 10s
 	// (default 1s).
 	Backoff time.Duration
-	// Transport overrides the HTTP transport (tests, proxies).
-	Transport http.RoundTripper
 	// Now stamps event payloads (default time.Now).
 	Now func() time.Time
 	// Log is used when the context carries no logger.
@@ -98,71 +101,50 @@ type Caller struct {
 
 // New returns a Caller.
 func New(opts Options) *Caller {
-	if opts.MaxBody <= 0 {
-		opts.MaxBody = DefaultMaxBody
-	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = DefaultBackoff
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	tr := opts.Transport
-	if tr == nil {
-		tr = &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 2,
-			IdleConnTimeout:     90 * time.Second,
-		}
-	}
-	return &Caller{opts: opts, client: &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	tr := (&egress.Dialer{Policy: opts.Egress}).Transport(false)
+	tr.ResponseHeaderTimeout = 0 // each hook has its own timeout
+	return &Caller{opts: opts, client: egress.Client(tr, 0)}
 }
 
 // Result is one hook's call.
 type Result struct {
 	Hook string
 	Type v1alpha1.HookType
-	// URL is the hook's URL without credentials.
+	// URL is the hook's URL without userinfo or query string.
 	URL string
-	// StatusCode of the last attempt; 0 when there was no answer.
+	// StatusCode of the last attempt; 0 when there was no answer. For
+	// logs only: status and events get the class (Reason).
 	StatusCode int
 	// OK is a 2xx answer.
 	OK       bool
 	Attempts int
-	// Err says why the call failed without an answer, or why a 3xx was
-	// not followed; it never holds the response body.
+	// Err is the class of a failure without an answer ("timeout after
+	// 10s", "connection failed", "refused: address not allowed", ...).
 	Err string
-	// Body is the start of the response body, cut to Options.MaxBody and
-	// made one line. For events and logs only: never store it in status.
-	Body     string
+	// cause is the transport error behind Err, for the log.
+	cause    error
 	Duration time.Duration
 }
 
-// Reason is a short status-safe account of a failure: "403 Forbidden",
-// "timeout after 10s", "redirect to … not followed".
+// Reason is a short status-safe account of a failure, by class:
+// "rejected (4xx)", "server error (5xx)", "redirect not followed",
+// "timeout after 10s", "connection failed", "refused: address not
+// allowed".
 func (r Result) Reason() string {
 	switch {
 	case r.Err != "":
 		return r.Err
 	case r.StatusCode != 0:
-		return strconv.Itoa(r.StatusCode) + " " + http.StatusText(r.StatusCode)
+		return egress.StatusClass(r.StatusCode)
 	default:
 		return "no answer"
 	}
-}
-
-// ReasonWithBody is Reason followed by the truncated body, for events and
-// logs.
-func (r Result) ReasonWithBody() string {
-	if r.Body == "" {
-		return r.Reason()
-	}
-	return r.Reason() + ": " + r.Body
 }
 
 // Call calls one hook with the payload for its type and returns what
@@ -181,9 +163,9 @@ func (c *Caller) call(ctx context.Context, rel Release, h v1alpha1.CanaryWebhook
 		res.Err = "URL is not an http(s) URL"
 		return res
 	}
-	res.URL = u.Redacted()
+	res.URL = egress.RedactURL(u)
 	if !c.allowed(u) {
-		res.Err = fmt.Sprintf("host %s is not in the allowed hook hosts", u.Host)
+		res.Err = "refused: host is not in the allowed hook hosts"
 		return res
 	}
 	ts := h.Timeout
@@ -228,18 +210,27 @@ func (c *Caller) call(ctx context.Context, rel Release, h v1alpha1.CanaryWebhook
 		delay = min(2*delay, maxBackoff)
 	}
 	res.Duration = time.Since(start)
+	c.log(ctx, rel, res)
+	return res
+}
+
+// log writes one line per call: the redacted URL, the status code and the
+// transport error (without the URL), never a response body.
+func (c *Caller) log(ctx context.Context, rel Release, res Result) {
 	log := c.opts.Log
 	if l, err := logr.FromContext(ctx); err == nil {
 		log = l
 	}
-	kv := []any{"canary", rel.target(), "hook", h.Name, "type", string(typ), "url", res.URL,
+	kv := []any{"canary", rel.target(), "hook", res.Hook, "type", string(res.Type), "url", res.URL,
 		"status", res.StatusCode, "attempts", res.Attempts, "duration", res.Duration}
-	if res.OK {
+	switch {
+	case res.OK:
 		log.V(1).Info("webhook called", kv...)
-	} else {
-		log.Info("webhook failed", append(kv, "reason", res.ReasonWithBody())...)
+	case res.cause != nil:
+		log.Info("webhook failed", append(kv, "reason", res.Reason(), "error", res.cause.Error())...)
+	default:
+		log.Info("webhook failed", append(kv, "reason", res.Reason())...)
 	}
-	return res
 }
 
 // attempt makes one request and fills res; it reports whether a retry
@@ -256,27 +247,24 @@ func (c *Caller) attempt(ctx context.Context, u *url.URL, body []byte, timeout t
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
+		res.cause = egress.Cause(err)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 			res.Err = fmt.Sprintf("timeout after %v", timeout)
 		default:
-			res.Err = "request failed: " + describe(err)
+			res.Err = egress.Classify(err)
 		}
-		return true
+		// A refused address or redirect stays refused: no retry.
+		return !errors.Is(err, egress.ErrRefused) && !errors.Is(err, egress.ErrRedirect)
 	}
 	defer resp.Body.Close()
+	// Drain a little so the connection can be reused; the body is never
+	// kept.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	res.StatusCode = resp.StatusCode
-	res.Body = c.readBody(resp.Body)
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		res.OK = true
-		return false
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		loc := resp.Header.Get("Location")
-		if lu, err := url.Parse(loc); err == nil {
-			loc = lu.Redacted()
-		}
-		res.Err = fmt.Sprintf("%d redirect to %q not followed", resp.StatusCode, loc)
 		return false
 	case resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented):
 		return true
@@ -284,54 +272,11 @@ func (c *Caller) attempt(ctx context.Context, u *url.URL, body []byte, timeout t
 	return false
 }
 
-// readBody keeps the first MaxBody bytes as one printable line and drains
-// a little more so the connection can be reused.
-func (c *Caller) readBody(r io.Reader) string {
-	buf, _ := io.ReadAll(io.LimitReader(r, int64(c.opts.MaxBody)+1))
-	_, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10))
-	truncated := len(buf) > c.opts.MaxBody
-	if truncated {
-		buf = buf[:c.opts.MaxBody]
-	}
-	s := strings.ToValidUTF8(string(buf), "")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if truncated {
-		s += "…"
-	}
-	return s
-}
-
 func (c *Caller) allowed(u *url.URL) bool {
 	if len(c.opts.AllowedHosts) == 0 {
 		return true
 	}
-	host := strings.ToLower(u.Hostname())
-	hostPort := strings.ToLower(u.Host)
-	for _, a := range c.opts.AllowedHosts {
-		a = strings.ToLower(strings.TrimSpace(a))
-		switch {
-		case a == host || a == hostPort:
-			return true
-		case strings.HasPrefix(a, "*.") && strings.HasSuffix(host, a[1:]):
-			return true
-		}
-	}
-	return false
-}
-
-// describe shortens a transport error to its cause, without the URL.
-func describe(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return err.Error()
+	return egress.MatchHost(c.opts.AllowedHosts, u.Hostname()) || egress.MatchHost(c.opts.AllowedHosts, u.Host)
 }
 
 func hookType(h v1alpha1.CanaryWebhook) v1alpha1.HookType {

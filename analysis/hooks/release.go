@@ -15,8 +15,8 @@ func ReleaseOf(c *v1alpha1.Canary) Release {
 // Detail names the hooks that failed with their answers (or, with
 // rollback, the hooks that asked for a rollback), joined by "; ". The
 // release engine words the sentence around it ("Halt podinfo.test
-// advancement: rollout hook failed smoke: 500 Internal Server Error") and
-// keeps it in status, so response bodies are left out.
+// advancement: rollout hook failed smoke: server error (5xx)") and keeps
+// it in status, so failures are told by class only.
 func (o Outcome) Detail(rollback bool) string {
 	var parts []string
 	for _, r := range o.Results {

@@ -20,9 +20,9 @@ func TestReleaseOf(t *testing.T) {
 }
 
 func TestOutcomeDetail(t *testing.T) {
-	ok := func(hook string) Result { return Result{Hook: hook, StatusCode: 200, OK: true, Body: "fine"} }
+	ok := func(hook string) Result { return Result{Hook: hook, StatusCode: 200, OK: true} }
 	failed := func(hook string, code int) Result {
-		return Result{Hook: hook, StatusCode: code, Body: "a body that stays out of status"}
+		return Result{Hook: hook, StatusCode: code}
 	}
 	noAnswer := Result{Hook: "load", Err: "timeout after 10s"}
 	for _, tc := range []struct {
@@ -34,8 +34,8 @@ func TestOutcomeDetail(t *testing.T) {
 		{"no hooks", nil, false, ""},
 		{"no hooks, rollback", nil, true, ""},
 		{"all passed", []Result{ok("smoke"), ok("load")}, false, ""},
-		{"one failed", []Result{ok("smoke"), failed("acceptance", 500)}, false, "acceptance: 500 Internal Server Error"},
-		{"two failed", []Result{failed("smoke", 403), noAnswer}, false, "smoke: 403 Forbidden; load: timeout after 10s"},
+		{"one failed", []Result{ok("smoke"), failed("acceptance", 500)}, false, "acceptance: server error (5xx)"},
+		{"two failed", []Result{failed("smoke", 403), noAnswer}, false, "smoke: rejected (4xx); load: timeout after 10s"},
 		{"rollback asked", []Result{failed("gate", 404), ok("manual")}, true, "manual"},
 		{"rollback asked twice", []Result{ok("a"), ok("b")}, true, "a; b"},
 		{"no rollback asked", []Result{failed("gate", 404), noAnswer}, true, ""},

@@ -17,12 +17,10 @@ type Outcome struct {
 	Passed bool
 	// Rollback: a rollback hook answered 2xx.
 	Rollback bool
-	// Message is an event and log line in Flagger's words, with the
-	// truncated response body; empty when there is nothing to say.
+	// Message is an event and log line in Flagger's words, with each
+	// failure's class (never a response body or status code), safe to
+	// store in the Canary's status; empty when there is nothing to say.
 	Message string
-	// StatusMessage is Message without response bodies, safe to store in
-	// the Canary's status.
-	StatusMessage string
 }
 
 // Of returns the hooks of a type, in spec order (no type is rollout).
@@ -60,7 +58,6 @@ func (c *Caller) Run(ctx context.Context, rel Release, hooks []v1alpha1.CanaryWe
 			if r.OK {
 				o.Rollback = true
 				o.Message = fmt.Sprintf("Rolling back %s manual webhook %s invoked", rel.target(), h.Name)
-				o.StatusMessage = o.Message
 				return o
 			}
 		case v1alpha1.HookPostRollout, v1alpha1.HookEvent:
@@ -104,8 +101,7 @@ func (o *Outcome) addFailure(prefix string, r Result) {
 		}
 		return a + "; " + b
 	}
-	o.Message = join(o.Message, prefix+": "+r.ReasonWithBody())
-	o.StatusMessage = join(o.StatusMessage, prefix+": "+r.Reason())
+	o.Message = join(o.Message, prefix+": "+r.Reason())
 }
 
 // Event sends an event to every event hook, with Flagger's metadata

@@ -13,6 +13,7 @@ import (
 
 	"github.com/serin-dev/serin/analysis/hooks"
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 func start(t *testing.T, opts Options) (*Server, *httptest.Server) {
@@ -76,7 +77,11 @@ func TestGates(t *testing.T) {
 // serin's own hook caller drives the tester's gates, as a Canary would.
 func TestGatesWithHookCaller(t *testing.T) {
 	_, srv := start(t, Options{})
-	c := hooks.New(hooks.Options{Backoff: time.Millisecond})
+	loopback, err := egress.ParseAllow([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hooks.New(hooks.Options{Backoff: time.Millisecond, Egress: loopback})
 	rel := hooks.Release{Name: "podinfo", Namespace: "test", Phase: v1alpha1.PhaseWaiting}
 	hs := []v1alpha1.CanaryWebhook{
 		{Name: "ask", Type: v1alpha1.HookConfirmRollout, URL: srv.URL + "/gate/check"},
