@@ -297,7 +297,7 @@ func (r *run) custom(m v1alpha1.CanaryMetric, win time.Duration) (Value, error) 
 	}
 	client, err := r.a.promClient(r.ctx, tpl.Namespace, &tpl.Spec.Provider)
 	if err != nil {
-		return Value{}, err
+		return Value{}, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
 	}
 	v, err := client.Query(r.ctx, query, r.in.Now)
 	return Value(v), err

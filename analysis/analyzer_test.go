@@ -16,6 +16,7 @@ import (
 
 	"github.com/serin-dev/serin/analysis/prom"
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // promServer is a real HTTP server answering Prometheus instant queries
@@ -78,14 +79,18 @@ func (t templates) MetricTemplate(_ context.Context, ns, name string) (*v1alpha1
 	return nil, fmt.Errorf("metrictemplate %s/%s not found", ns, name)
 }
 
-type secretMap map[string]map[string][]byte
+type secretMap map[string]prom.ProviderSecret
 
-func (s secretMap) Secret(_ context.Context, ns, name string) (map[string][]byte, error) {
+func (s secretMap) ProviderSecret(_ context.Context, ns, name string) (prom.ProviderSecret, error) {
 	if d, ok := s[ns+"/"+name]; ok {
 		return d, nil
 	}
-	return nil, fmt.Errorf("secret %s/%s not found", ns, name)
+	return prom.ProviderSecret{}, fmt.Errorf("secret %s/%s not found", ns, name)
 }
+
+// loopback is the egress policy of the tests: their servers listen on
+// 127.0.0.1, which an admin has to allow.
+var loopback, _ = egress.ParseAllow([]string{"127.0.0.0/8"})
 
 // lrs records the calls and returns fixed counts per cluster.
 type lrs struct {
@@ -127,7 +132,7 @@ func TestCheckPrometheusBuiltins(t *testing.T) {
 	p.errors["podinfo-canary"], p.errors["podinfo"] = "2", "1"
 	p.p99["podinfo-canary"], p.p99["podinfo"] = "1200", "90"
 	var logs []string
-	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}},
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback},
 		Log: funcr.New(func(prefix, args string) { logs = append(logs, args) }, funcr.Options{})}
 	in := Input{Canary: canary(srMetric(), durMetric()), WindowStart: t0, Now: t0.Add(30 * time.Second)}
 	res, err := a.Check(context.Background(), in)
@@ -154,7 +159,7 @@ func TestCheckPrometheusBuiltins(t *testing.T) {
 func TestCheckNoTrafficIsNoData(t *testing.T) {
 	p := newPromServer(t)
 	p.requests["podinfo"] = "500"
-	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback}}
 	res, err := a.Check(context.Background(), Input{Canary: canary(srMetric()), WindowStart: t0, Now: t0.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +186,10 @@ func TestCheckTemplate(t *testing.T) {
 			Query:    `sum(rate(requests{ns="{{ namespace }}",w="{{ target }}",team="{{ variables.team }}"}[{{ interval }}]))`,
 		}}
 	a := &Analyzer{
-		Prometheus: &prom.Factory{Secrets: secretMap{"istio-system/prom-auth": {"token": []byte("t0k")}}},
+		Prometheus: &prom.Factory{Egress: loopback, Secrets: secretMap{
+			"istio-system/prom-auth": {Data: map[string][]byte{"token": []byte("t0k"), "address": []byte(p.URL)}},
+			"istio-system/unbound":   {Data: map[string][]byte{"token": []byte("s3cret")}},
+		}},
 		Templates:  templates{"istio-system/not-found": tpl},
 	}
 	m := v1alpha1.CanaryMetric{Name: "404s", Interval: "2m", ThresholdRange: rng(nil, ptr(5)),
@@ -200,6 +208,15 @@ func TestCheckTemplate(t *testing.T) {
 	}
 	if p.auth[0] != "Bearer t0k" {
 		t.Fatalf("Authorization = %q", p.auth[0])
+	}
+
+	// A template whose Secret does not name its address is a failed check
+	// that names the template and the Secret; nothing is sent.
+	tpl.Spec.Provider.SecretRef.Name = "unbound"
+	res, err = a.Check(context.Background(), Input{Canary: canary(m), WindowStart: t0, Now: t0.Add(5 * time.Minute)})
+	if err != nil || res.Verdict != Hold || !res.FailedCheck || !strings.Contains(res.Message, "metric template istio-system/not-found") ||
+		!strings.Contains(res.Message, "secret istio-system/unbound") || strings.Contains(res.Message, "s3cret") || len(p.seen()) != 1 {
+		t.Fatalf("Check() = %s, %v; %d queries", res, err, len(p.seen()))
 	}
 
 	// A missing template is a failed check that names it.
@@ -241,7 +258,7 @@ func TestCheckFallsBackToLoadReports(t *testing.T) {
 	p.Close() // Prometheus is down
 	cl := "serin/test/podinfo/9898"
 	reports := &lrs{counts: map[string]map[v1alpha1.Track]v1alpha1.LoadCounts{cl: {v1alpha1.TrackCanary: {Success: 1000}, v1alpha1.TrackStable: {Success: 9000}}}}
-	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}, LoadReports: reports}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback}, LoadReports: reports}
 	res, err := a.Check(context.Background(), Input{Canary: canary(srMetric()), Clusters: []string{cl}, WindowStart: t0, Now: t0.Add(time.Minute)})
 	if err != nil || res.Verdict != Promote || res.Samples[0].Source != SourceLoadReports {
 		t.Fatalf("Check() = %s (%+v), %v", res, res.Samples, err)
@@ -284,7 +301,7 @@ func TestCheckComparativePrometheusLatency(t *testing.T) {
 	p.p99["podinfo-canary"], p.p99["podinfo"] = "400", "200"
 	c := canary()
 	c.Spec.Judge = &v1alpha1.Judge{Kind: v1alpha1.JudgeComparative, EarlyPromotion: true}
-	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback}}
 	res, err := a.Check(context.Background(), Input{Canary: c, WindowStart: t0, Now: t0.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +349,7 @@ func TestCheckUsesEffectiveSpec(t *testing.T) {
 	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}} // created from annotations: empty spec
 	eff := canary(srMetric()).Spec
 	eff.TargetRef.Name = "web"
-	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback}}
 	res, err := a.Check(context.Background(), Input{Canary: c, Spec: &eff, WindowStart: t0, Now: t0.Add(time.Minute)})
 	if err != nil || res.Verdict != Promote || len(res.Samples) != 2 {
 		t.Fatalf("Check() = %s (%d samples), %v", res, len(res.Samples), err)

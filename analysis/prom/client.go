@@ -4,6 +4,11 @@
 // MetricTemplate queries, and a Factory that builds clients from a
 // MetricProvider and its Secret.
 //
+// Every connection goes through the egress guard (internal/egress), no
+// redirect is followed and no proxy is used. Errors name the Prometheus by
+// its redacted URL and tell transport failures and non-Prometheus answers
+// by class, never with a response body.
+//
 // No data is not zero: a query that returns NaN, an empty vector or no
 // series reports a Value with OK false, and the judges treat it as "wait".
 // Every call takes its deadline from the context.
@@ -11,11 +16,9 @@ package prom
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -23,6 +26,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // Config says where a Prometheus is and how to authenticate to it.
@@ -52,9 +57,10 @@ type Value struct {
 // ErrNoAddress is returned when no Prometheus address is configured.
 var ErrNoAddress = errors.New("no Prometheus address configured")
 
-// New returns a client for cfg, with its own connection pool.
-func New(cfg Config) (*Client, error) {
-	return newWithTransport(cfg, newTransport(cfg.InsecureSkipVerify))
+// New returns a client for cfg, with its own connection pool, whose
+// connections are checked against policy.
+func New(cfg Config, policy egress.Policy) (*Client, error) {
+	return newWithTransport(cfg, newTransport(policy, cfg.InsecureSkipVerify))
 }
 
 func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
@@ -63,7 +69,7 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 	}
 	u, err := url.Parse(cfg.Address)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("prometheus address %q is not an http(s) URL", cfg.Address)
+		return nil, fmt.Errorf("prometheus address %s is not an http(s) URL", egress.Redact(cfg.Address))
 	}
 	rt := base
 	switch {
@@ -72,28 +78,17 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 	case cfg.Username != "" || cfg.Password != "":
 		rt = authRoundTripper{base: base, user: cfg.Username, pass: cfg.Password, basic: true}
 	}
-	c, err := api.NewClient(api.Config{Address: cfg.Address, Client: &http.Client{
-		Transport: rt,
-		// Prometheus never redirects a query; following one could send
-		// credentials elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}})
+	// Prometheus never redirects a query; following one could send
+	// credentials elsewhere.
+	c, err := api.NewClient(api.Config{Address: cfg.Address, Client: egress.Client(rt, 0)})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus client for %q: %w", cfg.Address, err)
+		return nil, fmt.Errorf("prometheus client for %s: %w", egress.Redact(cfg.Address), err)
 	}
-	return &Client{address: cfg.Address, api: promv1.NewAPI(c)}, nil
+	return &Client{address: egress.Redact(cfg.Address), api: promv1.NewAPI(c)}, nil
 }
 
-func newTransport(insecure bool) *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSClientConfig:       &tls.Config{InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12}, //nolint:gosec // opt-in per provider
-	}
+func newTransport(policy egress.Policy, insecure bool) *http.Transport {
+	return (&egress.Dialer{Policy: policy}).Transport(insecure)
 }
 
 type authRoundTripper struct {
@@ -113,7 +108,8 @@ func (a authRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	return a.base.RoundTrip(r)
 }
 
-// Address is the Prometheus this client queries.
+// Address is the Prometheus this client queries, without userinfo or
+// query string.
 func (c *Client) Address() string { return c.address }
 
 // Query runs an instant query at the given time and returns its single
@@ -166,7 +162,7 @@ func (c *Client) queryByLabel(ctx context.Context, query, label string, at time.
 func (c *Client) query(ctx context.Context, query string, at time.Time) (model.Value, error) {
 	v, _, err := c.api.Query(ctx, query, at)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus %s: %w", c.address, err)
+		return nil, fmt.Errorf("prometheus %s: %w", c.address, describe(err))
 	}
 	if v == nil {
 		return nil, fmt.Errorf("prometheus %s: empty answer", c.address)
@@ -179,4 +175,34 @@ func value(f float64) Value {
 		return Value{}
 	}
 	return Value{V: f, OK: true}
+}
+
+// describe words a query error without what a host that is not a
+// Prometheus answered: transport failures and non-API answers by class,
+// the errors of Prometheus's own API (bad_data, execution, timeout) as it
+// gave them.
+func describe(err error) error {
+	var ae *promv1.Error
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ae):
+		switch ae.Type {
+		case promv1.ErrClient:
+			return errors.New("rejected (4xx)")
+		case promv1.ErrServer:
+			return errors.New("server error (5xx)")
+		case promv1.ErrBadResponse:
+			return errors.New("not a Prometheus API answer")
+		}
+		return err
+	case errors.Is(err, egress.ErrRefused):
+		return fmt.Errorf("refused: %w", egress.ErrRefused)
+	case errors.Is(err, context.Canceled):
+		return context.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return context.DeadlineExceeded
+	case errors.As(err, &ue):
+		return errors.New(egress.Classify(err))
+	}
+	return err
 }

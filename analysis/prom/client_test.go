@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // fakeProm is a real HTTP server speaking Prometheus' query API; answer
@@ -92,7 +93,7 @@ func TestQuery(t *testing.T) {
 		{name: "two series", data: vector([2]string{"a", "1"}, [2]string{"b", "2"}), wantErr: "2 series"},
 		{name: "matrix", data: `{"resultType":"matrix","result":[]}`, wantErr: "matrix"},
 		{name: "bad query", status: http.StatusBadRequest, data: "parse error", wantErr: "parse error"},
-		{name: "server error", status: http.StatusInternalServerError, data: "boom", wantErr: "500"},
+		{name: "server error", status: http.StatusInternalServerError, data: "boom", wantErr: "server error (5xx)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,7 +103,7 @@ func TestQuery(t *testing.T) {
 				}
 				return http.StatusOK, tt.data
 			})
-			c, err := New(Config{Address: srv.URL})
+			c, err := New(Config{Address: srv.URL}, loopback)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +131,7 @@ func TestQueryTimeoutFromContext(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(block)
-	c, _ := New(Config{Address: srv.URL})
+	c, _ := New(Config{Address: srv.URL}, loopback)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -151,7 +152,7 @@ func TestRequestCounts(t *testing.T) {
 		}
 		return http.StatusOK, vector([2]string{"podinfo-canary", "10"}, [2]string{"podinfo", "90.5"})
 	})
-	c, _ := New(Config{Address: srv.URL})
+	c, _ := New(Config{Address: srv.URL}, loopback)
 	got, err := c.RequestCounts(context.Background(), w, time.Minute, time.Unix(1700000000, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestRequestCounts(t *testing.T) {
 
 func TestRequestCountsNoSeries(t *testing.T) {
 	srv := newFakeProm(t, func(string) (int, string) { return http.StatusOK, vector() })
-	c, _ := New(Config{Address: srv.URL})
+	c, _ := New(Config{Address: srv.URL}, loopback)
 	got, err := c.RequestCounts(context.Background(), Workloads{Namespace: "n", Canary: "a-canary", Stable: "a"}, time.Minute, time.Now())
 	if err != nil || got != (TrackCounts{}) {
 		t.Fatalf("RequestCounts() = %+v, %v; want zero counts", got, err)
@@ -185,7 +186,7 @@ func TestRequestDuration(t *testing.T) {
 		}
 		return http.StatusOK, vector([2]string{"web-canary", "1515"}, [2]string{"web", "NaN"})
 	})
-	c, _ := New(Config{Address: srv.URL})
+	c, _ := New(Config{Address: srv.URL}, loopback)
 	got, err := c.RequestDuration(context.Background(), Workloads{Namespace: "n", Canary: "web-canary", Stable: "web"}, 90*time.Second, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -206,22 +207,35 @@ func TestBuiltinQueriesEscapeNames(t *testing.T) {
 	}
 }
 
-type secrets map[string]map[string][]byte
+// loopback is the egress policy of the tests: their servers listen on
+// 127.0.0.1, which an admin has to allow.
+var loopback, _ = egress.ParseAllow([]string{"127.0.0.0/8"})
 
-func (s secrets) Secret(_ context.Context, ns, name string) (map[string][]byte, error) {
+type secrets map[string]ProviderSecret
+
+func (s secrets) ProviderSecret(_ context.Context, ns, name string) (ProviderSecret, error) {
 	d, ok := s[ns+"/"+name]
 	if !ok {
-		return nil, fmt.Errorf("secret %s/%s not found", ns, name)
+		return ProviderSecret{}, fmt.Errorf("secret %s/%s not found", ns, name)
 	}
 	return d, nil
 }
 
+// bound is a Secret with data that allows addresses by annotation.
+func bound(data map[string][]byte, addresses ...string) ProviderSecret {
+	return ProviderSecret{Data: data, Annotations: map[string]string{AnnotationAllowedAddresses: strings.Join(addresses, ", ")}}
+}
+
 func TestFactoryAuth(t *testing.T) {
 	srv := newFakeProm(t, func(string) (int, string) { return http.StatusOK, scalar("1") })
-	f := &Factory{Default: Config{Address: srv.URL}, Secrets: secrets{
-		"mon/basic":  {SecretUsername: []byte("u"), SecretPassword: []byte("p")},
-		"mon/bearer": {SecretToken: []byte("tok")},
-		"mon/empty":  {"other": []byte("x")},
+	f := &Factory{Default: Config{Address: srv.URL}, Egress: loopback, Secrets: secrets{
+		"mon/basic":   bound(map[string][]byte{SecretUsername: []byte("u"), SecretPassword: []byte("p")}, "http://elsewhere.test", srv.URL+"/"),
+		"mon/bearer":  bound(map[string][]byte{SecretToken: []byte("tok")}, srv.URL),
+		"mon/empty":   bound(map[string][]byte{"other": []byte("x")}, srv.URL),
+		"mon/keyed":   {Data: map[string][]byte{SecretToken: []byte("k"), SecretAddress: []byte(srv.URL)}},
+		"mon/unbound": {Data: map[string][]byte{SecretToken: []byte("s3cret")}},
+		"mon/other":   bound(map[string][]byte{SecretToken: []byte("s3cret")}, "https://prometheus.monitoring:9090"),
+		"team-b/tok":  bound(map[string][]byte{SecretToken: []byte("s3cret")}, srv.URL),
 	}}
 	ctx := context.Background()
 	tests := []struct {
@@ -235,6 +249,10 @@ func TestFactoryAuth(t *testing.T) {
 		{name: "bearer on default address", provider: &v1alpha1.MetricProvider{SecretRef: &corev1.LocalObjectReference{Name: "bearer"}}, wantAuth: "Bearer tok"},
 		{name: "secret without keys", provider: &v1alpha1.MetricProvider{SecretRef: &corev1.LocalObjectReference{Name: "empty"}}, wantErr: "neither"},
 		{name: "missing secret", provider: &v1alpha1.MetricProvider{SecretRef: &corev1.LocalObjectReference{Name: "nope"}}, wantErr: "not found"},
+		{name: "address from the secret", provider: &v1alpha1.MetricProvider{Address: "", SecretRef: &corev1.LocalObjectReference{Name: "keyed"}}, wantAuth: "Bearer k"},
+		{name: "secret names no address", provider: &v1alpha1.MetricProvider{Address: srv.URL, SecretRef: &corev1.LocalObjectReference{Name: "unbound"}}, wantErr: "names no address"},
+		{name: "secret names another address", provider: &v1alpha1.MetricProvider{Address: srv.URL, SecretRef: &corev1.LocalObjectReference{Name: "other"}}, wantErr: "does not allow"},
+		{name: "another namespace's secret", provider: &v1alpha1.MetricProvider{Address: srv.URL, SecretRef: &corev1.LocalObjectReference{Name: "tok"}}, wantErr: "not found"},
 		{name: "unsupported type", provider: &v1alpha1.MetricProvider{Type: "datadog"}, wantErr: "not supported"},
 		{name: "bad address", provider: &v1alpha1.MetricProvider{Address: "ftp://x"}, wantErr: "not an http(s) URL"},
 	}
@@ -244,6 +262,9 @@ func TestFactoryAuth(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Client() error = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Fatalf("Client() error holds the secret: %v", err)
 				}
 				return
 			}
@@ -268,11 +289,86 @@ func TestRedirectNotFollowed(t *testing.T) {
 	target := newFakeProm(t, func(string) (int, string) { return http.StatusOK, scalar("1") })
 	redirect := httptest.NewServer(http.RedirectHandler(target.URL+"/api/v1/query", http.StatusTemporaryRedirect))
 	defer redirect.Close()
-	c, _ := New(Config{Address: redirect.URL, BearerToken: "secret"})
+	c, _ := New(Config{Address: redirect.URL, BearerToken: "secret"}, loopback)
 	if _, err := c.Query(context.Background(), "up", time.Now()); err == nil {
 		t.Fatal("Query() followed a redirect")
 	}
 	if len(target.queries) != 0 {
 		t.Fatal("credentials were sent to the redirect target")
+	}
+}
+
+func TestBind(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		sec     ProviderSecret
+		address string
+		want    error
+	}{
+		{name: "nothing named", sec: ProviderSecret{Data: map[string][]byte{SecretToken: []byte("t")}}, address: "http://p:9090", want: ErrSecretUnbound},
+		{name: "key", sec: ProviderSecret{Data: map[string][]byte{SecretAddress: []byte("http://p:9090\n")}}, address: "http://p:9090"},
+		{name: "annotation, default port", sec: bound(nil, "https://p.monitoring"), address: "https://P.Monitoring:443/"},
+		{name: "annotation, second entry", sec: bound(nil, "http://a", "http://p:9090"), address: "http://p:9090"},
+		{name: "other host", sec: bound(nil, "http://p:9090"), address: "http://evil.test:9090", want: ErrSecretElsewhere},
+		{name: "other port", sec: bound(nil, "http://p:9090"), address: "http://p:9091", want: ErrSecretElsewhere},
+		{name: "other scheme", sec: bound(nil, "https://p:9090"), address: "http://p:9090", want: ErrSecretElsewhere},
+		{name: "userinfo does not change the host", sec: bound(nil, "http://p:9090"), address: "http://p:9090@evil.test:9090", want: ErrSecretElsewhere},
+		{name: "below the path", sec: bound(nil, "http://gw/team-a"), address: "http://gw/team-a/prom"},
+		{name: "outside the path", sec: bound(nil, "http://gw/team-a"), address: "http://gw/team-ab", want: ErrSecretElsewhere},
+		{name: "not a URL", sec: bound(nil, "p:9090"), address: "http://p:9090", want: ErrSecretElsewhere},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Bind(tt.sec, tt.address); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("Bind() = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnboundSecretNotSent: a template whose Secret does not name its
+// address gets no client, and its server never sees a request.
+func TestUnboundSecretNotSent(t *testing.T) {
+	srv := newFakeProm(t, func(string) (int, string) { return http.StatusOK, scalar("1") })
+	f := &Factory{Egress: loopback, Secrets: secrets{
+		"team-a/prom": bound(map[string][]byte{SecretToken: []byte("s3cret")}, "https://prometheus.monitoring:9090"),
+	}}
+	p := &v1alpha1.MetricProvider{Address: srv.URL, SecretRef: &corev1.LocalObjectReference{Name: "prom"}}
+	if _, err := f.Client(context.Background(), "team-a", p); !errors.Is(err, ErrSecretElsewhere) {
+		t.Fatalf("Client() = %v, want ErrSecretElsewhere", err)
+	}
+	if len(srv.queries) != 0 {
+		t.Fatal("the server was called")
+	}
+}
+
+// TestEgressRefused: a provider at a refused address is never reached,
+// and the error says so by class.
+func TestEgressRefused(t *testing.T) {
+	srv := newFakeProm(t, func(string) (int, string) { return http.StatusOK, scalar("1") })
+	for _, address := range []string{"http://169.254.169.254/", srv.URL} {
+		c, err := New(Config{Address: address}, egress.Policy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Query(context.Background(), "up", time.Now())
+		if !errors.Is(err, egress.ErrRefused) || strings.Contains(err.Error(), "dial") {
+			t.Fatalf("Query(%s) = %v, want refused by class", address, err)
+		}
+	}
+	if len(srv.queries) != 0 {
+		t.Fatal("a refused provider was reached")
+	}
+}
+
+// TestErrorsHideAnswers: what a host that is not a Prometheus answered
+// never shows in errors.
+func TestErrorsHideAnswers(t *testing.T) {
+	for code, want := range map[int]string{http.StatusForbidden: "rejected (4xx)", http.StatusBadGateway: "server error (5xx)", http.StatusOK: "not a Prometheus API answer"} {
+		srv := newFakeProm(t, func(string) (int, string) { return code, "<html>internal s3cret page</html>" })
+		c, _ := New(Config{Address: srv.URL + "/?token=s3cret"}, loopback)
+		_, err := c.Query(context.Background(), "up", time.Now())
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("answer %d: error %v, want %q without the body or the query string", code, err, want)
+		}
 	}
 }

@@ -9,19 +9,32 @@ import (
 	"sync"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/internal/egress"
 )
 
-// SecretReader reads the data of a Secret. The caller wires it to its
-// Kubernetes client (or cache).
-type SecretReader interface {
-	Secret(ctx context.Context, namespace, name string) (map[string][]byte, error)
+// ProviderSecret is what the factory needs of a Secret: its data and its
+// annotations (where the Secret may name the addresses its credentials
+// may go to).
+type ProviderSecret struct {
+	Data        map[string][]byte
+	Annotations map[string]string
 }
 
-// Secret keys of a provider's Secret.
+// SecretReader reads provider Secrets. The caller wires it to its
+// Kubernetes client (or cache).
+type SecretReader interface {
+	ProviderSecret(ctx context.Context, namespace, name string) (ProviderSecret, error)
+}
+
+// Secret keys of a provider's Secret (Flagger's, plus address).
 const (
 	SecretUsername = "username"
 	SecretPassword = "password"
 	SecretToken    = "token"
+	// SecretAddress, when set, is the Prometheus the credentials belong
+	// to: the only address they are sent to, and the provider's address
+	// when the template has none.
+	SecretAddress = "address"
 )
 
 // maxCachedClients bounds the client cache; past it the cache is emptied
@@ -32,6 +45,12 @@ const maxCachedClients = 64
 // Default's, and credentials from the provider's Secret (read on every
 // call, so a rotated Secret takes effect at the next check). Clients are
 // cached by address and credentials. The zero Factory has no default.
+//
+// A Secret's credentials go only where the Secret says (see Bind): the
+// template's author chooses the address but may not be allowed to read
+// the Secret, so serin must not carry its token to an address of the
+// author's choosing. The Secret is always read in the template's own
+// namespace.
 type Factory struct {
 	// Default is used for built-in metrics and for providers without an
 	// address (serin's --prometheus-address and its credentials).
@@ -39,6 +58,8 @@ type Factory struct {
 	// Secrets reads provider Secrets; nil refuses providers with a
 	// secretRef.
 	Secrets SecretReader
+	// Egress is the policy every connection is checked against.
+	Egress egress.Policy
 
 	mu         sync.Mutex
 	clients    map[string]*Client
@@ -58,17 +79,9 @@ func (f *Factory) Client(ctx context.Context, namespace string, p *v1alpha1.Metr
 		}
 		cfg.InsecureSkipVerify = cfg.InsecureSkipVerify || p.InsecureSkipVerify
 		if p.SecretRef != nil && p.SecretRef.Name != "" {
-			if f.Secrets == nil {
-				return nil, fmt.Errorf("provider secret %s/%s: no secret reader configured", namespace, p.SecretRef.Name)
-			}
-			data, err := f.Secrets.Secret(ctx, namespace, p.SecretRef.Name)
-			if err != nil {
-				return nil, fmt.Errorf("provider secret %s/%s: %w", namespace, p.SecretRef.Name, err)
-			}
-			cfg.Username, cfg.Password, cfg.BearerToken = string(data[SecretUsername]), string(data[SecretPassword]), string(data[SecretToken])
-			if cfg.BearerToken == "" && cfg.Username == "" {
-				return nil, fmt.Errorf("provider secret %s/%s has neither %q nor %q and %q", namespace, p.SecretRef.Name,
-					SecretToken, SecretUsername, SecretPassword)
+			var err error
+			if cfg, err = f.withSecret(ctx, namespace, p, cfg); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -94,7 +107,7 @@ func (f *Factory) cached(cfg Config) (*Client, error) {
 	}
 	tr, ok := f.transports[cfg.InsecureSkipVerify]
 	if !ok {
-		tr = newTransport(cfg.InsecureSkipVerify)
+		tr = newTransport(f.Egress, cfg.InsecureSkipVerify)
 		f.transports[cfg.InsecureSkipVerify] = tr
 	}
 	c, err := newWithTransport(cfg, tr)
@@ -103,4 +116,31 @@ func (f *Factory) cached(cfg Config) (*Client, error) {
 	}
 	f.clients[key] = c
 	return c, nil
+}
+
+// withSecret adds the credentials of p's Secret (in namespace) to cfg,
+// once the Secret has allowed them to go to cfg's address.
+func (f *Factory) withSecret(ctx context.Context, namespace string, p *v1alpha1.MetricProvider, cfg Config) (Config, error) {
+	name := p.SecretRef.Name
+	if f.Secrets == nil {
+		return cfg, fmt.Errorf("provider secret %s/%s: no secret reader configured", namespace, name)
+	}
+	sec, err := f.Secrets.ProviderSecret(ctx, namespace, name)
+	if err != nil {
+		return cfg, fmt.Errorf("provider secret %s/%s: %w", namespace, name, err)
+	}
+	if p.Address == "" {
+		if a := string(sec.Data[SecretAddress]); a != "" {
+			cfg.Address = a
+		}
+	}
+	if err := Bind(sec, cfg.Address); err != nil {
+		return cfg, fmt.Errorf("provider secret %s/%s: %w", namespace, name, err)
+	}
+	cfg.Username, cfg.Password, cfg.BearerToken = string(sec.Data[SecretUsername]), string(sec.Data[SecretPassword]), string(sec.Data[SecretToken])
+	if cfg.BearerToken == "" && cfg.Username == "" {
+		return cfg, fmt.Errorf("provider secret %s/%s has neither %q nor %q and %q", namespace, name,
+			SecretToken, SecretUsername, SecretPassword)
+	}
+	return cfg, nil
 }

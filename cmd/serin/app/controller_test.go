@@ -31,6 +31,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"leader-elect":        "true",
 		"prometheus-address":  "",
 		"hook-allowed-hosts":  "[]",
+		"egress-allow":        "[]",
 		"min-proxies":         "0",
 		"log-level":           "info",
 		"log-format":          "json",

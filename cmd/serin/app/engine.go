@@ -11,6 +11,7 @@ import (
 	"github.com/serin-dev/serin/analysis/alerts"
 	"github.com/serin-dev/serin/analysis/hooks"
 	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/internal/egress"
 	"github.com/serin-dev/serin/rollout"
 	xdsserver "github.com/serin-dev/serin/xds/server"
 )
@@ -19,9 +20,13 @@ import (
 // moving traffic through t.
 func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log logr.Logger, t trafficParts) error {
 	rd := reader{cached: mgr.GetClient(), direct: mgr.GetAPIReader()}
-	an := newAnalyzer(o, log, rd, t.server)
-	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Log: log.WithName("hooks")})
-	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Log: log.WithName("alerts")}
+	eg, err := newEgressPolicies(ctx, mgr.GetConfig(), mgr.GetAPIReader(), o, log.WithName("egress"))
+	if err != nil {
+		return err
+	}
+	an := newAnalyzer(o, log, rd, t.server, eg.prometheus)
+	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Egress: eg.calls, Log: log.WithName("hooks")})
+	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Egress: eg.calls, Log: log.WithName("alerts")}
 	engine := &rollout.Reconciler{
 		Client: mgr.GetClient(), Recorder: t.recorder, Traffic: t.controller,
 		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
@@ -34,10 +39,10 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 
 // newAnalyzer is the analysis of the engine: Prometheus (--prometheus-address
 // for templates without one), MetricTemplates and Secrets read with rd, and
-// the load reports of the xDS server.
-func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, srv *xdsserver.Server) *analysis.Analyzer {
+// the load reports of the xDS server; every connection under policy.
+func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, srv *xdsserver.Server, policy egress.Policy) *analysis.Analyzer {
 	return &analysis.Analyzer{
-		Prometheus:  &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd},
+		Prometheus:  &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd, Egress: policy},
 		Templates:   rd,
 		LoadReports: srv,
 		Log:         log.WithName("analysis"),
