@@ -190,7 +190,7 @@ func TestCheckTemplate(t *testing.T) {
 			"istio-system/prom-auth": {Data: map[string][]byte{"token": []byte("t0k"), "address": []byte(p.URL)}},
 			"istio-system/unbound":   {Data: map[string][]byte{"token": []byte("s3cret")}},
 		}},
-		Templates:  templates{"istio-system/not-found": tpl},
+		Templates: templates{"istio-system/not-found": tpl},
 	}
 	m := v1alpha1.CanaryMetric{Name: "404s", Interval: "2m", ThresholdRange: rng(nil, ptr(5)),
 		TemplateRef:       &v1alpha1.CrossNamespaceObjectReference{Name: "not-found", Namespace: "istio-system"},
