@@ -416,7 +416,8 @@ func ValidateMetricTemplate(t *MetricTemplate) field.ErrorList {
 	}
 	if a := t.Spec.Provider.Address; a != "" {
 		if err := httpURL(a); err != nil {
-			errs = append(errs, field.Invalid(p.Child("provider", "address"), a, err.Error()))
+			// The value is not echoed: it may carry credentials.
+			errs = append(errs, field.Invalid(p.Child("provider", "address"), field.OmitValueType{}, err.Error()))
 		}
 	}
 	if t.Spec.Provider.SecretRef != nil && t.Spec.Provider.SecretRef.Name == "" {
@@ -443,7 +444,8 @@ func ValidateAlertProvider(a *AlertProvider) field.ErrorList {
 		errs = append(errs, field.Required(p.Child("address"), "set address or secretRef (a Secret with key \"address\")"))
 	case a.Spec.Address != "":
 		if err := httpURL(a.Spec.Address); err != nil {
-			errs = append(errs, field.Invalid(p.Child("address"), a.Spec.Address, err.Error()))
+			// A webhook URL is a credential: never echo it.
+			errs = append(errs, field.Invalid(p.Child("address"), field.OmitValueType{}, err.Error()))
 		}
 	}
 	if a.Spec.SecretRef != nil && a.Spec.SecretRef.Name == "" {

@@ -146,6 +146,22 @@ func TestValidateMetricTemplate(t *testing.T) {
 	}
 }
 
+// TestAddressesNotEchoed: an invalid address is named by its field, never
+// by its value (webhook URLs and provider addresses carry credentials).
+func TestAddressesNotEchoed(t *testing.T) {
+	const secret = "ftp://hooks.example/services/T0/B0/s3cr3t?token=s3cr3t"
+	ap := &AlertProvider{Spec: AlertProviderSpec{Type: AlertSlack, Address: secret}}
+	mt := &MetricTemplate{Spec: MetricTemplateSpec{Provider: MetricProvider{Address: secret}, Query: "up"}}
+	for what, msg := range map[string]string{
+		"AlertProvider":  ValidateAlertProvider(ap).ToAggregate().Error(),
+		"MetricTemplate": ValidateMetricTemplate(mt).ToAggregate().Error(),
+	} {
+		if !strings.Contains(msg, "address") || !strings.Contains(msg, "http") || strings.Contains(msg, "s3cr3t") {
+			t.Errorf("%s: %q, want the field without its value", what, msg)
+		}
+	}
+}
+
 func TestEffective(t *testing.T) {
 	fromAnn, errs := SpecFromAnnotations("podinfo", map[string]string{AnnotationCanary: "enabled", AnnotationStepWeight: "20", AnnotationInterval: "30s"})
 	if len(errs) > 0 {
