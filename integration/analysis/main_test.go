@@ -70,6 +70,8 @@ func TestAnalysis(t *testing.T) {
 		{"GatesThroughTester", e.testGates},
 		{"RollbackHook", e.testRollbackHook},
 		{"DashboardQueries", e.testDashboard},
+		{"EgressHooks", e.testEgressHooks},
+		{"SecretBinding", e.testSecretBinding},
 	} {
 		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
 		// to the number of CPUs, and these scenarios mostly wait.

@@ -20,8 +20,9 @@ import (
 const canaryRPSQuery = `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload="{{ target }}"}[{{ interval }}]))`
 
 // TestMetricTemplateAuth: a MetricTemplate whose provider is a Prometheus
-// behind basic auth, with the credentials in a Secret, judges a release
-// that is promoted on it.
+// behind basic auth, with the credentials in a Secret that names that
+// Prometheus as their destination, judges a release that is promoted on
+// it.
 func (e *env) testMetricTemplateAuth(t *testing.T) {
 	ns := e.c.Namespace(t)
 	auth := &prometheus.BasicAuth{Username: "analysis", Password: "pa55-" + ns}
@@ -40,15 +41,15 @@ func (e *env) testMetricTemplateAuth(t *testing.T) {
 	a := &app{e: e, t: t, ns: ns, replicas: 2}
 	a.apply(fmt.Sprintf(`apiVersion: v1
 kind: Secret
-metadata: {name: prom-auth}
-stringData: {username: %q, password: %q}
+metadata: {name: prom-auth, annotations: {serin.dev/allowed-addresses: %[3]q}}
+stringData: {username: %[1]q, password: %[2]q}
 ---
 apiVersion: serin.dev/v1alpha1
 kind: MetricTemplate
 metadata: {name: canary-rps}
 spec:
-  provider: {type: prometheus, address: %q, secretRef: {name: prom-auth}}
-  query: %q
+  provider: {type: prometheus, address: %[3]q, secretRef: {name: prom-auth}}
+  query: %[4]q
 `, auth.Username, auth.Password, p.URL, canaryRPSQuery))
 	a.applyCanary(`
 progressDeadlineSeconds: 60

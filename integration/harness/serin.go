@@ -66,11 +66,20 @@ type Options struct {
 	PrometheusAddress string
 	// FailurePolicy of the Deployment webhook (chart default Ignore).
 	FailurePolicy string
+	// EgressAllow is passed to --egress-allow. nil means LoopbackEgress:
+	// on the local cluster hooks, alert receivers, the tester and
+	// Prometheus all listen on 127.0.0.1, which serin refuses unless an
+	// admin allows it, as the admin of a development cluster would.
+	EgressAllow []string
 	// ExtraArgs are added to `serin controller`.
 	ExtraArgs []string
 	// Sets are extra `helm --set` values for the chart.
 	Sets []string
 }
+
+// LoopbackEgress allows serin's outbound calls to loopback (the API
+// server's own port stays refused).
+var LoopbackEgress = []string{"127.0.0.0/8", "::1"}
 
 // Serin is an installed serin: chart objects in the cluster and a
 // controller process.
@@ -208,6 +217,13 @@ func (s *Serin) Start(ctx context.Context) error {
 		"--leader-elect=false", "--log-format=console", "--log-level=debug"}
 	if s.opts.PrometheusAddress != "" {
 		args = append(args, "--prometheus-address="+s.opts.PrometheusAddress)
+	}
+	egressAllow := s.opts.EgressAllow
+	if egressAllow == nil {
+		egressAllow = LoopbackEgress
+	}
+	if len(egressAllow) > 0 {
+		args = append(args, "--egress-allow="+strings.Join(egressAllow, ","))
 	}
 	args = append(args, s.opts.ExtraArgs...)
 	proc, err := cluster.StartProcess("serin", s.bin, args, cluster.ProcessOptions{
