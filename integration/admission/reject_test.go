@@ -118,7 +118,7 @@ var rejections = []rejection{
 	{"alert-unknown-type", "alertprovider", alertProvider(`{type: pagerduty, address: "https://events.example.com/"}`), "",
 		[]string{"spec.type", `"pagerduty"`, `supported values: "slack", "msteams", "discord", "generic"`}},
 	{"alert-bad-address", "alertprovider", alertProvider(`{type: slack, address: "hooks.slack.example.com/services/x"}`), byAlertProvider,
-		[]string{"spec.address", `"hooks.slack.example.com/services/x"`, "must be an absolute http:// or https:// URL"}},
+		[]string{"spec.address", "must be an absolute http:// or https:// URL"}},
 	{"alert-no-address", "alertprovider", alertProvider(`{type: discord}`), byAlertProvider,
 		[]string{"spec.address", "Required value", "set address or secretRef"}},
 }
@@ -144,6 +144,10 @@ func (e *env) testRejects(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message lacks %q", w)
 				}
+			}
+			// A webhook URL is a credential: the denial never echoes it.
+			if r.kind == "alertprovider" && strings.Contains(msg, "slack.example.com/services") {
+				t.Errorf("message echoes the alert address")
 			}
 			// kubectl prints an Invalid status the same way whoever made
 			// it; serin's log tells whether serin was asked and denied.
