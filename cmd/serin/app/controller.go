@@ -68,7 +68,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.metricsAddress, "metrics-address", ":8080", "Prometheus metrics address (0 disables)")
 	f.StringVar(&o.healthAddress, "health-address", ":8081", "health probe address")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader to run the release engine")
-	f.StringVar(&o.prometheusAddress, "prometheus-address", "", "Prometheus for the built-in metrics and templates without an address")
+	f.StringVar(&o.prometheusAddress, "prometheus-address", "", "Prometheus for the built-in metrics and templates without an address (its host is allowed to metric providers whatever the egress policy)")
 	f.StringSliceVar(&o.hookAllowedHosts, "hook-allowed-hosts", nil, "hosts webhooks may call: host, host:port or *.suffix (empty: any host --egress-allow's policy allows)")
 	f.StringSliceVar(&o.egressAllow, "egress-allow", nil, "CIDRs, IPs and host names (*.suffix) hooks, alerts and metric providers may reach although they are loopback, link-local, metadata or otherwise refused addresses (the API server only by its exact IP)")
 	f.Int32Var(&o.minProxies, "min-proxies", 0, "default of a Canary's spec.minProxies: proxies that must apply a traffic change before it counts as applied (0: none needed; the TrafficApplied condition says NoProxies)")
