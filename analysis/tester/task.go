@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/serin-dev/serin/internal/egress"
 )
 
 // Task types.
@@ -88,7 +90,7 @@ func (s *Server) runBlocking(w http.ResponseWriter, r *http.Request, p payload, 
 	defer cancel()
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()
-	log := s.opts.Log.WithValues("canary", p.key(), "cmd", p.Metadata["cmd"])
+	log := s.opts.Log.WithValues("canary", p.key(), "cmd", egress.RedactCommand(p.Metadata["cmd"]))
 	log.Info("command started", "blocking", true)
 	out, err := s.exec(ctx, argv)
 	if err != nil {
@@ -119,7 +121,7 @@ func (s *Server) startBackground(p payload, argv []string, line string) {
 	s.mu.Unlock()
 
 	logOutput := isTrue(p.Metadata["logCmdOutput"])
-	log := s.opts.Log.WithValues("canary", p.key(), "cmd", line)
+	log := s.opts.Log.WithValues("canary", p.key(), "cmd", egress.RedactCommand(line))
 	log.Info("command started", "blocking", false)
 	go func() {
 		defer s.tasks.Done()

@@ -247,3 +247,11 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactCommand(t *testing.T) {
+	in := `hey -z 1m -H "Authorization: Bearer x" 'http://u:p@podinfo-canary.test:9898/?token=s3cret' https://a.example/b#f`
+	want := `hey -z 1m -H "Authorization: Bearer x" 'http://podinfo-canary.test:9898/' https://a.example/b`
+	if got := RedactCommand(in); got != want {
+		t.Errorf("RedactCommand =\n%s\nwant\n%s", got, want)
+	}
+}

@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"net/url"
+	"strings"
 )
 
 // Redact returns raw, a URL, fit for logs: scheme, host and path, without
@@ -30,4 +31,21 @@ func Cause(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// RedactCommand returns a command line fit for logs: every word that is
+// an absolute http(s) URL (quotes around it kept) is redacted as Redact
+// does; the other words stay.
+func RedactCommand(line string) string {
+	words := strings.Split(line, " ")
+	for i, w := range words {
+		core := strings.Trim(w, `"'`)
+		if !strings.HasPrefix(core, "http://") && !strings.HasPrefix(core, "https://") {
+			continue
+		}
+		if u, err := url.Parse(core); err == nil && u.Host != "" {
+			words[i] = strings.Replace(w, core, RedactURL(u), 1)
+		}
+	}
+	return strings.Join(words, " ")
 }
