@@ -53,7 +53,7 @@ analysis:
 	if !said {
 		t.Errorf("no status said the hook was refused; last verdict %q, message %q", st.LastVerdict, st.Message)
 	}
-	if !a.hasEvent("advancement: rollout hook failed "+hook+": "+refused) {
+	if !a.hasEvent("advancement: rollout hook failed " + hook + ": " + refused) {
 		t.Errorf("no event said the hook was refused:\n%s", strings.Join(a.events(), "\n"))
 	}
 }
