@@ -159,15 +159,15 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	e.mustSerin("pause", "podinfo")
 	paused, at := e.waitFor(w, from, 10*time.Second, "paused", func(r record) bool { return r.Message == "release paused" })
 	e.stays(w, 3*time.Second, "paused release", func(r record) bool {
-		return r.Phase == v1alpha1.PhaseProgressing && r.Weight == paused.Weight
+		return analysing(r) && r.Weight == paused.Weight
 	})
 	e.mustSerin("resume", "podinfo")
 	_, at = e.waitFor(w, at, 10*time.Second, "resumed", func(r record) bool {
-		return r.Phase == v1alpha1.PhaseProgressing && r.Message != "release paused"
+		return analysing(r) && r.Message != "release paused"
 	})
 	e.mustSerin("pause", "podinfo")
 	e.waitFor(w, at, 10*time.Second, "paused again", func(r record) bool {
-		return r.Phase == v1alpha1.PhaseProgressing && r.Message == "release paused"
+		return analysing(r) && r.Message == "release paused"
 	})
 	e.mustSerin("abort", "podinfo")
 	e.waitFor(w, from, 10*time.Second, "aborted", func(r record) bool {
@@ -234,6 +234,12 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	if hook.count("rollout") == 0 {
 		t.Fatal("the rollout hook was never called")
 	}
+}
+
+// analysing reports whether r is a release in its analysis: progressing,
+// or at the last step waiting for its promotion gate.
+func analysing(r record) bool {
+	return r.Phase == v1alpha1.PhaseProgressing || r.Phase == v1alpha1.PhaseWaitingPromotion
 }
 
 // stays checks that every status for d satisfies cond.
