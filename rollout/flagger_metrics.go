@@ -17,6 +17,8 @@ import (
 //	flagger_canary_weight{workload, namespace}        workload <target>: the canary's weight;
 //	                                                  workload <target>-primary: the rest
 //	flagger_canary_duration_seconds{name, namespace}  seconds one analysis step took
+//	flagger_canary_successes_total{name, namespace, deployment_strategy, analysis_status}
+//	flagger_canary_failures_total{...}                promoted and rolled-back releases
 //
 // As in Flagger, name is the target Deployment's name and the weight's
 // workload names Flagger's Deployments: <target> carries the canary's
@@ -28,6 +30,8 @@ type flaggerMetrics struct {
 	status   *prometheus.GaugeVec
 	weight   *prometheus.GaugeVec
 	duration *prometheus.HistogramVec
+	// successes and failures count finished releases.
+	successes, failures *prometheus.CounterVec
 }
 
 // flaggerPrimarySuffix is Flagger's name suffix of the Deployment that
@@ -52,11 +56,45 @@ func newFlaggerMetrics() *flaggerMetrics {
 			Name: "flagger_canary_duration_seconds", Help: "Seconds spent performing one analysis step.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"name", "namespace"}),
+		successes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flagger_canary_successes_total", Help: "Promoted releases by target, strategy and whether analysis ran.",
+		}, finishedLabels),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flagger_canary_failures_total", Help: "Rolled-back releases by target, strategy and whether analysis ran.",
+		}, finishedLabels),
 	}
 }
 
+// finishedLabels label Flagger's counters of finished releases.
+var finishedLabels = []string{"name", "namespace", "deployment_strategy", "analysis_status"}
+
 func (f *flaggerMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{f.info, f.total, f.status, f.weight, f.duration}
+	return []prometheus.Collector{f.info, f.total, f.status, f.weight, f.duration, f.successes, f.failures}
+}
+
+// FlaggerStrategy is Flagger's deployment_strategy label of a strategy:
+// canary, blue-green or ab-testing.
+func FlaggerStrategy(s v1alpha1.Strategy) string {
+	switch s {
+	case v1alpha1.StrategyBlueGreen:
+		return "blue-green"
+	case v1alpha1.StrategyABTesting:
+		return "ab-testing"
+	}
+	return "canary"
+}
+
+// finished counts a finished release of spec's target.
+func (f *flaggerMetrics) finished(namespace string, spec *v1alpha1.CanarySpec, target string, succeeded bool) {
+	analysis := "completed"
+	if spec.SkipAnalysis {
+		analysis = "skipped"
+	}
+	counter := f.failures
+	if succeeded {
+		counter = f.successes
+	}
+	counter.WithLabelValues(target, namespace, FlaggerStrategy(spec.Strategy()), analysis).Inc()
 }
 
 // FlaggerStatus is flagger_canary_status of a phase: 2 for a failed

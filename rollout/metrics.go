@@ -132,9 +132,13 @@ func (m *Metrics) analysed(c *v1alpha1.Canary, d time.Duration) {
 	m.flagger.analysed(c.Namespace, targetName(c), d)
 }
 
-func (m *Metrics) finished(c *v1alpha1.Canary, f Finished) {
+// finished records a finished release; spec is the effective spec.
+func (m *Metrics) finished(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, f Finished) {
 	if m == nil {
 		return
+	}
+	if m.flagger != nil {
+		m.flagger.finished(c.Namespace, spec, targetName(c), f.Succeeded)
 	}
 	result := "failed"
 	if f.Succeeded {

@@ -36,7 +36,7 @@ func TestFlaggerStatus(t *testing.T) {
 
 var flaggerNames = []string{
 	"flagger_info", "flagger_canary_total", "flagger_canary_status", "flagger_canary_weight",
-	"flagger_canary_duration_seconds",
+	"flagger_canary_duration_seconds", "flagger_canary_successes_total", "flagger_canary_failures_total",
 }
 
 // TestMetricsFlagger: Flagger's names carry the release state with
@@ -162,4 +162,35 @@ serin_canary_weight{namespace="shop",workload="web-release-canary"} 20
 	var nilMetrics *Metrics
 	nilMetrics.seen(c)
 	nilMetrics.analysed(c, time.Second)
+}
+
+// TestMetricsFlaggerFinished: promoted and rolled-back releases count in
+// Flagger's counters, by target, strategy and whether analysis ran.
+func TestMetricsFlaggerFinished(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, "dev")
+	m.EnableFlagger(reg, "dev", "serin")
+	c := metricsCanary("shop", "web-release", "web", v1alpha1.PhaseSucceeded, 0)
+	canary := &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{StepWeight: 10}}
+	blueGreen := &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{Iterations: 3}}
+	ab := &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{Iterations: 3, Match: []v1alpha1.HTTPMatchRequest{{}}}}
+	skipped := &v1alpha1.CanarySpec{SkipAnalysis: true, Analysis: &v1alpha1.CanaryAnalysis{StepWeight: 10}}
+	m.finished(c, canary, Finished{Succeeded: true, Duration: time.Minute})
+	m.finished(c, canary, Finished{Succeeded: true, Duration: time.Minute})
+	m.finished(c, blueGreen, Finished{Succeeded: false, Duration: time.Minute})
+	m.finished(c, ab, Finished{Succeeded: true, Duration: time.Minute})
+	m.finished(c, skipped, Finished{Succeeded: true, Duration: time.Minute})
+	want := `
+# HELP flagger_canary_failures_total Rolled-back releases by target, strategy and whether analysis ran.
+# TYPE flagger_canary_failures_total counter
+flagger_canary_failures_total{analysis_status="completed",deployment_strategy="blue-green",name="web",namespace="shop"} 1
+# HELP flagger_canary_successes_total Promoted releases by target, strategy and whether analysis ran.
+# TYPE flagger_canary_successes_total counter
+flagger_canary_successes_total{analysis_status="completed",deployment_strategy="ab-testing",name="web",namespace="shop"} 1
+flagger_canary_successes_total{analysis_status="completed",deployment_strategy="canary",name="web",namespace="shop"} 2
+flagger_canary_successes_total{analysis_status="skipped",deployment_strategy="canary",name="web",namespace="shop"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "flagger_canary_successes_total", "flagger_canary_failures_total"); err != nil {
+		t.Fatal(err)
+	}
 }

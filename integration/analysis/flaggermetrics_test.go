@@ -34,8 +34,9 @@ analysis:
 // /metrics: during a release the canary's weight and the primary's add up
 // to 100 and the status says running; after the promotion the status is
 // successful, the primary has all the traffic, the analysis durations are
-// a histogram and the success rate is the last value analysed; after a
-// rollback the status is failed.
+// a histogram, the success rate is the last value analysed and one success
+// is counted; after a rollback the status is failed and one failure is
+// counted.
 func (e *env) testFlaggerMetrics(t *testing.T) {
 	a := e.newApp(t, flaggerSpec)
 	a.startLoad(30)
@@ -63,6 +64,7 @@ func (e *env) testFlaggerMetrics(t *testing.T) {
 	e.waitValue(ctx, t, "flagger_canary_total"+sel(""), 1)
 	e.waitValue(ctx, t, "count(flagger_canary_status"+sel("")+")", 1)
 	e.waitValue(ctx, t, `count(flagger_info{mesh_provider="serin"} == 1)`, 1)
+	e.waitValue(ctx, t, "sum(flagger_canary_successes_total"+sel(`,name="podinfo",deployment_strategy="canary",analysis_status="completed"`)+")", 1)
 	// Every weight step took a passing analysis step: five at least.
 	e.waitCheck(ctx, t, "flagger_canary_duration_seconds_count"+sel(`,name="podinfo"`), func(v float64) bool { return v >= 5 })
 	for _, q := range []string{
@@ -82,6 +84,7 @@ func (e *env) testFlaggerMetrics(t *testing.T) {
 	a.waitPhase(v1alpha1.PhaseFailed, 90*time.Second)
 	e.waitValue(ctx, t, "sum(flagger_canary_status"+sel("")+")", 2)
 	e.waitValue(ctx, t, "count(flagger_canary_status"+sel("")+" == 2)", 1)
+	e.waitValue(ctx, t, "sum(flagger_canary_failures_total"+sel(`,name="podinfo"`)+")", 1)
 	e.waitValue(ctx, t, canaryWeight, 0)
 	e.waitCheck(ctx, t, "flagger_canary_metric_analysis"+sel(`,name="podinfo",metric="request-success-rate"`), func(v float64) bool { return v < 99 })
 }
