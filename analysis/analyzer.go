@@ -139,6 +139,7 @@ func (a *Analyzer) Check(ctx context.Context, in Input) (Result, error) {
 		ev.Comparison = r.comparison(judge, min(interval, stepSpan))
 	}
 	res := Judge(ev)
+	a.Metrics.observeValues(c.Namespace, r.workloads.Stable, ev)
 	log.Info("analysis verdict", append([]any{"canary", target, "judge", string(judge.Kind)}, res.KeysAndValues()...)...)
 	a.Metrics.observe(c.Namespace, c.Name, res)
 	return res, nil

@@ -84,7 +84,7 @@ func (r *Reconciler) do(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.
 	case Event:
 		r.event(ctx, c, spec, a)
 	case Finished:
-		r.Metrics.finished(c, a)
+		r.Metrics.finished(c, spec, a)
 	case Finalized:
 		controllerutil.RemoveFinalizer(c, Finalizer)
 		return client.IgnoreNotFound(r.Client.Update(ctx, c, fieldOwner))

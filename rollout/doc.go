@@ -95,6 +95,11 @@
 //   - Finished records a finished release in the metrics (metrics.go);
 //     Finalized removes the finalizer once the Deployment is given back.
 //
+// Metrics (metrics.go) follow the reconciler: every Canary it reads, its
+// status once written, the time a step spent on analysis, and deletion;
+// with EnableFlagger the same also go out under Flagger's names and labels
+// (flagger_metrics.go).
+//
 // # Around the step: adoption and ownership
 //
 // adopt.go decides, before any step, who owns a Canary and its Deployment.

@@ -111,6 +111,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Metrics.forget(req.Namespace, req.Name)
 		return r.adopt(ctx, req.NamespacedName)
 	}
+	r.Metrics.seen(&c)
 	own, stop, err := r.sync(ctx, &c)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -175,6 +176,12 @@ func (r *Reconciler) input(ctx context.Context, c *v1alpha1.Canary, own owned, c
 // answers to the observations and calls Step again, a few times at most.
 func (r *Reconciler) step(ctx context.Context, c *v1alpha1.Canary, in Input) Output {
 	var out Output
+	start := r.Now()
+	defer func() {
+		if in.Obs.Verdict != nil {
+			r.Metrics.analysed(c, r.Now().Sub(start))
+		}
+	}()
 	for range 4 {
 		out = Step(in)
 		if out.Needs == nil {

@@ -4,7 +4,7 @@
 // plane, and `serin tester`, alert receivers and hook servers as real
 // local HTTP servers. Built-in metrics, MetricTemplates with auth, load
 // reports, gates, hooks, alerts, the Grafana dashboard's queries, and the
-// time to detect a failing canary.
+// time to detect a failing canary, and Flagger's metric names.
 package analysis
 
 import (
@@ -41,7 +41,7 @@ func TestAnalysis(t *testing.T) {
 	e := &env{c: c}
 	e.prom = prometheus.Run(t, c, prometheus.Options{})
 	harness.RunPodsim(t, c)
-	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL})
+	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL, ExtraArgs: []string{"--flagger-metrics"}})
 	if err := e.prom.SetTargets("serin", fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +72,7 @@ func TestAnalysis(t *testing.T) {
 		{"DashboardQueries", e.testDashboard},
 		{"EgressHooks", e.testEgressHooks},
 		{"SecretBinding", e.testSecretBinding},
+		{"FlaggerMetrics", e.testFlaggerMetrics},
 	} {
 		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
 		// to the number of CPUs, and these scenarios mostly wait.

@@ -38,6 +38,7 @@ type controllerOptions struct {
 	xdsTLSCert        string
 	xdsTLSKey         string
 	xdsClientCA       string
+	flaggerMetrics    bool
 }
 
 func newControllerCmd(conn *connFlags) *cobra.Command {
@@ -66,6 +67,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringSliceVar(&o.webhookIPs, "webhook-ip", nil, "extra IP SANs of the serving certificate (loopback url mode)")
 	f.StringVar(&o.xdsAddress, "xds-address", ":18000", "xDS gRPC listen address")
 	f.StringVar(&o.metricsAddress, "metrics-address", ":8080", "Prometheus metrics address (0 disables)")
+	f.BoolVar(&o.flaggerMetrics, "flagger-metrics", false, "also export the release metrics under Flagger's names and labels (flagger_canary_status, flagger_canary_weight, ...) for Flagger's dashboards and alerts")
 	f.StringVar(&o.healthAddress, "health-address", ":8081", "health probe address")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader to run the release engine")
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "", "Prometheus for the built-in metrics and templates without an address (its host is allowed to metric providers whatever the egress policy)")

@@ -27,6 +27,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"webhook-ip":          "[]",
 		"xds-address":         ":18000",
 		"metrics-address":     ":8080",
+		"flagger-metrics":     "false",
 		"health-address":      ":8081",
 		"leader-elect":        "true",
 		"prometheus-address":  "",

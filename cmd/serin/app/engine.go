@@ -27,14 +27,28 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 	an := newAnalyzer(o, log, rd, t.server, eg.prometheus)
 	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Egress: eg.calls, Log: log.WithName("hooks")})
 	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Egress: eg.calls, Log: log.WithName("alerts")}
+	metrics := rollout.NewMetrics(crmetrics.Registry, Version)
+	if o.flaggerMetrics {
+		metrics.EnableFlagger(crmetrics.Registry, Version, meshProvider(o))
+		an.Metrics.EnableFlagger(crmetrics.Registry)
+	}
 	engine := &rollout.Reconciler{
 		Client: mgr.GetClient(), Recorder: t.recorder, Traffic: t.controller,
 		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
-		Metrics: rollout.NewMetrics(crmetrics.Registry, Version), Wakeups: t.wakeups,
+		Metrics: metrics, Wakeups: t.wakeups,
 		Uninstall:  webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
 		MinProxies: o.minProxies,
 	}
 	return engine.SetupWithManager(ctx, mgr)
+}
+
+// meshProvider is flagger_info's mesh_provider: istio when Istio's Envoys
+// are serin's proxies, serin otherwise.
+func meshProvider(o controllerOptions) string {
+	if o.istioMode != "" && o.istioMode != "none" {
+		return "istio"
+	}
+	return "serin"
 }
 
 // newAnalyzer is the analysis of the engine: Prometheus (--prometheus-address
