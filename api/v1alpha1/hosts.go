@@ -32,6 +32,8 @@ const (
 )
 
 // HostClaim is a host some object in a namespace routes.
+//
+// +kubebuilder:object:generate=false
 type HostClaim struct {
 	// Host is a name or a wildcard "*.suffix".
 	Host      string
@@ -46,6 +48,8 @@ type HostClaim struct {
 
 // HostGrant lets namespace Grantee claim Host (a name or a wildcard),
 // which namespace Owner owns.
+//
+// +kubebuilder:object:generate=false
 type HostGrant struct {
 	Owner, Grantee, Host string
 }
@@ -53,6 +57,8 @@ type HostGrant struct {
 // HostOwnership is everything that decides which hosts a namespace may
 // claim: its own Services, the hosts Gateways and routes claim across the
 // cluster, and the owners' grants.
+//
+// +kubebuilder:object:generate=false
 type HostOwnership struct {
 	// Namespace is the claiming Canary's.
 	Namespace string
