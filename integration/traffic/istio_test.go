@@ -184,7 +184,7 @@ func testIstioWriter(t *testing.T, e *env) {
 	hash := istio.ReleaseHash(&rel)
 	list := func() []*networkingv1alpha3.EnvoyFilter {
 		var l networkingv1alpha3.EnvoyFilterList
-		if err := e.kube.List(context.Background(), &l, client.InNamespace(istio.DefaultNamespace), client.MatchingLabels{istio.LabelRelease: hash}); err != nil {
+		if err := e.kube.List(context.Background(), &l, client.InNamespace(r.ns), client.MatchingLabels{istio.LabelRelease: hash}); err != nil {
 			t.Fatal(err)
 		}
 		return l.Items
