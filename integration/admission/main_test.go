@@ -43,6 +43,9 @@ func TestAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Istio's CRDs before serin starts: the host-ownership check reads
+	// Istio Gateways and VirtualServices.
+	harness.InstallIstioCRDs(t, c)
 	e := &env{c: c, s: harness.Install(t, c, harness.Options{}), cs: cs}
 
 	t.Run("UnmanagedNeverSent", e.testUnmanagedNeverSent)
@@ -53,6 +56,7 @@ func TestAdmission(t *testing.T) {
 		t.Run("HoldServerSide", e.testHoldServerSide)
 		t.Run("NotHeld", e.testNotHeld)
 		t.Run("Rejects", e.testRejects)
+		t.Run("HostOwnership", e.testHostOwnership)
 	})
 }
 

@@ -1,0 +1,103 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+)
+
+// hostCanary is a Canary in ns claiming hosts.
+func hostCanary(ns, name string, hosts ...string) string {
+	return fmt.Sprintf(`apiVersion: serin.dev/v1alpha1
+kind: Canary
+metadata: {name: %s, namespace: %s}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: %s}
+  service: {port: 9898, hosts: ["%s"]}
+`, name, ns, name, strings.Join(hosts, `", "`))
+}
+
+// testHostOwnership: a Canary may claim only hosts its namespace owns. The
+// owner namespace routes shop.example.com from an Istio Gateway and
+// web.example.com from a VirtualService, and has a Service; another
+// namespace's Canary claiming any of them is denied with a message that
+// names the field, the host and its owner, until the owner grants it.
+// Claiming its own Service's names is admitted.
+func (e *env) testHostOwnership(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tenant, owner := e.c.Namespace(t), e.c.Namespace(t)
+	objects := fmt.Sprintf(`apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: public, namespace: %[1]s}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["shop.example.com"]}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: web, namespace: %[1]s}
+spec:
+  hosts: ["web.example.com"]
+  http: [{route: [{destination: {host: store}}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: store, namespace: %[1]s}
+spec: {ports: [{port: 9898}], selector: {app: store}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: %[2]s}
+spec: {ports: [{port: 9898}], selector: {app: app}}
+`, owner, tenant)
+	if _, err := e.c.Kubectl(ctx, objects, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+
+	denied := func(t *testing.T, name string, want []string, hosts ...string) {
+		t.Helper()
+		_, err := e.c.Kubectl(ctx, hostCanary(tenant, name, hosts...), "apply", "-f", "-")
+		if err == nil {
+			t.Fatalf("a Canary claiming %v was admitted", hosts)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("message lacks %q:\n%v", w, err)
+			}
+		}
+		if calls := callsOf(e.calls("canaries", tenant, name), byCanary); len(calls) == 0 || calls[len(calls)-1].Result != "denied" {
+			t.Errorf("serin's Canary check answered %+v, want denied", calls)
+		}
+	}
+	admitted := func(t *testing.T, name string, hosts ...string) {
+		t.Helper()
+		if _, err := e.c.Kubectl(ctx, hostCanary(tenant, name, hosts...), "apply", "-f", "-"); err != nil {
+			t.Fatalf("a Canary claiming %v: %v", hosts, err)
+		}
+	}
+
+	denied(t, "gateway-host", []string{
+		`spec.service.hosts[0]`,
+		fmt.Sprintf(`host "shop.example.com" belongs to namespace %q (Gateway %s/public); ask its owner for a grant`, owner, owner),
+	}, "shop.example.com")
+	denied(t, "route-host", []string{`spec.service.hosts[1]`, fmt.Sprintf(`host "web.example.com" belongs to namespace %q (VirtualService %s/web)`, owner, owner)},
+		"app", "web.example.com")
+	denied(t, "service-name", []string{fmt.Sprintf(`host "store.%s.svc.cluster.local" belongs to namespace %q`, owner, owner)},
+		"store."+owner+".svc.cluster.local")
+	denied(t, "unclaimed", []string{`host "free.example.org" is not a name of a Service in namespace`}, "free.example.org")
+
+	admitted(t, "own-names", "app", "app."+tenant, "app."+tenant+".svc", "app."+tenant+".svc.cluster.local")
+
+	grant := fmt.Sprintf("%s=%s/shop.example.com, %s/*.%s.svc.cluster.local", v1alpha1.AnnotationHostGrants, tenant, tenant, owner)
+	if _, err := e.c.Kubectl(ctx, "", "annotate", "namespace", owner, grant); err != nil {
+		t.Fatal(err)
+	}
+	admitted(t, "granted", "shop.example.com", "store."+owner+".svc.cluster.local")
+	denied(t, "not-granted", []string{`host "web.example.com" belongs to namespace`}, "web.example.com")
+}
