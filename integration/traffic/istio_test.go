@@ -101,6 +101,7 @@ func TestIstioEnvoyFilterSchema(t *testing.T) {
 			// Many cases share a release key: prefix the case to keep
 			// the objects apart in one namespace.
 			ef.Name = trimName(ic.name + "." + ef.Name)
+			ef.Namespace = ns // the schema is the point here, not where filters live
 			b, err := sigsyaml.Marshal(ef)
 			if err != nil {
 				t.Fatal(err)
