@@ -101,3 +101,66 @@ spec: {ports: [{port: 9898}], selector: {app: app}}
 	admitted(t, "granted", "shop.example.com", "store."+owner+".svc.cluster.local")
 	denied(t, "not-granted", []string{`host "web.example.com" belongs to namespace`}, "web.example.com")
 }
+
+// testHostOwnershipRecheck: admission is not the only guard. A Canary
+// admitted while its host was granted keeps its spec when the grant is
+// withdrawn; at its next change the traffic controller checks again, stops
+// serving the host and says so in the HostsOwned condition and an event.
+func (e *env) testHostOwnershipRecheck(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tenant, owner := e.c.Namespace(t), e.c.Namespace(t)
+	gw := fmt.Sprintf(`apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: public, namespace: %s}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["recheck.example.com"]}]
+`, owner)
+	if _, err := e.c.Kubectl(ctx, gw, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	grant := fmt.Sprintf("%s=%s/recheck.example.com", v1alpha1.AnnotationHostGrants, tenant)
+	if _, err := e.c.Kubectl(ctx, "", "annotate", "namespace", owner, grant); err != nil {
+		t.Fatal(err)
+	}
+	const name = "recheck"
+	manifest := deploy{ns: tenant, name: name, image: "6.0.0"}.yaml() + "---\n" + hostCanary(tenant, name, "recheck.example.com")
+	if _, err := e.c.Kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the engine initialises the Canary", func() error {
+		phase, err := e.c.Kubectl(ctx, "", "get", "canary", name, "-n", tenant, "-o", "jsonpath={.status.phase}")
+		if err == nil && phase == "" {
+			err = fmt.Errorf("no phase yet")
+		}
+		return err
+	})
+
+	if _, err := e.c.Kubectl(ctx, "", "annotate", "namespace", owner, v1alpha1.AnnotationHostGrants+"-"); err != nil {
+		t.Fatal(err)
+	}
+	// A change that keeps the hosts passes admission.
+	if _, err := e.c.Kubectl(ctx, "", "patch", "canary", name, "-n", tenant, "--type=merge", "-p", `{"spec":{"progressDeadlineSeconds":600}}`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the HostsOwned condition turns False", func() error {
+		out, err := e.c.Kubectl(ctx, "", "get", "canary", name, "-n", tenant, "-o",
+			`jsonpath={.status.conditions[?(@.type=="HostsOwned")].status} {.status.conditions[?(@.type=="HostsOwned")].message}`)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(out, "False ") || !strings.Contains(out, "recheck.example.com") {
+			return fmt.Errorf("condition %q", out)
+		}
+		return nil
+	})
+	eventually(t, time.Minute, "a HostsNotOwned event", func() error {
+		out, err := e.c.Kubectl(ctx, "", "get", "events.events.k8s.io", "-n", tenant, "-o", "jsonpath={.items[*].reason}")
+		if err == nil && !strings.Contains(out, "HostsNotOwned") {
+			err = fmt.Errorf("events %q", out)
+		}
+		return err
+	})
+}

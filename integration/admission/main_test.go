@@ -57,6 +57,7 @@ func TestAdmission(t *testing.T) {
 		t.Run("NotHeld", e.testNotHeld)
 		t.Run("Rejects", e.testRejects)
 		t.Run("HostOwnership", e.testHostOwnership)
+		t.Run("HostOwnershipRecheck", e.testHostOwnershipRecheck)
 	})
 }
 
