@@ -22,8 +22,9 @@ spec:
 }
 
 // testHostOwnership: a Canary may claim only hosts its namespace owns. The
-// owner namespace routes shop.example.com from an Istio Gateway and
-// web.example.com from a VirtualService, and has a Service; another
+// owner namespace routes shop.example.com from an Istio Gateway,
+// web.example.com from a VirtualService, *.gw.example.com from a Gateway
+// API Gateway and api.example.com from an HTTPRoute, and has a Service; another
 // namespace's Canary claiming any of them is denied with a message that
 // names the field, the host and its owner, until the owner grants it.
 // Claiming its own Service's names is admitted.
@@ -45,6 +46,20 @@ metadata: {name: web, namespace: %[1]s}
 spec:
   hosts: ["web.example.com"]
   http: [{route: [{destination: {host: store}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: %[1]s}
+spec:
+  gatewayClassName: shared
+  listeners: [{name: http, port: 80, protocol: HTTP, hostname: "*.gw.example.com"}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: %[1]s}
+spec:
+  hostnames: ["api.example.com"]
+  rules: [{backendRefs: [{name: store, port: 9898}]}]
 ---
 apiVersion: v1
 kind: Service
@@ -90,6 +105,10 @@ spec: {ports: [{port: 9898}], selector: {app: app}}
 		"app", "web.example.com")
 	denied(t, "service-name", []string{fmt.Sprintf(`host "store.%s.svc.cluster.local" belongs to namespace %q`, owner, owner)},
 		"store."+owner+".svc.cluster.local")
+	denied(t, "gateway-api-listener", []string{fmt.Sprintf(`host "a.gw.example.com" belongs to namespace %q (Gateway %s/edge)`, owner, owner)},
+		"a.gw.example.com")
+	denied(t, "httproute", []string{fmt.Sprintf(`host "api.example.com" belongs to namespace %q (HTTPRoute %s/api)`, owner, owner)},
+		"api.example.com")
 	denied(t, "unclaimed", []string{`host "free.example.org" is not a name of a Service in namespace`}, "free.example.org")
 
 	admitted(t, "own-names", "app", "app."+tenant, "app."+tenant+".svc", "app."+tenant+".svc.cluster.local")

@@ -43,9 +43,10 @@ func TestAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Istio's CRDs before serin starts: the host-ownership check reads
-	// Istio Gateways and VirtualServices.
+	// Istio's and Gateway API's CRDs before serin starts: the
+	// host-ownership check reads their Gateways and routes.
 	harness.InstallIstioCRDs(t, c)
+	harness.InstallGatewayAPICRDs(t, c)
 	e := &env{c: c, s: harness.Install(t, c, harness.Options{}), cs: cs}
 
 	t.Run("UnmanagedNeverSent", e.testUnmanagedNeverSent)
