@@ -124,7 +124,8 @@ spec: {ports: [{port: 9898}], selector: {app: app}}
 // testHostOwnershipRecheck: admission is not the only guard. A Canary
 // admitted while its host was granted keeps its spec when the grant is
 // withdrawn; at its next change the traffic controller checks again, stops
-// serving the host and says so in the HostsOwned condition and an event.
+// serving the host and says so in the HostsOwned condition and an event;
+// the condition clears when the host is gone from the spec.
 func (e *env) testHostOwnershipRecheck(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -179,6 +180,18 @@ spec:
 		out, err := e.c.Kubectl(ctx, "", "get", "events.events.k8s.io", "-n", tenant, "-o", "jsonpath={.items[*].reason}")
 		if err == nil && !strings.Contains(out, "HostsNotOwned") {
 			err = fmt.Errorf("events %q", out)
+		}
+		return err
+	})
+
+	// Without the host, the condition clears.
+	if _, err := e.c.Kubectl(ctx, "", "patch", "canary", name, "-n", tenant, "--type=json", "-p", `[{"op":"remove","path":"/spec/service/hosts"}]`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the HostsOwned condition turns True", func() error {
+		out, err := e.c.Kubectl(ctx, "", "get", "canary", name, "-n", tenant, "-o", `jsonpath={.status.conditions[?(@.type=="HostsOwned")].status}`)
+		if err == nil && out != "True" {
+			err = fmt.Errorf("condition %q", out)
 		}
 		return err
 	})

@@ -37,7 +37,14 @@ type hostCheck struct {
 // HostsOwned condition; they are never published.
 func (x *Controller) ownedHosts(ctx context.Context, c *v1alpha1.Canary) (*v1alpha1.Canary, error) {
 	hosts := c.Spec.Service.Hosts
-	if x.Hosts == nil || len(hosts) == 0 {
+	if x.Hosts == nil {
+		return c, nil
+	}
+	if len(hosts) == 0 {
+		// No hosts, nothing denied: clear a condition left from before.
+		if apimeta.IsStatusConditionFalse(c.Status.Conditions, v1alpha1.ConditionHostsOwned) {
+			return c, x.reportHosts(ctx, c, &hostCheck{})
+		}
 		return c, nil
 	}
 	name := client.ObjectKeyFromObject(c)
