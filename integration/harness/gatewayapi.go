@@ -20,11 +20,19 @@ func InstallGatewayAPICRDs(t testing.TB, c *cluster.Cluster) {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"gateways", "httproutes"} {
-		path := filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml")
-		if _, err := c.Kubectl(ctx, "", "apply", "--server-side", "--force-conflicts", "-f", path); err != nil {
-			t.Fatalf("install Gateway API CRD %s: %v", kind, err)
-		}
-		if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+kind+".gateway.networking.k8s.io"); err != nil {
+		applyCRDs(ctx, t, c, filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml"), kind+".gateway.networking.k8s.io")
+	}
+}
+
+// applyCRDs applies the CRDs in the file at path and waits until the named
+// ones are established.
+func applyCRDs(ctx context.Context, t testing.TB, c *cluster.Cluster, path string, names ...string) {
+	t.Helper()
+	if _, err := c.Kubectl(ctx, "", "apply", "--server-side", "--force-conflicts", "-f", path); err != nil {
+		t.Fatalf("install CRDs from %s: %v", filepath.Base(path), err)
+	}
+	for _, name := range names {
+		if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+name); err != nil {
 			t.Fatal(err)
 		}
 	}
