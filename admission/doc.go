@@ -4,6 +4,13 @@
 // Canaries, MetricTemplates, AlertProviders and serin annotations at
 // `kubectl apply`, with a message naming the field.
 //
+// The Canary check also limits spec.service.hosts to hosts the Canary's
+// namespace owns (v1alpha1.HostOwnership, read by HostOwners): without
+// it, a Canary could route another team's ingress host to its own pods.
+// It reads Services, Namespaces (grants), Gateways, HTTPRoutes, Istio
+// Gateways and VirtualServices only when a Canary names hosts, and fails
+// closed.
+//
 // The hold is a JSON patch computed against the raw request, never a
 // re-marshalled Go object, so fields the Go types do not know are never
 // dropped. It has no side effects: dry-run requests get the same answer.

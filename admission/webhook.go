@@ -30,11 +30,29 @@ const (
 	PathValidateAlertProvider  = "/validate-serin-dev-v1alpha1-alertprovider"
 )
 
+// Option configures Register.
+type Option func(*options)
+
+type options struct {
+	owners OwnershipReader
+}
+
+// WithHostOwners checks the hosts a Canary claims against what its
+// namespace owns (v1alpha1.HostOwnership), read through r. Without it,
+// hosts are checked for syntax only.
+func WithHostOwners(r OwnershipReader) Option {
+	return func(o *options) { o.owners = r }
+}
+
 // Register serves serin's webhooks on srv, counting their requests in m.
-func Register(srv webhook.Server, m *Metrics, log logr.Logger) {
+func Register(srv webhook.Server, m *Metrics, log logr.Logger, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	srv.Register(PathHoldDeployment, &webhook.Admission{Handler: m.instrument("hold", HandlerFunc(holdDeployment))})
 	srv.Register(PathValidateDeployment, &webhook.Admission{Handler: m.instrument("validate-deployment", HandlerFunc(validateDeployment))})
-	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", validator(v1alpha1.ValidateCanary))})
+	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", validateCanary(o.owners))})
 	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-metrictemplate", validator(v1alpha1.ValidateMetricTemplate))})
 	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: m.instrument("validate-alertprovider", validator(v1alpha1.ValidateAlertProvider))})
 	log.V(1).Info("admission webhooks registered")

@@ -558,6 +558,9 @@ const (
 	// True when it was acted on, False (reason Refused) when it could not
 	// be in the release's phase, with the reason.
 	ConditionManualAction = "ManualAction"
+	// ConditionHostsOwned is False while spec.service.hosts names hosts
+	// the Canary's namespace does not own; those are not served.
+	ConditionHostsOwned = "HostsOwned"
 )
 
 // CanaryStatus is all the state of a release.

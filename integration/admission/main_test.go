@@ -43,6 +43,10 @@ func TestAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Istio's and Gateway API's CRDs before serin starts: the
+	// host-ownership check reads their Gateways and routes.
+	harness.InstallIstioCRDs(t, c)
+	harness.InstallGatewayAPICRDs(t, c)
 	e := &env{c: c, s: harness.Install(t, c, harness.Options{}), cs: cs}
 
 	t.Run("UnmanagedNeverSent", e.testUnmanagedNeverSent)
@@ -53,6 +57,8 @@ func TestAdmission(t *testing.T) {
 		t.Run("HoldServerSide", e.testHoldServerSide)
 		t.Run("NotHeld", e.testNotHeld)
 		t.Run("Rejects", e.testRejects)
+		t.Run("HostOwnership", e.testHostOwnership)
+		t.Run("HostOwnershipRecheck", e.testHostOwnershipRecheck)
 	})
 }
 

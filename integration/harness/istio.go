@@ -16,13 +16,7 @@ func InstallIstioCRDs(t testing.TB, c *cluster.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	path := IstioCRDPath(t)
-	if _, err := c.Kubectl(ctx, "", "apply", "--server-side", "--force-conflicts", "-f", path); err != nil {
-		t.Fatalf("install Istio CRDs: %v", err)
-	}
-	if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/envoyfilters.networking.istio.io"); err != nil {
-		t.Fatal(err)
-	}
+	applyCRDs(ctx, t, c, IstioCRDPath(t), "envoyfilters.networking.istio.io", "gateways.networking.istio.io", "virtualservices.networking.istio.io")
 	if _, err := c.Kubectl(ctx, "", "create", "namespace", "istio-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
+	"github.com/serin-dev/serin/xds/istio"
+	"github.com/serin-dev/serin/xds/model"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m, cluster.Options{Nodes: 1}) }
@@ -80,21 +82,41 @@ func TestBootstrapOverrideMode(t *testing.T) {
 		}
 	}
 
-	// A release publishes its EnvoyFilter, and the opted-in namespace gets
-	// the bootstrap ConfigMap with the static serin-xds cluster.
+	// An earlier version wrote the release's sidecar EnvoyFilter to the
+	// root namespace: serin removes it when it writes the release's own.
+	rel := model.Release{Namespace: other, Service: "podinfo", Port: 9898}
+	stale := fmt.Sprintf(`apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata:
+  name: %s
+  namespace: istio-system
+  labels: {%s: %s, %s: %s}
+spec: {}
+`, istio.EnvoyFilterName(&rel), istio.LabelManagedBy, istio.ManagedBy, istio.LabelRelease, istio.ReleaseHash(&rel))
+	if _, err := c.Kubectl(ctx, stale, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A release publishes its EnvoyFilter in its own namespace (a sidecar
+	// release: nothing in the root namespace), and the opted-in namespace
+	// gets the bootstrap ConfigMap with the static serin-xds cluster.
 	if _, err := c.Kubectl(ctx, fmt.Sprintf(release, other), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	var cm, ef string
+	var cm, ef, root string
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		cm, _ = c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", optedIn, "-o", "json")
-		ef, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-n", "istio-system", "-l", "app.kubernetes.io/managed-by=serin", "-o", "name")
-		if cm != "" && strings.Contains(ef, "envoyfilter") {
+		ef, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-n", other, "-l", "app.kubernetes.io/managed-by=serin", "-o", "name")
+		root, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-n", "istio-system", "-l", "app.kubernetes.io/managed-by=serin", "-o", "name")
+		if cm != "" && strings.Contains(ef, "envoyfilter") && root == "" {
 			break
 		}
 	}
-	if !strings.Contains(ef, "serin-"+other+"-podinfo-9898") {
-		t.Fatalf("no EnvoyFilter for the release: %q", ef)
+	if !strings.Contains(ef, istio.EnvoyFilterName(&rel)) {
+		t.Fatalf("no EnvoyFilter for the release in its namespace %s: %q", other, ef)
+	}
+	if root != "" {
+		t.Errorf("EnvoyFilters left in the root namespace: %q", root)
 	}
 	var obj struct {
 		Data map[string]string `json:"data"`
@@ -118,7 +140,7 @@ func TestBootstrapOverrideMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if ef, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-n", "istio-system", "-l", "app.kubernetes.io/managed-by=serin", "-o", "name"); ef == "" {
+		if ef, _ = c.Kubectl(ctx, "", "get", "envoyfilters", "-A", "-l", "app.kubernetes.io/managed-by=serin", "-o", "name"); ef == "" {
 			return
 		}
 	}

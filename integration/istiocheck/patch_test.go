@@ -115,14 +115,16 @@ func generate(t *testing.T, c testCase, extra string) *core.ConfigGenTest {
 	return core.NewConfigGenTest(t, core.TestOptions{ConfigString: mesh + extra + "---\n" + envoyFilterYAML(t, c)})
 }
 
-// sidecar is a client pod's proxy in namespace "client"; marked says it
-// carries serin's bootstrap override (its node metadata).
-func sidecar(cg *core.ConfigGenTest, marked bool) *model.Proxy {
-	md := &model.NodeMetadata{Namespace: "client"}
+// sidecar is a client pod's proxy in namespace ns (the release's own
+// namespace, unless a test says otherwise: that is where serin's sidecar
+// EnvoyFilter applies); marked says it carries serin's bootstrap override
+// (its node metadata).
+func sidecar(cg *core.ConfigGenTest, ns string, marked bool) *model.Proxy {
+	md := &model.NodeMetadata{Namespace: ns}
 	if marked {
 		md.Raw = map[string]any{istio.ProxyMetadataKey: istio.BootstrapProxyMetadata}
 	}
-	return cg.SetupProxy(&model.Proxy{ConfigNamespace: "client", Metadata: md})
+	return cg.SetupProxy(&model.Proxy{ConfigNamespace: ns, Metadata: md})
 }
 
 func gateway(cg *core.ConfigGenTest) *model.Proxy {
@@ -277,7 +279,7 @@ func TestIstiodPatchesSidecars(t *testing.T) {
 					extra, istiodRoutes = "---\n"+meshVirtualService, []string{"api", "rest"}
 				}
 				cg := generate(t, c, extra)
-				p := sidecar(cg, true)
+				p := sidecar(cg, c.Release.Namespace, true)
 
 				if got, want := serinClusters(t, cg.Clusters(p), c), wantClusters(&c.Release); !slices.Equal(got, want) {
 					t.Errorf("serin's clusters on the sidecar: %v, want %v", got, want)
@@ -313,7 +315,7 @@ func TestIstiodPatchesSidecars(t *testing.T) {
 func TestIstiodLeavesUnmarkedProxies(t *testing.T) {
 	c := loadCases(t)["http-bootstrap-override"]
 	cg := generate(t, c, "")
-	p := sidecar(cg, false)
+	p := sidecar(cg, c.Release.Namespace, false)
 	if got := serinClusters(t, cg.Clusters(p), c); len(got) != 0 {
 		t.Errorf("unmarked proxy got %v", got)
 	}
@@ -321,6 +323,27 @@ func TestIstiodLeavesUnmarkedProxies(t *testing.T) {
 	vh := findVirtualHost(t, rc, func(vh *routev3.VirtualHost) bool { return vh.GetName() == istio.SidecarVirtualHost(&c.Release) })
 	if got := routeNames(vh); !slices.Equal(got, []string{"default"}) || !strings.HasPrefix(vh.GetRoutes()[0].GetRoute().GetCluster(), "outbound|9898||") {
 		t.Errorf("unmarked proxy's routes were patched: %v", got)
+	}
+}
+
+// TestIstiodSidecarScope: the sidecar EnvoyFilter lives in the release's
+// namespace, so istiod patches that namespace's proxies only; a client in
+// another namespace keeps Istio's own routes, unless the filter is mesh
+// wide (root namespace).
+func TestIstiodSidecarScope(t *testing.T) {
+	for _, meshWide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("meshWideSidecars=%t", meshWide), func(t *testing.T) {
+			c := loadCases(t)["http-bootstrap-override"]
+			c.Options.MeshWideSidecars = meshWide
+			cg := generate(t, c, "")
+			own, elsewhere := serinClusters(t, cg.Clusters(sidecar(cg, c.Release.Namespace, true)), c), serinClusters(t, cg.Clusters(sidecar(cg, "client", true)), c)
+			if want := wantClusters(&c.Release); !slices.Equal(own, want) {
+				t.Errorf("a client in the release's namespace got %v, want %v", own, want)
+			}
+			if meshWide != (len(elsewhere) > 0) {
+				t.Errorf("a client in another namespace got serin's clusters %v", elsewhere)
+			}
+		})
 	}
 }
 
@@ -351,7 +374,7 @@ func TestIstiodPatchesGateway(t *testing.T) {
 func TestIstiodPatchesTCP(t *testing.T) {
 	c := loadCases(t)["tcp"]
 	cg := generate(t, c, "")
-	p := sidecar(cg, true)
+	p := sidecar(cg, c.Release.Namespace, true)
 	if got, want := serinClusters(t, cg.Clusters(p), c), wantClusters(&c.Release); !slices.Equal(got, want) {
 		t.Errorf("serin's clusters: %v, want %v", got, want)
 	}

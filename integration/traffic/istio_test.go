@@ -101,6 +101,7 @@ func TestIstioEnvoyFilterSchema(t *testing.T) {
 			// Many cases share a release key: prefix the case to keep
 			// the objects apart in one namespace.
 			ef.Name = trimName(ic.name + "." + ef.Name)
+			ef.Namespace = ns // the schema is the point here, not where filters live
 			b, err := sigsyaml.Marshal(ef)
 			if err != nil {
 				t.Fatal(err)
@@ -184,7 +185,7 @@ func testIstioWriter(t *testing.T, e *env) {
 	hash := istio.ReleaseHash(&rel)
 	list := func() []*networkingv1alpha3.EnvoyFilter {
 		var l networkingv1alpha3.EnvoyFilterList
-		if err := e.kube.List(context.Background(), &l, client.InNamespace(istio.DefaultNamespace), client.MatchingLabels{istio.LabelRelease: hash}); err != nil {
+		if err := e.kube.List(context.Background(), &l, client.InNamespace(r.ns), client.MatchingLabels{istio.LabelRelease: hash}); err != nil {
 			t.Fatal(err)
 		}
 		return l.Items

@@ -9,10 +9,23 @@
 //
 // # What one release becomes
 //
-// One EnvoyFilter per release, in Istio's root namespace by default, so
-// that istiod applies a release's clusters and the routes that use them in
-// the same push. Its patches, for sidecars (SIDECAR_OUTBOUND) and, when
-// the release names gateways, for gateways (GATEWAY):
+// One EnvoyFilter per release and patch context, so that istiod applies
+// a release's clusters and the routes that use them in the same push:
+//
+//   - for sidecars (SIDECAR_OUTBOUND), in the release's own namespace.
+//     Istio applies an EnvoyFilter outside its root namespace to the
+//     proxies of that namespace only, so a release reaches its own
+//     namespace's clients and can never patch another tenant's proxies.
+//     Options.MeshWideSidecars moves it to the root namespace, for
+//     clients in every namespace (its patches still touch only names of
+//     the release's own Service: its virtual host, its cluster IPs).
+//   - for gateways (GATEWAY), when the release names gateways, in the
+//     root namespace, where the shared gateways find it. These patches
+//     select virtual hosts by the release's hosts: the traffic controller
+//     passes only hosts the Canary's namespace owns
+//     (v1alpha1.HostOwnership), and admission rejects the others.
+//
+// Their patches:
 //
 //   - CLUSTER ADD of translate's three clusters, whose EDS config source
 //     points at serin, never at istiod: a weight step stays one EDS push

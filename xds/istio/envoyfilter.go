@@ -1,6 +1,7 @@
 package istio
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -44,10 +45,24 @@ func SidecarVirtualHost(r *model.Release) string {
 	return fmt.Sprintf("%s.%s.svc.cluster.local:%d", r.Service, r.Namespace, r.Port)
 }
 
+// GatewayEnvoyFilterName names the EnvoyFilter of a release's gateway
+// patches.
+func GatewayEnvoyFilterName(r *model.Release) string { return EnvoyFilterName(r) + "-gateway" }
+
 // RenderEnvoyFilters returns the EnvoyFilters that splice release r into
-// Istio's proxies. It is pure: the same release and options give the same
-// objects. Today that is one object per release, so that istiod applies
-// the clusters and the routes that use them in the same push.
+// Istio's proxies, sorted by namespace and name. It is pure: the same
+// release and options give the same objects. One object per patch
+// context, so that istiod applies the clusters and the routes that use
+// them in the same push:
+//
+//   - sidecars (SIDECAR_OUTBOUND): in the release's own namespace, where
+//     Istio applies it to that namespace's proxies only, so a release can
+//     never reach another tenant's proxies; with Options.MeshWideSidecars,
+//     in the root namespace instead (every client in the mesh).
+//   - gateways (GATEWAY), when the release names gateways: in the root
+//     namespace, where the shared gateways' proxies find it. Its patches
+//     select virtual hosts by the release's hosts, so the caller must pass
+//     only hosts the release's namespace owns (v1alpha1.HostOwnership).
 func RenderEnvoyFilters(r *model.Release, opts Options) ([]*clientnetworking.EnvoyFilter, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -58,29 +73,43 @@ func RenderEnvoyFilters(r *model.Release, opts Options) ([]*clientnetworking.Env
 		return nil, err
 	}
 	p := patcher{r: r, res: res, proxy: proxyMatch(o.ProxyMetadata)}
-	contexts := []networking.EnvoyFilter_PatchContext{networking.EnvoyFilter_SIDECAR_OUTBOUND}
-	if len(r.Gateways) > 0 && r.Protocol != model.TCP {
-		contexts = append(contexts, networking.EnvoyFilter_GATEWAY)
+	sidecarNS := r.Namespace
+	if o.MeshWideSidecars {
+		sidecarNS = o.Namespace
 	}
-	var patches []*networking.EnvoyFilter_EnvoyConfigObjectPatch
-	for _, ctx := range contexts {
-		ps, err := p.patches(ctx)
+	scopes := []filterScope{{networking.EnvoyFilter_SIDECAR_OUTBOUND, sidecarNS, EnvoyFilterName(r)}}
+	if len(r.Gateways) > 0 && r.Protocol != model.TCP {
+		scopes = append(scopes, filterScope{networking.EnvoyFilter_GATEWAY, o.Namespace, GatewayEnvoyFilterName(r)})
+	}
+	var out []*clientnetworking.EnvoyFilter
+	for _, sc := range scopes {
+		patches, err := p.patches(sc.ctx)
 		if err != nil {
 			return nil, fmt.Errorf("release %s: %w", r.Key(), err)
 		}
-		patches = append(patches, ps...)
+		ef := &clientnetworking.EnvoyFilter{
+			TypeMeta: metav1.TypeMeta{APIVersion: "networking.istio.io/v1alpha3", Kind: "EnvoyFilter"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        sc.name,
+				Namespace:   sc.namespace,
+				Labels:      map[string]string{LabelManagedBy: ManagedBy, LabelRelease: ReleaseHash(r)},
+				Annotations: map[string]string{AnnotationRelease: r.Key()},
+			},
+		}
+		ef.Spec.ConfigPatches = patches
+		out = append(out, ef)
 	}
-	ef := &clientnetworking.EnvoyFilter{
-		TypeMeta: metav1.TypeMeta{APIVersion: "networking.istio.io/v1alpha3", Kind: "EnvoyFilter"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        EnvoyFilterName(r),
-			Namespace:   o.Namespace,
-			Labels:      map[string]string{LabelManagedBy: ManagedBy, LabelRelease: ReleaseHash(r)},
-			Annotations: map[string]string{AnnotationRelease: r.Key()},
-		},
-	}
-	ef.Spec.ConfigPatches = patches
-	return []*clientnetworking.EnvoyFilter{ef}, nil
+	slices.SortFunc(out, func(a, b *clientnetworking.EnvoyFilter) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+// filterScope is one EnvoyFilter of a release: the proxies it patches and
+// where it lives.
+type filterScope struct {
+	ctx             networking.EnvoyFilter_PatchContext
+	namespace, name string
 }
 
 func proxyMatch(md map[string]string) *networking.EnvoyFilter_ProxyMatch {

@@ -2,6 +2,7 @@ package istio
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -25,16 +26,23 @@ import (
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
+// render returns the release's sidecar EnvoyFilter with the patches of
+// its gateway EnvoyFilter, if any, appended.
 func render(t *testing.T, c testCase) *clientnetworking.EnvoyFilter {
 	t.Helper()
 	efs, err := RenderEnvoyFilters(&c.Release, c.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(efs) != 1 {
-		t.Fatalf("want one EnvoyFilter per release, got %d", len(efs))
+	slices.SortFunc(efs, func(a, b *clientnetworking.EnvoyFilter) int { return strings.Compare(a.Name, b.Name) })
+	if len(efs) == 0 || len(efs) > 2 {
+		t.Fatalf("want a sidecar EnvoyFilter and at most one for gateways, got %d", len(efs))
 	}
-	return efs[0]
+	out := efs[0].DeepCopy()
+	for _, ef := range efs[1:] {
+		out.Spec.ConfigPatches = append(out.Spec.ConfigPatches, ef.Spec.ConfigPatches...)
+	}
+	return out
 }
 
 // value decodes a patch value into the Envoy type istiod builds for its
@@ -206,7 +214,7 @@ func TestRenderEnvoyFiltersShape(t *testing.T) {
 		if a.Name != b.Name || a.Labels[LabelRelease] != b.Labels[LabelRelease] {
 			t.Fatal("two renders differ")
 		}
-		if a.Name != "serin-test-podinfo-9898-"+a.Labels[LabelRelease][:8] || a.Namespace != DefaultNamespace {
+		if a.Name != "serin-test-podinfo-9898-"+a.Labels[LabelRelease][:8] || a.Namespace != "test" {
 			t.Errorf("name %s/%s", a.Namespace, a.Name)
 		}
 		if a.Labels[LabelManagedBy] != ManagedBy || a.Annotations[AnnotationRelease] != "test/podinfo/9898" {
@@ -250,6 +258,32 @@ func TestRenderEnvoyFiltersShape(t *testing.T) {
 		}
 		if render(t, all["http-bootstrap-override"]).Spec.GetConfigPatches()[0].GetMatch().GetContext() != networking.EnvoyFilter_SIDECAR_OUTBOUND {
 			t.Error("want sidecar patches")
+		}
+	})
+	t.Run("sidecar patches live in the release's namespace, gateway patches in the root namespace", func(t *testing.T) {
+		c := all["gateway"]
+		for _, meshWide := range []bool{false, true} {
+			c.Options.MeshWideSidecars = meshWide
+			efs, err := RenderEnvoyFilters(&c.Release, c.Options)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{
+				EnvoyFilterName(&c.Release) + "/" + networking.EnvoyFilter_SIDECAR_OUTBOUND.String(): "test",
+				GatewayEnvoyFilterName(&c.Release) + "/" + networking.EnvoyFilter_GATEWAY.String():   DefaultNamespace,
+			}
+			if meshWide {
+				want[EnvoyFilterName(&c.Release)+"/"+networking.EnvoyFilter_SIDECAR_OUTBOUND.String()] = DefaultNamespace
+			}
+			got := map[string]string{}
+			for _, ef := range efs {
+				for _, p := range ef.Spec.GetConfigPatches() {
+					got[ef.Name+"/"+p.GetMatch().GetContext().String()] = ef.Namespace
+				}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("meshWideSidecars=%t: filter/context → namespace %v, want %v", meshWide, got, want)
+			}
 		}
 	})
 	t.Run("TCP patches the service's own listeners only", func(t *testing.T) {

@@ -42,8 +42,16 @@ type Options struct {
 	// translate.SourceGoogleGRPC: Istio's proxies have no ADS stream to
 	// serin.
 	Translate translate.Options `yaml:"translate"`
-	// Namespace of the EnvoyFilters; empty means DefaultNamespace.
+	// Namespace is Istio's root namespace, where the gateway patches go
+	// (and the sidecar patches with MeshWideSidecars); empty means
+	// DefaultNamespace.
 	Namespace string `yaml:"namespace,omitempty"`
+	// MeshWideSidecars puts the sidecar patches in the root namespace, so
+	// that clients in every namespace take part in the release, instead of
+	// the release's namespace (its own clients only). The patches touch
+	// only names of the release's own Service, but a patch Envoy rejects
+	// then reaches every proxy of the mesh.
+	MeshWideSidecars bool `yaml:"meshWideSidecars,omitempty"`
 	// ProxyMetadata limits every patch to proxies whose node metadata has
 	// these entries. In bootstrap-override mode it defaults to
 	// {SERIN_XDS: bootstrap}, which RenderBootstrapOverride writes into

@@ -67,9 +67,13 @@ type Controller struct {
 	// Peers shares what each replica's proxies applied; nil for a single
 	// replica.
 	Peers *Peers
+	// Hosts, when set, limits the hosts served to those the Canary's
+	// namespace owns.
+	Hosts HostOwners
 
-	mu        sync.Mutex
-	published map[types.NamespacedName]*published
+	mu         sync.Mutex
+	published  map[types.NamespacedName]*published
+	hostChecks map[types.NamespacedName]*hostCheck
 }
 
 // published is what was last served for a Canary.
@@ -109,6 +113,7 @@ func trafficOf(c *v1alpha1.Canary) traffic {
 // the xDS server answers anyone.
 func (x *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	x.published = map[types.NamespacedName]*published{}
+	x.hostChecks = map[types.NamespacedName]*hostCheck{}
 	enqueueNamespace := handler.EnqueueRequestsFromMapFunc(x.canariesInNamespace)
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("traffic").
@@ -246,7 +251,11 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Not initialised yet: the engine writes status first.
 		return reconcile.Result{}, nil
 	}
-	in := build.Input{Canary: &c}
+	owned, err := x.ownedHosts(ctx, &c)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	in := build.Input{Canary: owned}
 	var d appsv1.Deployment
 	if err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.TargetName()}, &d); err == nil {
 		in.Target = &d
@@ -341,6 +350,7 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 	x.mu.Lock()
 	p := x.published[key]
 	delete(x.published, key)
+	delete(x.hostChecks, key)
 	x.mu.Unlock()
 	if p == nil {
 		return nil

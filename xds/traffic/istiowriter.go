@@ -63,9 +63,9 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 		ef.SetManagedFields(nil)
 		ef.SetResourceVersion("")
 		if err := w.apply(ctx, ef); err != nil {
-			return fmt.Errorf("apply envoyfilter %s: %w", ef.Name, err)
+			return fmt.Errorf("apply envoyfilter %s/%s: %w", ef.Namespace, ef.Name, err)
 		}
-		keep[ef.Name] = true
+		keep[ef.Namespace+"/"+ef.Name] = true
 	}
 	if err := w.prune(ctx, istio.ReleaseHash(rel), keep); err != nil {
 		return err
@@ -82,7 +82,7 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	return nil
 }
 
-// Delete removes a release's EnvoyFilters.
+// Delete removes a release's EnvoyFilters, in every namespace.
 func (w *IstioWriter) Delete(ctx context.Context, key string) error {
 	w.mu.Lock()
 	delete(w.last, key)
@@ -99,17 +99,21 @@ func (w *IstioWriter) Delete(ctx context.Context, key string) error {
 	return w.prune(ctx, istio.ReleaseHash(&rel), nil)
 }
 
+// prune deletes the release's EnvoyFilters that keep (namespace/name)
+// does not list, in every namespace: this also removes what an earlier
+// version wrote elsewhere (the sidecar patches used to live in the root
+// namespace), on the first write after an upgrade.
 func (w *IstioWriter) prune(ctx context.Context, hash string, keep map[string]bool) error {
 	var list networkingv1alpha3.EnvoyFilterList
 	if err := w.Client.List(ctx, &list, client.MatchingLabels{istio.LabelRelease: hash}); err != nil {
 		return fmt.Errorf("list envoyfilters: %w", err)
 	}
 	for _, ef := range list.Items {
-		if keep[ef.Name] {
+		if keep[ef.Namespace+"/"+ef.Name] {
 			continue
 		}
 		if err := w.Client.Delete(ctx, ef); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete envoyfilter %s: %w", ef.Name, err)
+			return fmt.Errorf("delete envoyfilter %s/%s: %w", ef.Namespace, ef.Name, err)
 		}
 	}
 	return nil

@@ -34,6 +34,7 @@ type controllerOptions struct {
 	logFormat         string
 	istioMode         string
 	istioXDSAddress   string
+	istioMeshWide     bool
 	replicaName       string
 	xdsTLSCert        string
 	xdsTLSKey         string
@@ -78,6 +79,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")
 	f.StringVar(&o.istioXDSAddress, "istio-xds-address", "", "host:port Istio's Envoys use to reach serin's xDS server")
+	f.BoolVar(&o.istioMeshWide, "istio-mesh-wide-sidecars", false, "write a release's sidecar EnvoyFilter to Istio's root namespace, so clients in every namespace take part (default: the release's namespace, its own clients only)")
 	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM); with --xds-tls-key, xDS is served over TLS, hot-reloaded")
 	f.StringVar(&o.xdsTLSKey, "xds-tls-key", "", "private key of --xds-tls-cert")
 	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "CA bundle (PEM) that proxies' client certificates must chain to (mTLS; the certificate's identity names the node)")

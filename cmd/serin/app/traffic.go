@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/serin-dev/serin/admission"
 	"github.com/serin-dev/serin/xds/istio"
 	xdsserver "github.com/serin-dev/serin/xds/server"
 	"github.com/serin-dev/serin/xds/traffic"
@@ -46,6 +47,7 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, log logr.Logger) (traff
 	}
 	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
 	c := &traffic.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
+		Hosts: &admission.HostOwners{Reader: mgr.GetClient()},
 		Peers: &traffic.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
 	if c.Istio, err = istioWriter(o, mgr); err != nil {
 		return trafficParts{}, &exitError{code: 2, err: err}
@@ -93,7 +95,7 @@ func xdsTLSConfig(o controllerOptions, mgr ctrl.Manager) (*tls.Config, error) {
 
 // istioWriter configures the Istio glue from the flags.
 func istioWriter(o controllerOptions, mgr ctrl.Manager) (*traffic.IstioWriter, error) {
-	opts := istio.Options{XDSAddress: o.istioXDSAddress}
+	opts := istio.Options{XDSAddress: o.istioXDSAddress, MeshWideSidecars: o.istioMeshWide}
 	switch strings.ToLower(o.istioMode) {
 	case "none", "":
 		return nil, nil

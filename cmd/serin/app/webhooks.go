@@ -73,7 +73,7 @@ func setupWebhooks(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator
 		}
 	}
 	metrics := admission.NewMetrics(crmetrics.Registry)
-	admission.Register(mgr.GetWebhookServer(), metrics, log)
+	admission.Register(mgr.GetWebhookServer(), metrics, log, admission.WithHostOwners(&admission.HostOwners{Reader: mgr.GetClient()}))
 	if strings.EqualFold(o.istioMode, "bootstrap") {
 		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), metrics, istio.DefaultBootstrapConfigMap)
 	}
