@@ -2,10 +2,12 @@ package certs
 
 import (
 	"crypto/x509"
+	"slices"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestIssueClient(t *testing.T) {
@@ -44,5 +46,42 @@ func TestIssueClient(t *testing.T) {
 	}
 	if _, _, err := IssueClient(Bundle{}, now, time.Hour, id); err == nil {
 		t.Error("issued without a CA")
+	}
+}
+
+// TestRotatorForXDS: the serving certificate also covers the xDS Service,
+// and the CAs of the Secret verify client certificates issued from it.
+func TestRotatorForXDS(t *testing.T) {
+	r, err := New(fake.NewClientset(), Options{Namespace: "serin-system", ExtraServices: []string{"serin-xds"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(r.Policy().DNSNames, "serin-xds.serin-system.svc") || !slices.Contains(r.Policy().DNSNames, "serin-webhook.serin-system.svc") {
+		t.Errorf("DNS names %v", r.Policy().DNSNames)
+	}
+	if r.TrustedCAs() != nil {
+		t.Error("trusted CAs before the Secret is loaded")
+	}
+	now := time.Now()
+	ca, caKey, err := newCA(now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := newServing(now, time.Hour, ca, caKey, r.Policy().DNSNames, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Bundle{CAs: []*x509.Certificate{ca}, CAKey: caKey, Cert: cert, Key: key}
+	data, err := b.SecretData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.load(&corev1.Secret{Data: data})
+	client, _, err := IssueClient(b, now, time.Hour, SPIFFEID("cluster.local", "a", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Verify(x509.VerifyOptions{Roots: r.TrustedCAs(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client certificate not verified by the trusted CAs: %v", err)
 	}
 }
