@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/serin-dev/serin/admission/certs"
 	"github.com/serin-dev/serin/integration/cluster"
 )
 
@@ -74,13 +75,20 @@ func (c XDSCredentials) DialOption() (grpc.DialOption, error) {
 }
 
 // xdsIssuer issues credentials for the clients of one serin, once per
-// namespace.
+// namespace, in process with the code behind `serin xds-cert`, so that
+// tests running in parallel do not queue behind one another's processes.
 type xdsIssuer struct {
-	bin, kubeconfig, dir string
-	plaintext            bool
+	c         *cluster.Cluster
+	plaintext bool
 
 	mu   sync.Mutex
-	byNS map[string]XDSCredentials
+	byNS map[string]*xdsOnce
+}
+
+type xdsOnce struct {
+	once  sync.Once
+	creds XDSCredentials
+	err   error
 }
 
 // xdsIssuers are the running serins' issuers, by xDS address.
@@ -93,8 +101,7 @@ func (s *Serin) registerXDS() {
 	for _, a := range s.opts.ExtraArgs {
 		plaintext = plaintext || a == "--xds-plaintext" || a == "--xds-plaintext=true"
 	}
-	xdsIssuers.Store(s.XDSAddress(), &xdsIssuer{bin: s.bin, kubeconfig: s.c.Kubeconfig, dir: s.c.Dir,
-		plaintext: plaintext, byNS: map[string]XDSCredentials{}})
+	xdsIssuers.Store(s.XDSAddress(), &xdsIssuer{c: s.c, plaintext: plaintext, byNS: map[string]*xdsOnce{}})
 }
 
 // XDSCredentialsFor are credentials for a client in namespace of the serin
@@ -110,16 +117,41 @@ func XDSCredentialsFor(ctx context.Context, xdsAddress, namespace string) (XDSCr
 		return XDSCredentials{}, nil
 	}
 	is.mu.Lock()
-	defer is.mu.Unlock()
-	if c, ok := is.byNS[namespace]; ok {
-		return c, nil
+	o := is.byNS[namespace]
+	if o == nil {
+		o = &xdsOnce{}
+		is.byNS[namespace] = o
 	}
-	c, err := IssueXDSCredentials(ctx, is.bin, is.kubeconfig, namespace, is.dir)
+	is.mu.Unlock()
+	o.once.Do(func() { o.creds, o.err = is.issue(ctx, namespace) })
+	return o.creds, o.err
+}
+
+// issue writes the Secret as `serin xds-cert` does and its files into a
+// new directory.
+func (is *xdsIssuer) issue(ctx context.Context, namespace string) (XDSCredentials, error) {
+	cs, err := is.c.Clientset()
 	if err != nil {
 		return XDSCredentials{}, err
 	}
-	is.byNS[namespace] = c
-	return c, nil
+	s, err := certs.WriteClientSecret(ctx, cs, certs.ClientRequest{
+		SerinNamespace: Namespace, SerinSecret: certs.DefaultSecretName,
+		Namespace: namespace, ServiceAccount: "default", SecretName: "serin-xds-client",
+		TrustDomain: "cluster.local", Lifetime: time.Hour, Now: time.Now(),
+	})
+	if err != nil {
+		return XDSCredentials{}, err
+	}
+	dir, err := os.MkdirTemp(is.c.Dir, "xds-client-"+namespace+"-")
+	if err != nil {
+		return XDSCredentials{}, err
+	}
+	for k, v := range s.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+			return XDSCredentials{}, err
+		}
+	}
+	return XDSCredentials{Dir: dir}, nil
 }
 
 // XDSDialOption is the transport of a raw xDS client in namespace of the

@@ -98,9 +98,20 @@ func testSecurity(t *testing.T, e *env) {
 		}
 	}
 
-	// A proxy of namespace B, with a certificate serin issued for B.
+	// A proxy of namespace B, with a certificate for B from `serin xds-cert`.
 	other := e.c.Namespace(t)
-	b := harness.XDSDialOption(t, addr, other)
+	bin, err := harness.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bCreds, err := harness.IssueXDSCredentials(context.Background(), bin, e.c.Kubeconfig, other, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bCreds.DialOption()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for typ, n := range names {
 		if got, err := fetch(addr, b, typ, n, ""); err != nil || got > 0 {
 			t.Errorf("B asked for %s %v: %d resources (error %v), want none", typ, n, got, err)
