@@ -51,6 +51,9 @@ type Options struct {
 	// ServiceName is the webhook Service; the serving certificate is valid
 	// for its DNS names.
 	ServiceName string
+	// ExtraServices are more Services in Namespace served with the same
+	// certificate (the xDS Service); it is valid for their DNS names too.
+	ExtraServices []string
 	// WebhookConfigName names the MutatingWebhookConfiguration and the
 	// ValidatingWebhookConfiguration whose caBundles are kept current.
 	WebhookConfigName string
@@ -84,6 +87,7 @@ type Rotator struct {
 	metrics *Metrics
 
 	cert atomic.Pointer[tls.Certificate]
+	cas  atomic.Pointer[x509.CertPool]
 	wake chan struct{}
 
 	secret, mutating, validating cache.SharedIndexInformer
@@ -126,6 +130,9 @@ func New(client kubernetes.Interface, opts Options) (*Rotator, error) {
 		PropagationDelay: opts.PropagationDelay,
 		DNSNames:         ServiceNames(opts.ServiceName, opts.Namespace),
 		IPs:              opts.IPs,
+	}
+	for _, svc := range opts.ExtraServices {
+		p.DNSNames = append(p.DNSNames, ServiceNames(svc, opts.Namespace)...)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("certs: %w", err)
@@ -192,6 +199,11 @@ func (r *Rotator) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	}
 	return nil, errors.New("no webhook serving certificate yet")
 }
+
+// TrustedCAs are the CAs of the Secret (the signing one and those still
+// trusted), for verifying client certificates serin issued; nil before the
+// Secret is loaded. The pool must not be modified.
+func (r *Rotator) TrustedCAs() *x509.CertPool { return r.cas.Load() }
 
 // ConfigureTLS makes a TLS config serve the Rotator's certificate; pass it
 // in webhook.Options.TLSOpts.
@@ -279,7 +291,15 @@ func (r *Rotator) load(obj any) {
 	if !ok {
 		return
 	}
-	c := ParseSecretData(s.Data).TLSCertificate()
+	b := ParseSecretData(s.Data)
+	if len(b.CAs) > 0 {
+		pool := x509.NewCertPool()
+		for _, ca := range b.CAs {
+			pool.AddCert(ca)
+		}
+		r.cas.Store(pool)
+	}
+	c := b.TLSCertificate()
 	if c == nil {
 		return
 	}

@@ -35,6 +35,7 @@ type demo struct {
 		webhook, health int
 	}
 	xdsAddress string
+	xdsCreds   harness.XDSCredentials
 	metrics    string
 	prom       *prometheus.Prometheus
 	traffic    *traffic
@@ -88,11 +89,16 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
+	d.xdsCreds, err = harness.IssueXDSCredentials(ctx, filepath.Join(d.o.bin, "serin"), d.kubeconfig, demoNamespace, d.o.dir)
+	if err != nil {
+		return err
+	}
+	d.say("xDS: client certificate for namespace %s issued with `serin xds-cert` (files in %s)", demoNamespace, d.rel(d.xdsCreds.Dir))
 	d.traffic = &traffic{}
 	tctx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
 	target := "podinfo." + demoNamespace + ":9999"
-	go func() { _ = runTraffic(tctx, d.xdsAddress, "demo-client", target, d.o.rps, d.traffic) }()
+	go func() { _ = runTraffic(tctx, d.xdsAddress, d.xdsCreds, "demo-client", target, d.o.rps, d.traffic) }()
 	d.say("traffic: %d requests/s from a grpc-go xDS client to xds:///%s", d.o.rps, target)
 	time.Sleep(2 * time.Second)
 	d.say("traffic: %s", d.traffic.summary(2*time.Second))
@@ -110,7 +116,7 @@ func (d *demo) run(ctx context.Context) error {
 	// Leave a gentle load running so Prometheus keeps showing both tracks.
 	self, err := os.Executable()
 	if err == nil {
-		_, err = startDetached(d.o.dir, procTraffic, self, "traffic", "-xds", d.xdsAddress, "-target", target, "-rps", "5")
+		_, err = startDetached(d.o.dir, procTraffic, self, "traffic", "-xds", d.xdsAddress, "-xds-certs", d.xdsCreds.Dir, "-target", target, "-rps", "5")
 	}
 	if err != nil {
 		d.say("background traffic not started: %v", err)

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
 )
 
 func main() {
@@ -48,12 +49,13 @@ func main() {
 func trafficMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("traffic", flag.ContinueOnError)
 	xdsAddr := fs.String("xds", "", "serin's xDS address")
+	certs := fs.String("xds-certs", "", "directory with the xDS client certificate (tls.crt, tls.key, ca.crt); empty: plaintext")
 	target := fs.String("target", "", "service host:port")
 	rps := fs.Int("rps", 10, "requests per second")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return runTraffic(ctx, *xdsAddr, "demo-background", *target, *rps, nil)
+	return runTraffic(ctx, *xdsAddr, harness.XDSCredentials{Dir: *certs}, "demo-background", *target, *rps, nil)
 }
 
 // options of the demo.

@@ -30,8 +30,8 @@ type traffic struct {
 }
 
 // runTraffic calls target at rps until ctx ends.
-func runTraffic(ctx context.Context, xdsAddress, nodeID, target string, rps int, tr *traffic) error {
-	conn, err := harness.NewXDSClient(xdsAddress, nodeID, target)
+func runTraffic(ctx context.Context, xdsAddress string, creds harness.XDSCredentials, nodeID, target string, rps int, tr *traffic) error {
+	conn, err := harness.NewXDSClient(xdsAddress, nodeID, target, creds)
 	if err != nil {
 		return err
 	}

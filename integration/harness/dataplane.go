@@ -16,9 +16,17 @@ import (
 
 // XDSClient is a grpc-go channel to xds:///target, bootstrapped to serin's
 // xDS server: an independent, production xDS client as the data plane.
+// It has a client certificate for the target's namespace (<svc>.<ns>:<port>)
+// when serin serves mutual TLS.
 func XDSClient(t testing.TB, xdsAddress, nodeID, target string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := NewXDSClient(xdsAddress, nodeID, target)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	creds, err := XDSCredentialsFor(ctx, xdsAddress, TargetNamespace(target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := NewXDSClient(xdsAddress, nodeID, target, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,13 +34,13 @@ func XDSClient(t testing.TB, xdsAddress, nodeID, target string) *grpc.ClientConn
 	return conn
 }
 
-// NewXDSClient is XDSClient outside a test (e.g. for the demo); the caller
-// closes the channel.
-func NewXDSClient(xdsAddress, nodeID, target string) (*grpc.ClientConn, error) {
+// NewXDSClient is XDSClient outside a test (e.g. for the demo), with the
+// given credentials; the caller closes the channel.
+func NewXDSClient(xdsAddress, nodeID, target string, creds XDSCredentials) (*grpc.ClientConn, error) {
 	bootstrap := fmt.Sprintf(`{
-		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+		"xds_servers": [{"server_uri": %q, "channel_creds": %s, "server_features": ["xds_v3"]}],
 		"node": {"id": %q, "cluster": "serin-tests"}
-	}`, xdsAddress, nodeID)
+	}`, xdsAddress, creds.bootstrapCreds(), nodeID)
 	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
 	if err != nil {
 		return nil, err

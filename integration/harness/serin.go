@@ -233,6 +233,7 @@ func (s *Serin) Start(ctx context.Context) error {
 		return err
 	}
 	s.proc = proc
+	s.registerXDS()
 	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", s.Ports.Health)
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {

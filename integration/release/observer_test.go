@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/serin-dev/serin/integration/harness"
 )
 
 const typeEDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -36,6 +38,7 @@ type seen struct {
 // serves right after each restart.
 type adsObserver struct {
 	addr, node, resource string
+	creds                grpc.DialOption
 
 	mu      sync.Mutex
 	seen    []seen
@@ -43,7 +46,9 @@ type adsObserver struct {
 }
 
 func observeEDS(t *testing.T, addr, node, resource string) *adsObserver {
-	o := &adsObserver{addr: addr, node: node, resource: resource}
+	// resource is serin/<ns>/<svc>/<port>: the observer is a proxy of <ns>.
+	o := &adsObserver{addr: addr, node: node, resource: resource,
+		creds: harness.XDSDialOption(t, addr, strings.Split(resource, "/")[1])}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); o.run(ctx) }()
@@ -67,7 +72,7 @@ func (o *adsObserver) run(ctx context.Context) {
 
 // stream runs one ADS stream until it breaks.
 func (o *adsObserver) stream(ctx context.Context, conn int) error {
-	cc, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(o.addr, o.creds)
 	if err != nil {
 		return err
 	}

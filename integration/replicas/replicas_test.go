@@ -15,7 +15,6 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
@@ -60,7 +59,8 @@ type stuckProxy struct {
 const typeEDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
 func connectStuck(t *testing.T, addr, resource string) *stuckProxy {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// resource is serin/<ns>/<svc>/<port>: the proxy is one of <ns>.
+	conn, err := grpc.NewClient(addr, harness.XDSDialOption(t, addr, strings.Split(resource, "/")[1]))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,12 +14,14 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/xds/translate"
 )
 
@@ -41,6 +44,14 @@ static_resources:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: {http2_protocol_options: {}}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates: [{certificate_chain: {filename: %[5]s/tls.crt}, private_key: {filename: %[5]s/tls.key}}]
+          validation_context: {trusted_ca: {filename: %[5]s/ca.crt}}
     load_assignment:
       cluster_name: serin-xds
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[2]d}}}}]}]
@@ -90,7 +101,11 @@ func testEnvoy(t *testing.T, e *env) {
 	port := ports[0]
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "envoy.yaml")
-	boot := fmt.Sprintf(envoyBootstrap, "envoy-"+r.ns, e.s.Ports.XDS, port, "serin/"+r.ns+"/podinfo/9898")
+	creds, err := harness.XDSCredentialsFor(context.Background(), e.s.XDSAddress(), r.ns)
+	if err != nil || creds.Dir == "" {
+		t.Fatalf("client certificate for Envoy: %v", err)
+	}
+	boot := fmt.Sprintf(envoyBootstrap, "envoy-"+r.ns, e.s.Ports.XDS, port, "serin/"+r.ns+"/podinfo/9898", creds.Dir)
 	if err := os.WriteFile(cfg, []byte(boot), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +185,7 @@ func testEnvoy(t *testing.T, e *env) {
 // gives Envoy is a valid Bootstrap: it decodes strictly into Envoy's types
 // and passes serin's recursive validation.
 func TestEnvoyBootstrap(t *testing.T) {
-	y := fmt.Sprintf(envoyBootstrap, "envoy-test", 18000, 10000, "serin/test/podinfo/9898")
+	y := fmt.Sprintf(envoyBootstrap, "envoy-test", 18000, 10000, "serin/test/podinfo/9898", "/certs")
 	j, err := sigsyaml.YAMLToJSON([]byte(y))
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,8 @@ func TestTraffic(t *testing.T) {
 	// nothing else may run meanwhile.
 	t.Run("Restart", func(t *testing.T) { testRestart(t, e) })
 	t.Run("NACK", func(t *testing.T) { testNACK(t, e) })
+	// Counts NACKs and dropped load reports: alone as well.
+	t.Run("Security", func(t *testing.T) { testSecurity(t, e) })
 	// Envoy subscribes to every cluster (wildcard CDS): run it alone too.
 	t.Run("Envoy", func(t *testing.T) { testEnvoy(t, e) })
 	t.Run("Parallel", func(t *testing.T) {

@@ -66,6 +66,11 @@ func Release(in Input) (*model.Release, error) {
 	return r, nil
 }
 
+// ExportToAnnotation is Istio's annotation on a Service that limits the
+// namespaces it is visible in; serin serves the Service's release to the
+// same namespaces.
+const ExportToAnnotation = "networking.istio.io/exportTo"
+
 // base is the release's identity, hosts and the traffic in status.
 func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *model.Release {
 	st := c.Status
@@ -86,6 +91,7 @@ func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *m
 	}
 	if svc != nil {
 		r.ClusterIPs = clusterIPs(svc)
+		r.ExportTo = model.ParseExportTo(svc.Annotations[ExportToAnnotation])
 	}
 	return r
 }

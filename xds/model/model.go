@@ -71,6 +71,12 @@ type Release struct {
 	IstioMutualTLS bool `yaml:"istioMutualTLS,omitempty"`
 	// LoadReporting asks clients to send load reports (LRS) to serin.
 	LoadReporting bool `yaml:"loadReporting,omitempty"`
+
+	// ExportTo names the namespaces, besides its own, whose proxies may
+	// receive the release, with Istio's exportTo values: "." is the
+	// release's own namespace, "*" every namespace. Empty means every
+	// namespace (Istio's default).
+	ExportTo []string `yaml:"exportTo,omitempty"`
 }
 
 // TrackEndpoints are the pods of one track.
@@ -145,6 +151,50 @@ type Headers struct {
 // Key is the release's identity: <namespace>/<service>/<port>.
 func (r *Release) Key() string {
 	return fmt.Sprintf("%s/%s/%d", r.Namespace, r.Service, r.Port)
+}
+
+// Visibility is who may receive the release.
+func (r *Release) Visibility() Visibility {
+	return Visibility{Namespace: r.Namespace, ExportTo: slices.Clone(r.ExportTo)}
+}
+
+// Visibility says which namespaces' proxies may receive a release's
+// resources: always its own, and those its ExportTo lists.
+type Visibility struct {
+	Namespace string
+	ExportTo  []string
+}
+
+// VisibleTo reports whether proxies of namespace ns may receive the
+// release. An empty ns (a proxy without an identity) sees nothing.
+func (v Visibility) VisibleTo(ns string) bool {
+	if ns == "" {
+		return false
+	}
+	if ns == v.Namespace || len(v.ExportTo) == 0 {
+		return true
+	}
+	for _, e := range v.ExportTo {
+		if e == "*" || e == ns || (e == "." && ns == v.Namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseExportTo reads Istio's networking.istio.io/exportTo annotation: a
+// comma-separated list of namespaces, "." and "*". Blank entries are
+// dropped; the result is sorted. An annotation with nothing in it gives
+// nil (exported everywhere).
+func ParseExportTo(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ClusterName is the name of the weighted cluster (and of its

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/serin-dev/serin/xds/model"
 )
 
 // AppliedStatus answers "has every subscribed proxy applied generation gen
@@ -37,6 +39,7 @@ type target struct {
 	name     string
 	required Generation
 	history  []version // hash and generation only; at most historyLen
+	vis      model.Visibility
 }
 
 // gen returns the generation of a content, 0 if it is not remembered.
@@ -101,7 +104,7 @@ func (s *Server) targets(names []string, gen Generation) ([]target, []string) {
 			if e == nil || len(e.history) == 0 {
 				continue
 			}
-			t := target{kind: k, name: name, history: make([]version, len(e.history))}
+			t := target{kind: k, name: name, history: make([]version, len(e.history)), vis: s.idx.visibility[e.owner]}
 			// The content in force at gen; if gen predates the history, the
 			// oldest remembered content.
 			t.required = e.history[0].gen
@@ -130,8 +133,8 @@ func (st *streamState) applied(targets []target) (subscribed, applied bool, node
 	for i := range targets {
 		t := &targets[i]
 		ts := st.types[t.kind]
-		if ts == nil || !ts.subscribed(t.name) {
-			continue
+		if ts == nil || !ts.subscribed(t.name) || !st.who.sees(t.vis) {
+			continue // a stream that may not see a release is never sent it
 		}
 		subscribed = true
 		if h, ok := ts.acked[t.name]; ok && t.gen(h) >= t.required {

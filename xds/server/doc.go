@@ -70,13 +70,29 @@
 // (projectcontour/contour#1280). A held stream ends when its context does.
 // Load reports are accepted at once.
 //
+// # Who may ask for what
+//
+// Unless Options.Open (plaintext, which an admin asks for), a stream needs
+// a verified client certificate with a SPIFFE identity
+// (spiffe://<trust-domain>/ns/<ns>/sa/<sa>), else it ends with
+// Unauthenticated. Each published release carries a model.Visibility (its
+// namespace and its Service's exportTo); the tracker drops from every
+// response, state-of-the-world or delta, wildcard or not, the resources the
+// stream's namespace may not see, before it records what was sent. The
+// rest follows: a NACK blames only resources the stream was sent, Applied
+// does not wait for streams that may not see a release, and a proxy that
+// subscribes to another namespace's names gets empty responses.
+//
 // # Load reports
 //
 // The LRS service asks every client for all its clusters every second
 // (configurable), and files the counts per cluster, per locality sub_zone
 // (the track) and per second, for a bounded time. LoadReports sums them over
 // a window. grpc-go reports only on clusters whose CDS resource names an LRS
-// server (lrs_server: {self: {}}).
+// server (lrs_server: {self: {}}). Only clusters serin publishes and the
+// reporter may see are filed, at most MaxLoadClusters per stream; the rest
+// are counted in serin_xds_load_reports_dropped_total, so junk names never
+// grow the store.
 //
 // # Where go-control-plane shaped the code
 //

@@ -201,6 +201,9 @@ func startServer(t testing.TB, opts Options, ready bool) *harness {
 		t.Fatal(err)
 	}
 	opts.Listener = lis
+	if opts.TLS == nil {
+		opts.Open = true // plaintext tests: no identities, no access control
+	}
 	opts.Registerer = h.reg
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = testLogger(t)

@@ -45,10 +45,7 @@ func (ls *loadStore) add(now time.Time, stats []*endpointv3.ClusterStats) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, cs := range stats {
-		name := cs.GetClusterName()
-		if name == "" {
-			name = cs.GetClusterServiceName()
-		}
+		name := loadClusterName(cs)
 		if name == "" || len(cs.GetUpstreamLocalityStats()) == 0 {
 			continue
 		}
@@ -67,6 +64,44 @@ func (ls *loadStore) add(now time.Time, stats []*endpointv3.ClusterStats) {
 		ls.lastPrune = sec
 		ls.prune(oldest)
 	}
+}
+
+// loadClusterName is the cluster a report is filed under.
+func loadClusterName(cs *endpointv3.ClusterStats) string {
+	if name := cs.GetClusterName(); name != "" {
+		return name
+	}
+	return cs.GetClusterServiceName()
+}
+
+// admitLoad keeps the stats a load reporting stream may file: about
+// clusters serin serves that the reporter may see, on at most
+// MaxLoadClusters distinct clusters per stream (seen holds those admitted
+// so far). The rest are dropped and counted, so junk names never reach the
+// store.
+func (s *Server) admitLoad(p principal, seen map[string]struct{}, stats []*endpointv3.ClusterStats) []*endpointv3.ClusterStats {
+	names := make([]string, len(stats))
+	for i, cs := range stats {
+		names[i] = loadClusterName(cs)
+	}
+	published := s.visible(principal{open: true}, kindCluster, names)
+	visible := s.visible(p, kindCluster, names)
+	var out []*endpointv3.ClusterStats
+	for i, cs := range stats {
+		_, known := seen[names[i]]
+		switch {
+		case !published[i]:
+			s.metrics.dropped.WithLabelValues("unknown").Inc()
+		case !visible[i]:
+			s.metrics.dropped.WithLabelValues("denied").Inc()
+		case !known && len(seen) >= s.opts.MaxLoadClusters:
+			s.metrics.dropped.WithLabelValues("limit").Inc()
+		default:
+			seen[names[i]] = struct{}{}
+			out = append(out, cs)
+		}
+	}
+	return out
 }
 
 // bucket returns the bucket of sec for a cluster, creating it in order.
@@ -151,10 +186,12 @@ func (l *lrsService) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoa
 	}); err != nil {
 		return fmt.Errorf("sending load reporting request to %s: %w", node, err)
 	}
+	who := s.principal(stream.Context())
+	seen := map[string]struct{}{}
 	req := first
 	for {
-		if len(req.GetClusterStats()) > 0 {
-			s.loads.add(s.now(), req.GetClusterStats())
+		if stats := s.admitLoad(who, seen, req.GetClusterStats()); len(stats) > 0 {
+			s.loads.add(s.now(), stats)
 			s.metrics.reports.Inc()
 		}
 		req, err = stream.Recv()

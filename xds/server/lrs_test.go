@@ -27,6 +27,9 @@ func TestLoadReportsAggregatePerSecondAndTrack(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	h := startServer(t, Options{Now: clock.Now, LoadReportInterval: 250 * time.Millisecond, LoadRetention: time.Minute}, false)
 	const cluster = "serin/ns/svc/8080"
+	// Only clusters serin serves are filed.
+	mustPublish(t, h.s, "ns/svc/8080", newRelease("ns", "svc", 8080).resources(t, 0))
+	mustPublish(t, h.s, "ns/other/80", newRelease("ns", "other", 80).resources(t, 0))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -14,6 +14,9 @@ type metrics struct {
 	push      *prometheus.HistogramVec
 	ack       *prometheus.HistogramVec
 	reports   prometheus.Counter
+	denied    prometheus.Counter
+	withheld  *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -46,14 +49,30 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "serin_xds_load_reports_total",
 			Help: "Load reports received on the LRS service.",
 		}),
+		denied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "serin_xds_unauthenticated_streams_total",
+			Help: "xDS and LRS streams refused because the client had no SPIFFE identity.",
+		}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serin_xds_withheld_resources_total",
+			Help: "Resources left out of responses because the stream's namespace may not see their release, by resource type.",
+		}, []string{"type_url"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serin_xds_load_reports_dropped_total",
+			Help: "Cluster load stats dropped, by reason: unknown (not a served cluster), denied (not visible to the reporter), limit (too many clusters on one stream).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"unknown", "denied", "limit"} {
+		m.dropped.WithLabelValues(r)
 	}
 	for k := range numKinds {
 		u := k.typeURL()
+		m.withheld.WithLabelValues(u)
 		m.nacks.WithLabelValues(u)
 		m.sends.WithLabelValues(u)
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.connected, m.nacks, m.sends, m.push, m.ack, m.reports} {
+	for _, c := range []prometheus.Collector{m.connected, m.nacks, m.sends, m.push, m.ack, m.reports, m.denied, m.withheld, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
+	"github.com/serin-dev/serin/xds/model"
 	"github.com/serin-dev/serin/xds/translate"
 )
 
@@ -68,10 +69,12 @@ type index struct {
 	gen      Generation
 	entries  [numKinds]map[string]*entry
 	releases map[string]*[numKinds][]string // key → sorted names per kind
+	// visibility is who may receive each release, by key.
+	visibility map[string]model.Visibility
 }
 
 func newIndex() *index {
-	idx := &index{releases: map[string]*[numKinds][]string{}}
+	idx := &index{releases: map[string]*[numKinds][]string{}, visibility: map[string]model.Visibility{}}
 	for k := range idx.entries {
 		idx.entries[k] = map[string]*entry{}
 	}
@@ -217,6 +220,9 @@ func (s *Server) Publish(key string, res *translate.Resources) (Generation, erro
 		}
 	}
 	idx.releases[key] = &names
+	if res != nil {
+		idx.visibility[key] = res.Visibility
+	}
 	idx.mu.Unlock()
 
 	if err := s.apply(&ch); err != nil {
@@ -248,6 +254,7 @@ func (s *Server) Remove(key string) error {
 		ch.deletes[k] = old[k]
 	}
 	delete(idx.releases, key)
+	delete(idx.visibility, key)
 	idx.gen++
 	idx.mu.Unlock()
 

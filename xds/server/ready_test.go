@@ -70,7 +70,7 @@ func TestHeldStreamsDoNotBlockShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Listener: lis, Logger: testLogger(t), ShutdownTimeout: time.Minute})
+	s, err := New(Options{Listener: lis, Logger: testLogger(t), ShutdownTimeout: time.Minute, Open: true})
 	if err != nil {
 		t.Fatal(err)
 	}

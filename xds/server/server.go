@@ -43,6 +43,15 @@ type Options struct {
 	// verify client certificates, each stream's identity is taken from the
 	// client certificate (URI SAN, else DNS SAN, else CN).
 	TLS *tls.Config
+	// Open turns access control off: every client, with or without an
+	// identity, is served every release, and its NACKs and load reports
+	// count. Only for plaintext xDS that an admin asked for. Otherwise a
+	// client needs a SPIFFE identity in a verified certificate and gets only
+	// what its namespace may see (see authz.go).
+	Open bool
+	// MaxLoadClusters bounds the distinct clusters one load reporting
+	// stream may report on; reports on more are dropped. Default 64.
+	MaxLoadClusters int
 
 	// MaxConcurrentStreams per HTTP/2 connection; default 1000.
 	MaxConcurrentStreams uint32
@@ -94,6 +103,9 @@ func (o *Options) defaults() {
 	}
 	if o.LoadReportInterval == 0 {
 		o.LoadReportInterval = time.Second
+	}
+	if o.MaxLoadClusters == 0 {
+		o.MaxLoadClusters = 64
 	}
 	if o.LoadRetention == 0 {
 		o.LoadRetention = 15 * time.Minute
@@ -232,7 +244,7 @@ func (s *Server) run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
 	s.log.Info("xDS server listening", "address", lis.Addr().String(), "tls", s.opts.TLS != nil,
-		"versionPrefix", s.prefix)
+		"accessControl", !s.opts.Open, "versionPrefix", s.prefix)
 
 	select {
 	case err := <-serveErr:
@@ -273,9 +285,13 @@ func (s *Server) grpcOptions(ctx context.Context) []grpc.ServerOption {
 // gate holds discovery streams until SetReady: the connection and the stream
 // are accepted, but the handler (and so go-control-plane) does not read the
 // first request before the server is ready. A stream that ends while held
-// ends with its context's error. Load reporting is not gated.
+// ends with its context's error. Load reporting is not gated. Streams of
+// clients without an identity end at once (unless the server is Open).
 func (s *Server) gate(ctx context.Context) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := s.admit(ss.Context()); err != nil {
+			return err
+		}
 		if strings.HasPrefix(info.FullMethod, "/"+lrsv3.LoadReportingService_ServiceDesc.ServiceName+"/") {
 			return handler(srv, ss)
 		}

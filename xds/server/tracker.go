@@ -33,6 +33,7 @@ type streamState struct {
 	typeURL  string // "" on ADS, else the type of the type-specific service
 	service  string // "ads" or the type-specific service, for metrics
 	identity string // from the verified client certificate, if any
+	who      principal
 	opened   time.Time
 
 	mu      sync.Mutex
@@ -212,7 +213,8 @@ func (t *tracker) get(k streamKey) *streamState {
 }
 
 func (t *tracker) open(ctx context.Context, k streamKey, typeURL string) {
-	st := &streamState{key: k, typeURL: typeURL, service: serviceName(typeURL), identity: peerIdentity(ctx), opened: t.s.now()}
+	who := t.s.principal(ctx)
+	st := &streamState{key: k, typeURL: typeURL, service: serviceName(typeURL), identity: who.identity, who: who, opened: t.s.now()}
 	t.mu.Lock()
 	t.streams[k] = st
 	t.mu.Unlock()
@@ -311,14 +313,10 @@ func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 	st := t.get(streamKey{id: id})
 	k, ok := kindOf(resp.GetTypeUrl())
 	if st == nil || !ok {
+		resp.Resources = nil // nothing is sent to a stream serin does not know
 		return
 	}
-	r := &sentResponse{nonce: resp.GetNonce(), res: make([]sentResource, 0, len(resp.GetResources()))}
-	for _, a := range resp.GetResources() {
-		if x, ok := t.s.encoded.lookup(a.GetValue()); ok {
-			r.res = append(r.res, x)
-		}
-	}
+	r := &sentResponse{nonce: resp.GetNonce(), res: t.s.filterSotw(st.who, k, resp)}
 	st.mu.Lock()
 	ts := st.types[k]
 	if ts == nil {
@@ -394,8 +392,10 @@ func (t *tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscover
 	st := t.get(streamKey{delta: true, id: id})
 	k, ok := kindOf(resp.GetTypeUrl())
 	if st == nil || !ok {
+		resp.Resources = nil
 		return
 	}
+	t.s.filterDelta(st.who, k, resp)
 	r := &sentResponse{
 		nonce:   resp.GetNonce(),
 		res:     make([]sentResource, 0, len(resp.GetResources())),

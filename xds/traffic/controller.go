@@ -120,6 +120,8 @@ func (x *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.Canary{}).
 		Watches(&corev1.Pod{}, enqueueNamespace).
 		Watches(&appsv1.Deployment{}, enqueueNamespace).
+		// A Service's exportTo says who may receive its release.
+		Watches(&corev1.Service{}, enqueueNamespace).
 		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 4}).
 		Complete(x); err != nil {
 		return err

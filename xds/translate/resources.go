@@ -5,6 +5,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/serin-dev/serin/xds/model"
 )
 
 // Resources are the Envoy resources of one release, each slice sorted by
@@ -15,4 +17,7 @@ type Resources struct {
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Routes    []*routev3.RouteConfiguration
 	Listeners []*listenerv3.Listener
+
+	// Visibility is who may receive these resources.
+	Visibility model.Visibility
 }

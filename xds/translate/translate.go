@@ -42,8 +42,9 @@ func Translate(r *model.Release, opts Options) (*Resources, error) {
 	}
 	t := &translator{r: r, o: o, source: o.configSource()}
 	res := &Resources{
-		Endpoints: t.loadAssignments(),
-		Clusters:  t.clusters(),
+		Endpoints:  t.loadAssignments(),
+		Clusters:   t.clusters(),
+		Visibility: r.Visibility(),
 	}
 	if r.Protocol != model.TCP {
 		res.Routes = []*routev3.RouteConfiguration{t.routeConfiguration()}

@@ -10,6 +10,7 @@
 {{- end -}}
 
 {{- define "serin.webhookService" -}}{{ include "serin.fullname" . }}-webhook{{- end -}}
+{{- define "serin.xdsService" -}}{{ include "serin.fullname" . }}-xds{{- end -}}
 {{- define "serin.webhookSecret" -}}{{ include "serin.fullname" . }}-webhook-tls{{- end -}}
 {{- define "serin.serviceAccount" -}}{{ default (include "serin.fullname" .) .Values.controller.serviceAccount.name }}{{- end -}}
 

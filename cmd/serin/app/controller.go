@@ -40,6 +40,8 @@ type controllerOptions struct {
 	xdsTLSKey         string
 	xdsClientCA       string
 	flaggerMetrics    bool
+	xdsPlaintext      bool
+	xdsService        string
 }
 
 func newControllerCmd(conn *connFlags) *cobra.Command {
@@ -80,9 +82,11 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")
 	f.StringVar(&o.istioXDSAddress, "istio-xds-address", "", "host:port Istio's Envoys use to reach serin's xDS server")
 	f.BoolVar(&o.istioMeshWide, "istio-mesh-wide-sidecars", false, "write a release's sidecar EnvoyFilter to Istio's root namespace, so clients in every namespace take part (default: the release's namespace, its own clients only)")
-	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM); with --xds-tls-key, xDS is served over TLS, hot-reloaded")
+	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM), hot-reloaded; default: the webhook certificate (builtin or dir mode)")
 	f.StringVar(&o.xdsTLSKey, "xds-tls-key", "", "private key of --xds-tls-cert")
-	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "CA bundle (PEM) that proxies' client certificates must chain to (mTLS; the certificate's identity names the node)")
+	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "more CAs (PEM) that proxies' client certificates may chain to, e.g. Istio's root (istio-ca-root-cert); serin's own CA is always trusted")
+	f.BoolVar(&o.xdsPlaintext, "xds-plaintext", false, "serve xDS in plaintext, without client authentication or access control (any client gets every release)")
+	f.StringVar(&o.xdsService, "xds-service", "serin-xds", "xDS Service name the builtin serving certificate is also issued for")
 	f.StringVar(&o.replicaName, "replica-name", defaultReplicaName(), "this replica's name (the pod name), under which it shares what its proxies applied")
 	return cmd
 }
@@ -90,6 +94,9 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 // runController wires serin's parts into one manager and runs it until
 // ctx ends.
 func runController(ctx context.Context, conn *connFlags, o controllerOptions) error {
+	if err := checkXDSFlags(o); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	log, cfg, err := setupLogAndConfig(conn, o)
 	if err != nil {
 		return err
@@ -106,7 +113,7 @@ func runController(ctx context.Context, conn *connFlags, o controllerOptions) er
 	if err := setupWebhooks(mgr, o, rotator, log); err != nil {
 		return err
 	}
-	t, err := setupTraffic(mgr, o, log)
+	t, err := setupTraffic(mgr, o, rotator, log)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"xds-tls-cert":             "",
 		"xds-tls-key":              "",
 		"xds-client-ca":            "",
+		"xds-plaintext":            "false",
+		"xds-service":              "serin-xds",
 		"replica-name":             defaultReplicaName(),
 	}
 	n := 0
@@ -87,6 +89,9 @@ current-context: x
 		{[]string{"--log-format", "text"}, `--log-format "text"`},
 		{[]string{"--webhook-cert-mode", "files"}, `--webhook-cert-mode "files"`},
 		{[]string{"--webhook-ip", "localhost"}, `--webhook-ip "localhost" is not an IP`},
+		{[]string{"--xds-plaintext", "--xds-client-ca", "ca.pem"}, "--xds-plaintext excludes"},
+		{[]string{"--xds-tls-cert", "tls.crt"}, "--xds-tls-cert and --xds-tls-key go together"},
+		{[]string{"--xds-client-ca", filepath.Join(t.TempDir(), "missing.pem")}, "--xds-client-ca"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stderr bytes.Buffer

@@ -1,20 +1,17 @@
 package app
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/serin-dev/serin/admission"
+	"github.com/serin-dev/serin/admission/certs"
 	"github.com/serin-dev/serin/xds/istio"
 	xdsserver "github.com/serin-dev/serin/xds/server"
 	"github.com/serin-dev/serin/xds/traffic"
@@ -32,13 +29,19 @@ type trafficParts struct {
 
 // setupTraffic runs the xDS server and the controller that serves Canary
 // status to it (with the Istio glue of --istio-mode).
-func setupTraffic(mgr ctrl.Manager, o controllerOptions, log logr.Logger) (trafficParts, error) {
+func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator, log logr.Logger) (trafficParts, error) {
 	wakeups := make(chan event.GenericEvent, 64)
-	xdsTLS, err := xdsTLSConfig(o, mgr)
+	xdsTLS, err := xdsTLSConfig(o, mgr, rotator)
 	if err != nil {
 		return trafficParts{}, &exitError{code: 2, err: err}
 	}
-	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, TLS: xdsTLS, Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
+	if xdsTLS == nil {
+		log.Info("WARNING: xDS is served in plaintext, without client authentication or access control: "+
+			"any client that reaches the xDS port gets every release, and its NACKs and load reports count",
+			"flag", "--xds-plaintext")
+	}
+	srv, err := xdsserver.New(xdsserver.Options{Address: o.xdsAddress, TLS: xdsTLS, Open: xdsTLS == nil,
+		Registerer: crmetrics.Registry, Logger: log.WithName("xds")})
 	if err != nil {
 		return trafficParts{}, err
 	}
@@ -56,41 +59,6 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, log logr.Logger) (traff
 		return trafficParts{}, err
 	}
 	return trafficParts{controller: c, server: srv, recorder: recorder, wakeups: wakeups}, nil
-}
-
-// xdsTLSConfig is the xDS server's TLS from the flags: nil for plaintext,
-// server TLS with a certificate reloaded when its files change, and mTLS
-// when a client CA is given.
-func xdsTLSConfig(o controllerOptions, mgr ctrl.Manager) (*tls.Config, error) {
-	if o.xdsTLSCert == "" && o.xdsTLSKey == "" {
-		if o.xdsClientCA != "" {
-			return nil, fmt.Errorf("--xds-client-ca needs --xds-tls-cert and --xds-tls-key")
-		}
-		return nil, nil
-	}
-	if o.xdsTLSCert == "" || o.xdsTLSKey == "" {
-		return nil, fmt.Errorf("--xds-tls-cert and --xds-tls-key go together")
-	}
-	watcher, err := certwatcher.New(o.xdsTLSCert, o.xdsTLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("xds certificate: %w", err)
-	}
-	if err := mgr.Add(everyReplica(watcher.Start)); err != nil {
-		return nil, err
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
-	if o.xdsClientCA != "" {
-		pem, err := os.ReadFile(o.xdsClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("--xds-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--xds-client-ca %s holds no PEM certificate", o.xdsClientCA)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }
 
 // istioWriter configures the Istio glue from the flags.

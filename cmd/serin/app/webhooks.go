@@ -56,7 +56,7 @@ func newRotator(cfg *rest.Config, o controllerOptions, log logr.Logger) (*certs.
 		ips = append(ips, ip)
 	}
 	return certs.New(cs, certs.Options{Namespace: o.namespace, SecretName: o.webhookSecret,
-		ServiceName: o.webhookService, WebhookConfigName: o.webhookConfigName, IPs: ips,
+		ServiceName: o.webhookService, ExtraServices: xdsServices(o), WebhookConfigName: o.webhookConfigName, IPs: ips,
 		Metrics: certs.NewMetrics(crmetrics.Registry), Log: log.WithName("certs")})
 }
 
