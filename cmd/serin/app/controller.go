@@ -33,6 +33,8 @@ type controllerOptions struct {
 	logFormat         string
 	istioMode         string
 	istioXDSAddress   string
+	istioBootstrapNS  []string
+	watchNamespaces   []string
 	replicaName       string
 	xdsTLSCert        string
 	xdsTLSKey         string
@@ -74,6 +76,8 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")
 	f.StringVar(&o.istioXDSAddress, "istio-xds-address", "", "host:port Istio's Envoys use to reach serin's xDS server")
+	f.StringSliceVar(&o.istioBootstrapNS, "istio-bootstrap-namespaces", nil, "bootstrap mode: namespaces where serin keeps its bootstrap-override ConfigMap (its RBAC must allow it there)")
+	f.StringSliceVar(&o.watchNamespaces, "watch-namespaces", nil, "namespaces serin watches and acts in (empty: the whole cluster); every informer is then namespaced")
 	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM); with --xds-tls-key, xDS is served over TLS, hot-reloaded")
 	f.StringVar(&o.xdsTLSKey, "xds-tls-key", "", "private key of --xds-tls-cert")
 	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "CA bundle (PEM) that proxies' client certificates must chain to (mTLS; the certificate's identity names the node)")
