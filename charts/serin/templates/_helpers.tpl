@@ -58,12 +58,13 @@ namespaceSelector:
   matchExpressions:
     - key: kubernetes.io/metadata.name
       {{- if $watch }}
+      {{- $served := list }}
+      {{- range $watch }}{{ if not (has . $excluded) }}{{ $served = append $served . }}{{ end }}{{ end }}
+      {{- if not $served }}{{ fail "watchNamespaces: every namespace is excluded from the Deployment webhooks (kube-system, kube-public, kube-node-lease, the release namespace, webhook.excludeNamespaces); install serin in a namespace of its own" }}{{ end }}
       operator: In
       values:
-        {{- range $watch }}
-        {{- if not (has . $excluded) }}
+        {{- range $served }}
         - {{ . | quote }}
-        {{- end }}
         {{- end }}
       {{- else }}
       operator: NotIn
