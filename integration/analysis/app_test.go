@@ -281,18 +281,23 @@ func eventTime(ev eventsv1.Event) time.Time {
 	return ev.CreationTimestamp.Time
 }
 
-// hasEvent reports whether an event note contains every part.
+// hasEvent reports whether an event note contains every part. serin
+// writes events asynchronously, so it waits a little for one to appear.
 func (a *app) hasEvent(parts ...string) bool {
-	for _, ev := range a.events() {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(ev, p)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		for _, ev := range a.events() {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(ev, p)
+			}
+			if all {
+				return true
+			}
 		}
-		if all {
-			return true
+		if time.Now().After(deadline) {
+			return false
 		}
 	}
-	return false
 }
 
 func indent(s, prefix string) string {

@@ -71,6 +71,7 @@ func (r *receiver) received() []map[string]any {
 func (e *env) testBuiltinMetrics(t *testing.T) {
 	generic, slack := newReceiver(t), newReceiver(t)
 	a := &app{e: e, t: t, ns: e.c.Namespace(t), replicas: 2}
+	e.serin.AllowSecrets(t, a.ns) // the Slack address is in a Secret
 	a.apply(fmt.Sprintf(`apiVersion: serin.dev/v1alpha1
 kind: AlertProvider
 metadata: {name: generic}

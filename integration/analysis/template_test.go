@@ -25,6 +25,7 @@ const canaryRPSQuery = `sum(rate(istio_requests_total{reporter="destination",des
 // it.
 func (e *env) testMetricTemplateAuth(t *testing.T) {
 	ns := e.c.Namespace(t)
+	e.serin.AllowSecrets(t, ns) // the credentials are in a Secret
 	auth := &prometheus.BasicAuth{Username: "analysis", Password: "pa55-" + ns}
 	p := prometheus.Run(t, e.c, prometheus.Options{Namespaces: []string{ns}, BasicAuth: auth})
 

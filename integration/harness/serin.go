@@ -1,7 +1,9 @@
 // Package harness runs serin for the integration tests the way a cluster
 // admin would in local-process mode: the chart rendered with the loopback
 // webhook url applied to the real API server, and `serin controller` as a
-// child process that can be stopped, killed and restarted. It also has the
+// child process that can be stopped, killed and restarted. The process
+// acts as the chart's service account (impersonated), so every suite runs
+// with exactly the permissions the chart grants. It also has the
 // data-plane side: grpc-go xDS clients and a raw ADS observer; `serin
 // tester`, the hook companion; and ServiceProxy, a stand-in for kube-proxy
 // that makes a Service's cluster IP reach its endpoints.
@@ -20,11 +22,16 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/serin-dev/serin/integration/cluster"
 )
 
 // Namespace is serin's own namespace in the tests.
 const Namespace = "serin-system"
+
+// ServiceAccount is the user serin acts as: the chart's service account.
+const ServiceAccount = "system:serviceaccount:" + Namespace + ":serin"
 
 var (
 	buildOnce sync.Once
@@ -71,7 +78,9 @@ type Options struct {
 	// Prometheus all listen on 127.0.0.1, which serin refuses unless an
 	// admin allows it, as the admin of a development cluster would.
 	EgressAllow []string
-	// ExtraArgs are added to `serin controller`.
+	// ExtraArgs are added to `serin controller`. The chart values of the
+	// flags that shape serin's RBAC (--istio-mode,
+	// --istio-bootstrap-namespaces, --watch-namespaces) are set to match.
 	ExtraArgs []string
 	// Sets are extra `helm --set` values for the chart.
 	Sets []string
@@ -80,6 +89,24 @@ type Options struct {
 // LoopbackEgress allows serin's outbound calls to loopback (the API
 // server's own port stays refused).
 var LoopbackEgress = []string{"127.0.0.0/8", "::1"}
+
+// chartSets are the chart values that match the flags in args, as the
+// chart's Deployment would pass them.
+func chartSets(args []string) []string {
+	values := map[string]string{
+		"--istio-mode":                 "istio.mode=%s",
+		"--istio-bootstrap-namespaces": "istio.bootstrap.namespaces={%s}",
+		"--watch-namespaces":           "watchNamespaces={%s}",
+	}
+	var sets []string
+	for _, a := range args {
+		flag, v, ok := strings.Cut(a, "=")
+		if f, known := values[flag]; ok && known {
+			sets = append(sets, fmt.Sprintf(f, v))
+		}
+	}
+	return sets
+}
 
 // Serin is an installed serin: chart objects in the cluster and a
 // controller process.
@@ -169,7 +196,7 @@ func (s *Serin) run(ctx context.Context, t testing.TB, what string) {
 
 // Render is the chart rendered for local-process mode, with CRDs.
 func (s *Serin) Render(ctx context.Context) (string, error) {
-	var sets []string
+	sets := chartSets(s.opts.ExtraArgs)
 	if s.opts.FailurePolicy != "" {
 		sets = append(sets, "webhook.failurePolicy="+s.opts.FailurePolicy)
 	}
@@ -207,7 +234,11 @@ func (s *Serin) Start(ctx context.Context) error {
 	if s.proc != nil {
 		return fmt.Errorf("serin already running")
 	}
-	args := []string{"controller", "--kubeconfig=" + s.c.Kubeconfig, "--namespace=" + Namespace,
+	kubeconfig, err := ServiceAccountKubeconfig(s.c)
+	if err != nil {
+		return err
+	}
+	args := []string{"controller", "--kubeconfig=" + kubeconfig, "--namespace=" + Namespace,
 		"--webhook-host=127.0.0.1", "--webhook-port=" + strconv.Itoa(s.Ports.Webhook), "--webhook-ip=127.0.0.1",
 		"--webhook-config-name=serin",
 		fmt.Sprintf("--xds-address=127.0.0.1:%d", s.Ports.XDS),
@@ -253,6 +284,56 @@ func (s *Serin) Start(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("serin not ready after a minute:\n%s", cluster.Tail(s.logPath, 30))
+}
+
+// ServiceAccountKubeconfig is a kubeconfig of the cluster's admin that
+// impersonates serin's service account (ServiceAccount): the API server
+// authorizes each request as that account, groups included.
+func ServiceAccountKubeconfig(c *cluster.Cluster) (string, error) {
+	path := filepath.Join(c.Dir, "kubeconfig-serin")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		return "", fmt.Errorf("read admin kubeconfig: %w", err)
+	}
+	ctx, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok || cfg.AuthInfos[ctx.AuthInfo] == nil {
+		return "", fmt.Errorf("kubeconfig %s: no user for context %q", c.Kubeconfig, cfg.CurrentContext)
+	}
+	cfg.AuthInfos[ctx.AuthInfo].Impersonate = ServiceAccount
+	tmp := path + fmt.Sprintf(".%d", os.Getpid())
+	if err := clientcmd.WriteToFile(*cfg, tmp); err != nil {
+		return "", fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return path, os.Rename(tmp, path)
+}
+
+// AllowSecrets grants serin get on Secrets in ns, as the chart's
+// secretNamespaces value does: it applies the Role and RoleBinding that
+// the chart renders for ns.
+func (s *Serin) AllowSecrets(t testing.TB, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sets := append(chartSets(s.opts.ExtraArgs), s.opts.Sets...)
+	out, err := RenderLocal(ctx, filepath.Join(s.c.BinDir, "helm"), s.Ports.Webhook, append(sets, "secretNamespaces={"+ns+"}")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, doc := range strings.Split(out, "\n---") {
+		if strings.Contains(doc, "\n  namespace: "+ns+"\n") && strings.Contains(doc, "\n  name: serin-secrets\n") {
+			docs = append(docs, doc)
+		}
+	}
+	if len(docs) != 2 {
+		t.Fatalf("the chart rendered %d Secret RBAC objects for %s, want a Role and a RoleBinding", len(docs), ns)
+	}
+	if _, err := s.c.Kubectl(ctx, strings.Join(docs, "\n---\n"), "apply", "--server-side", "-f", "-"); err != nil {
+		t.Fatalf("grant Secrets in %s: %v", ns, err)
+	}
 }
 
 // Stop ends serin gracefully (SIGTERM, then SIGKILL after 20s).

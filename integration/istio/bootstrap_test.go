@@ -49,16 +49,23 @@ spec:
 func TestBootstrapOverrideMode(t *testing.T) {
 	c := cluster.Get(t)
 	harness.InstallIstioCRDs(t, c)
+	// optedIn is labelled and granted (istio.bootstrap.namespaces);
+	// labelledOnly is labelled but not granted; ungranted is named to serin
+	// but the chart grants it nothing, so serin must say it may not write
+	// there; other is neither.
+	optedIn, labelledOnly, ungranted, other := c.Namespace(t), c.Namespace(t), c.Namespace(t), c.Namespace(t)
 	s := harness.Install(t, c, harness.Options{
-		Sets:      []string{"istio.mode=bootstrap"},
-		ExtraArgs: []string{"--istio-mode=bootstrap", "--istio-xds-address=serin-xds.serin-system.svc:18000"},
+		ExtraArgs: []string{"--istio-mode=bootstrap", "--istio-xds-address=serin-xds.serin-system.svc:18000",
+			"--istio-bootstrap-namespaces=" + optedIn + "," + ungranted},
+		Sets: []string{"istio.bootstrap.namespaces={" + optedIn + "}"},
 	})
 	_ = s
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	optedIn, other := c.Namespace(t), c.Namespace(t)
-	if _, err := c.Kubectl(ctx, "", "label", "namespace", optedIn, "serin.dev/istio-bootstrap=enabled"); err != nil {
-		t.Fatal(err)
+	for _, ns := range []string{optedIn, labelledOnly, ungranted} {
+		if _, err := c.Kubectl(ctx, "", "label", "namespace", ns, "serin.dev/istio-bootstrap=enabled"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	annotation := func(ns, name string) string {
@@ -73,6 +80,7 @@ func TestBootstrapOverrideMode(t *testing.T) {
 		{optedIn, "plain", "", "serin-xds-bootstrap"},
 		{optedIn, "own", ", annotations: {sidecar.istio.io/bootstrapOverride: mine}", "mine"},
 		{other, "elsewhere", "", ""},
+		{labelledOnly, "ungranted", "", ""},
 	} {
 		if _, err := c.Kubectl(ctx, fmt.Sprintf(pod, tt.name, tt.ns, tt.extra), "apply", "-f", "-"); err != nil {
 			t.Fatal(err)
@@ -130,8 +138,22 @@ spec: {}
 			t.Errorf("bootstrap override lacks %s: %s", want, boot)
 		}
 	}
-	if got, _ := c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", other, "-o", "name"); got != "" {
-		t.Errorf("a namespace that did not opt in got the bootstrap ConfigMap: %q", got)
+	for _, ns := range []string{other, labelledOnly, ungranted} {
+		if got, _ := c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", ns, "-o", "name"); got != "" {
+			t.Errorf("namespace %s, not granted, got the bootstrap ConfigMap: %q", ns, got)
+		}
+	}
+	// Where serin may not write, it says so on the release, once, instead
+	// of retrying.
+	var events string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		events, _ = c.Kubectl(ctx, "", "get", "events", "-n", other, "-o", `jsonpath={.items[?(@.reason=="Forbidden")].message}`)
+		if events != "" {
+			break
+		}
+	}
+	if !strings.Contains(events, ungranted) || !strings.Contains(events, "forbidden") {
+		t.Errorf("no Forbidden event naming %s on the release: %q", ungranted, events)
 	}
 	// Deleting the release (Canary and Deployment; with the Deployment's
 	// opt-in annotation left alone serin would adopt it again) removes its

@@ -54,8 +54,13 @@ func newEnv(t *testing.T, timeout time.Duration, opts harness.Options) *env {
 // newEnvWith makes another namespace served by an installed serin.
 func newEnvWith(t *testing.T, timeout time.Duration, s *harness.Serin) *env {
 	t.Helper()
+	return newEnvIn(t, timeout, s, cluster.Get(t).Namespace(t))
+}
+
+// newEnvIn is the env of namespace ns, served by s.
+func newEnvIn(t *testing.T, timeout time.Duration, s *harness.Serin, ns string) *env {
+	t.Helper()
 	c := cluster.Get(t)
-	ns := c.Namespace(t)
 	harness.RunPodsim(t, c, ns)
 	cs, err := c.Clientset()
 	if err != nil {

@@ -317,10 +317,21 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 	}
 	x.published[key] = p
 	x.mu.Unlock()
-	if x.Istio != nil {
-		return x.Istio.Write(ctx, rel)
+	if x.Istio == nil {
+		return nil
 	}
-	return nil
+	err = x.Istio.Write(ctx, rel)
+	if apierrors.IsForbidden(err) {
+		// Retrying cannot help: only an admin granting serin the
+		// permission can. Say so where the release's owner looks.
+		logr.FromContextOrDiscard(ctx).Error(err, "serin lacks permission to write Istio objects", "release", rel.Key())
+		if x.Recorder != nil {
+			x.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "Forbidden", "IstioWrite",
+				"serin may not write an Istio object for this release (check the chart's istio.bootstrap.namespaces and watchNamespaces): %v", err)
+		}
+		return nil
+	}
+	return err
 }
 
 // lastRelease is the release last published for a Canary with the

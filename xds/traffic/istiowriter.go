@@ -5,13 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
-	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,17 +22,26 @@ import (
 	"github.com/serin-dev/serin/xds/model"
 )
 
-// LabelIstioBootstrap on a namespace asks serin to keep its bootstrap
-// override ConfigMap there (bootstrap-override mode).
+// LabelIstioBootstrap on a namespace opts its new pods into serin's
+// bootstrap override (the pod webhook's namespaceSelector), in the
+// namespaces where serin may write the ConfigMap (BootstrapNamespaces).
 const LabelIstioBootstrap = "serin.dev/istio-bootstrap"
 
 // IstioWriter keeps, per release, the EnvoyFilters that splice serin's
 // clusters and routes into Istio's Envoys, and the bootstrap-override
-// ConfigMaps of namespaces that opted in. Writes are server-side applies,
-// so every replica may write the same objects.
+// ConfigMap in each of BootstrapNamespaces. Writes are server-side
+// applies, so every replica may write the same objects.
+//
+// An apply the API server forbids (serin's RBAC does not cover it) is
+// returned as an error for which apierrors.IsForbidden holds, after every
+// other write was made: the caller reports it instead of retrying.
 type IstioWriter struct {
 	Client  client.Client
 	Options istio.Options
+	// BootstrapNamespaces are where serin keeps its bootstrap-override
+	// ConfigMap (bootstrap-override mode): the namespaces its RBAC lets it
+	// write that ConfigMap in, by name.
+	BootstrapNamespaces []string
 
 	mu   sync.Mutex
 	last map[string]string // release key → hash of what was applied
@@ -70,8 +80,11 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	if err := w.prune(ctx, istio.ReleaseHash(rel), keep); err != nil {
 		return err
 	}
-	if err := w.bootstrap(ctx); err != nil {
-		return err
+	// A forbidden bootstrap write is remembered like a made one: the
+	// caller reports it, and it is tried again when the release changes.
+	berr := w.bootstrap(ctx)
+	if berr != nil && !apierrors.IsForbidden(berr) {
+		return berr
 	}
 	w.mu.Lock()
 	if w.last == nil {
@@ -79,7 +92,7 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	}
 	w.last[rel.Key()] = hash
 	w.mu.Unlock()
-	return nil
+	return berr
 }
 
 // Delete removes a release's EnvoyFilters, in every namespace.
@@ -119,26 +132,28 @@ func (w *IstioWriter) prune(ctx context.Context, hash string, keep map[string]bo
 	return nil
 }
 
-// bootstrap keeps the override ConfigMap in namespaces labelled
-// serin.dev/istio-bootstrap=enabled (bootstrap-override mode only).
+// bootstrap keeps the override ConfigMap in each of BootstrapNamespaces
+// (bootstrap-override mode only). The namespaces where the API server
+// forbids it are skipped and returned together.
 func (w *IstioWriter) bootstrap(ctx context.Context) error {
 	if w.Options.XDSAddress == "" {
 		return nil
 	}
-	var nss corev1.NamespaceList
-	if err := w.Client.List(ctx, &nss, client.MatchingLabels{LabelIstioBootstrap: "enabled"}); err != nil {
-		return fmt.Errorf("list namespaces: %w", err)
-	}
-	for _, ns := range nss.Items {
-		cm, err := istio.RenderBootstrapOverride(ns.Name, w.Options)
+	var forbidden []error
+	for _, ns := range w.BootstrapNamespaces {
+		cm, err := istio.RenderBootstrapOverride(ns, w.Options)
 		if err != nil {
 			return err
 		}
-		if err := w.apply(ctx, cm); err != nil {
-			return fmt.Errorf("apply bootstrap configmap in %s: %w", ns.Name, err)
+		err = w.apply(ctx, cm)
+		switch {
+		case apierrors.IsForbidden(err):
+			forbidden = append(forbidden, fmt.Errorf("apply bootstrap configmap %s in %s: %w", cm.Name, ns, err))
+		case err != nil:
+			return fmt.Errorf("apply bootstrap configmap in %s: %w", ns, err)
 		}
 	}
-	return nil
+	return errors.Join(forbidden...)
 }
 
 // apply server-side applies obj as serin's field manager.

@@ -53,15 +53,42 @@ service:
 
 {{/* Namespaces whose Deployments serin never sees. */}}
 {{- define "serin.namespaceSelector" -}}
+{{- $excluded := concat (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq }}
+{{- $watch := include "serin.watchNamespaces" . | fromJsonArray -}}
 namespaceSelector:
   matchExpressions:
     - key: kubernetes.io/metadata.name
-      operator: NotIn
+      {{- if $watch }}
+      {{- $served := list }}
+      {{- range $watch }}{{ if not (has . $excluded) }}{{ $served = append $served . }}{{ end }}{{ end }}
+      {{- if not $served }}{{ fail "watchNamespaces: every namespace is excluded from the Deployment webhooks (kube-system, kube-public, kube-node-lease, the release namespace, webhook.excludeNamespaces); install serin in a namespace of its own" }}{{ end }}
+      operator: In
       values:
-        {{- $names := concat (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq }}
-        {{- range $names }}
+        {{- range $served }}
         - {{ . | quote }}
         {{- end }}
+      {{- else }}
+      operator: NotIn
+      values:
+        {{- range $excluded }}
+        - {{ . | quote }}
+        {{- end }}
+      {{- end }}
+{{- end -}}
+
+{{/* The namespaceSelector of serin's own kinds' webhooks: the watched
+namespaces in a namespaced install, else every namespace. */}}
+{{- define "serin.crdNamespaceSelector" -}}
+{{- with include "serin.watchNamespaces" . | fromJsonArray }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values:
+        {{- range . }}
+        - {{ . | quote }}
+        {{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "serin.webhookAnnotations" -}}
@@ -69,4 +96,95 @@ namespaceSelector:
 annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s-webhook" .Release.Namespace (include "serin.fullname" .) }}
 {{- end -}}
+{{- end -}}
+
+{{/* watchNamespaces, unique and sorted, as a JSON list (empty: the cluster). */}}
+{{- define "serin.watchNamespaces" -}}
+{{- .Values.watchNamespaces | default list | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* Istio's root namespace, where mesh-wide EnvoyFilters live. */}}
+{{- define "serin.istioRootNamespace" -}}istio-system{{- end -}}
+
+{{/* RBAC of the core group: Services serin creates for hooks, the pods
+behind them, and events on Canaries. */}}
+{{- define "serin.coreRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces", "pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* RBAC of the release engine's workloads and serin's own kinds; with
+Istio on, EnvoyFilters. */}}
+{{- define "serin.appRules" -}}
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways", "httproutes"]
+  verbs: ["get", "list", "watch"]
+{{- if ne .Values.istio.mode "none" }}
+{{ include "serin.envoyFilterRule" . }}
+{{- end }}
+- apiGroups: ["networking.istio.io"]
+  resources: ["gateways", "virtualservices"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["serin.dev"]
+  resources: ["alertproviders", "metrictemplates"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["serin.dev"]
+  resources: ["canaries"]
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+- apiGroups: ["serin.dev"]
+  resources: ["canaries/finalizers", "canaries/status"]
+  verbs: ["get", "patch", "update"]
+{{- end -}}
+
+{{/* Who routes which host: read cluster-wide to decide which hosts a
+Canary's namespace owns (admission and the traffic controller). */}}
+{{- define "serin.hostRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways", "httproutes"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["gateways", "virtualservices"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{- define "serin.envoyFilterRule" -}}
+- apiGroups: ["networking.istio.io"]
+  resources: ["envoyfilters"]
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+{{- end -}}
+
+{{/* A RoleBinding of serin's service account: dict root, namespace, role. */}}
+{{- define "serin.roleBinding" -}}
+{{- $root := .root }}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ .role }}
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "serin.labels" $root | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ .role }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "serin.serviceAccount" $root }}
+    namespace: {{ $root.Release.Namespace }}
 {{- end -}}

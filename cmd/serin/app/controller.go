@@ -35,6 +35,8 @@ type controllerOptions struct {
 	istioMode         string
 	istioXDSAddress   string
 	istioMeshWide     bool
+	istioBootstrapNS  []string
+	watchNamespaces   []string
 	replicaName       string
 	xdsTLSCert        string
 	xdsTLSKey         string
@@ -83,6 +85,8 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.istioXDSAddress, "istio-xds-address", "", "host:port Istio's Envoys use to reach serin's xDS server")
 	f.BoolVar(&o.istioMeshWide, "istio-mesh-wide-sidecars", false, "write a release's sidecar EnvoyFilter to Istio's root namespace, so clients in every namespace take part (default: the release's namespace, its own clients only)")
 	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM), hot-reloaded; default: the webhook certificate (builtin or dir mode)")
+	f.StringSliceVar(&o.istioBootstrapNS, "istio-bootstrap-namespaces", nil, "bootstrap mode: namespaces where serin keeps its bootstrap-override ConfigMap (its RBAC must allow it there)")
+	f.StringSliceVar(&o.watchNamespaces, "watch-namespaces", nil, "namespaces serin watches and acts in (empty: the whole cluster); every informer is then namespaced")
 	f.StringVar(&o.xdsTLSKey, "xds-tls-key", "", "private key of --xds-tls-cert")
 	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "more CAs (PEM) that proxies' client certificates may chain to, e.g. Istio's root (istio-ca-root-cert); serin's own CA is always trusted")
 	f.BoolVar(&o.xdsPlaintext, "xds-plaintext", false, "serve xDS in plaintext, without client authentication or access control (any client gets every release)")

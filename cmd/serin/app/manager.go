@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/go-logr/logr"
+	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/serin-dev/serin/internal/scheme"
+	"github.com/serin-dev/serin/xds/istio"
 )
 
 // newManager makes the manager every part runs in: leader election in
@@ -26,10 +29,7 @@ func newManager(ctx context.Context, cfg *rest.Config, o controllerOptions, log 
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		// Leases are read in serin's namespace only (replica reports).
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
-		}},
+		Cache:                         cacheOptions(o),
 		Scheme:                        s,
 		Logger:                        log,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddress},
@@ -48,6 +48,31 @@ func newManager(ctx context.Context, cfg *rest.Config, o controllerOptions, log 
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// cacheOptions limit what serin's informers list and watch: Leases in
+// serin's namespace only (replica reports); with --watch-namespaces, every
+// other kind in those namespaces only, and EnvoyFilters also in Istio's
+// root namespace, so that serin never needs a cluster-wide list.
+func cacheOptions(o controllerOptions) cache.Options {
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+	}}
+	if len(o.watchNamespaces) == 0 {
+		return opts
+	}
+	opts.DefaultNamespaces = map[string]cache.Config{}
+	for _, ns := range o.watchNamespaces {
+		opts.DefaultNamespaces[ns] = cache.Config{}
+	}
+	if !strings.EqualFold(o.istioMode, "none") && o.istioMode != "" {
+		efs := map[string]cache.Config{istio.DefaultNamespace: {}}
+		for _, ns := range o.watchNamespaces {
+			efs[ns] = cache.Config{}
+		}
+		opts.ByObject[&networkingv1alpha3.EnvoyFilter{}] = cache.ByObject{Namespaces: efs}
+	}
+	return opts
 }
 
 // everyReplica is a Runnable that runs on every replica.

@@ -78,5 +78,9 @@ func istioWriter(o controllerOptions, mgr ctrl.Manager) (*traffic.IstioWriter, e
 	default:
 		return nil, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
 	}
-	return &traffic.IstioWriter{Client: mgr.GetClient(), Options: opts}, nil
+	w := &traffic.IstioWriter{Client: mgr.GetClient(), Options: opts}
+	if opts.XDSAddress != "" {
+		w.BootstrapNamespaces = o.istioBootstrapNS
+	}
+	return w, nil
 }
