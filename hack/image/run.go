@@ -93,7 +93,7 @@ func buildPlatform(ctx context.Context, o Options, plat string, base v1.Layer, m
 		return builtImage{}, nil, PlatformResult{}, err
 	}
 	name := fmt.Sprintf("serin-%s-%s-%s", o.Version, goos, goarch)
-	sbom, err := sbomOfBinary(bin, name, sha256Hex(data), m.created)
+	sbom, err := sbomOfBinary(bin, name, o.Version, sha256Hex(data), m.created)
 	if err != nil {
 		return builtImage{}, nil, PlatformResult{}, err
 	}

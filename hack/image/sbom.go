@@ -58,11 +58,15 @@ type spdxRelationship struct {
 }
 
 // sbomOfBinary reads the module list a Go binary embeds and makes its
-// SBOM; binSHA256 is the binary's hex digest.
-func sbomOfBinary(path, name, binSHA256 string, created time.Time) ([]byte, error) {
+// SBOM; binSHA256 is the binary's hex digest, version serin's version
+// (the main module's when the build info has none).
+func sbomOfBinary(path, name, version, binSHA256 string, created time.Time) ([]byte, error) {
 	info, err := buildinfo.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("build info of %s: %w", path, err)
+	}
+	if v := info.Main.Version; v == "" || v == "(devel)" {
+		info.Main.Version = version
 	}
 	return json.MarshalIndent(spdxOf(info, name, binSHA256, created), "", "  ")
 }
