@@ -275,7 +275,9 @@ func (s *Serin) Metric(name string, labels ...string) (float64, error) {
 }
 
 // MetricsURL is serin's /metrics (HTTPS, self-signed).
-func (s *Serin) MetricsURL() string { return fmt.Sprintf("https://127.0.0.1:%d/metrics", s.Ports.Metrics) }
+func (s *Serin) MetricsURL() string {
+	return fmt.Sprintf("https://127.0.0.1:%d/metrics", s.Ports.Metrics)
+}
 
 // MetricsToken is a bearer token that may read /metrics: of the
 // MetricsScraper ServiceAccount, bound to MetricsReaderRole.
