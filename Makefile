@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash
 BIN := $(CURDIR)/bin
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_PLATFORMS ?= linux/amd64
 LDFLAGS := -s -w -X github.com/serin-dev/serin/cmd/serin/app.Version=$(VERSION)
 # Integration tests start one real cluster per package; two at a time fit 2 cores.
 TEST_PARALLEL ?= 2

@@ -27,7 +27,7 @@ func main() {
 	o := Options{}
 	var platforms string
 	flag.StringVar(&o.Out, "out", "dist", "output directory (image/, image.tar, sbom-*.spdx.json, image.digest)")
-	flag.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated os/arch list")
+	flag.StringVar(&platforms, "platforms", "linux/amd64", "comma-separated os/arch list, e.g. linux/amd64,linux/arm64")
 	flag.StringVar(&o.Version, "version", "dev", "serin's version: stamped into the binary, the labels and the layout's ref name")
 	flag.StringVar(&o.Root, "root", ".", "the repository root")
 	flag.Parse()
