@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash
 BIN := $(CURDIR)/bin
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_PLATFORMS ?= linux/amd64
 LDFLAGS := -s -w -X github.com/serin-dev/serin/cmd/serin/app.Version=$(VERSION)
 # Integration tests start one real cluster per package; two at a time fit 2 cores.
 TEST_PARALLEL ?= 2
@@ -26,6 +27,10 @@ build: ## Build bin/serin (and bin/kubectl-serin, the kubectl plugin)
 	ln -sf serin $(BIN)/kubectl-serin
 	$(GO) build -o $(BIN)/podsim ./integration/podsim/cmd/podsim
 	$(GO) build -o $(BIN)/cluster ./integration/cluster/cmd/cluster
+
+.PHONY: image
+image: ## Build serin's OCI image without a container daemon: dist/image (OCI layout), dist/image.tar, SBOMs; prints the digest to pin
+	$(GO) run ./hack/image -out dist -version $(VERSION) -platforms $(IMAGE_PLATFORMS)
 
 .PHONY: tools
 tools: ## Install test tools into bin/ (apt: hey; built: etcd, Kubernetes, kwok, Prometheus, controller-gen, helm, staticcheck)

@@ -52,6 +52,7 @@ func TestAdmission(t *testing.T) {
 	t.Run("UnmanagedNeverSent", e.testUnmanagedNeverSent)
 	t.Run("ApplyLatency", e.testApplyLatency)
 	t.Run("WebhookDown", e.testWebhookDown)
+	t.Run("MetricsAuth", e.testMetricsAuth)
 	t.Run("parallel", func(t *testing.T) {
 		t.Run("Hold", e.testHold)
 		t.Run("HoldServerSide", e.testHoldServerSide)

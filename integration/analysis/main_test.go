@@ -42,7 +42,7 @@ func TestAnalysis(t *testing.T) {
 	e.prom = prometheus.Run(t, c, prometheus.Options{})
 	harness.RunPodsim(t, c)
 	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL, ExtraArgs: []string{"--flagger-metrics"}})
-	if err := e.prom.SetTargets("serin", fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
+	if err := e.prom.SetTokenTargets("serin", e.serin.MetricsToken(), fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := harness.Client(c.Config)

@@ -141,6 +141,15 @@ func (d *demo) installSerin(ctx context.Context) error {
 	if _, err := d.kubectl(ctx, manifests, "apply", "--server-side", "--force-conflicts", "-f", "-"); err != nil {
 		return fmt.Errorf("apply the chart: %w", err)
 	}
+	// Prometheus scrapes serin's /metrics as a service account bound to the
+	// chart's metrics-reader ClusterRole.
+	token, err := harness.ServiceAccountToken(ctx, d.kubectl, harness.MetricsScraper, harness.MetricsReaderRole)
+	if err != nil {
+		return err
+	}
+	if err := d.prom.SetTokenTargets("serin", token, d.metrics); err != nil {
+		return err
+	}
 	proc, err := startDetached(d.o.dir, procSerin, filepath.Join(d.o.bin, "serin"), "controller",
 		"--kubeconfig="+d.kubeconfig, "--namespace="+harness.Namespace,
 		"--webhook-host=127.0.0.1", fmt.Sprintf("--webhook-port=%d", d.ports.webhook), "--webhook-ip=127.0.0.1",
@@ -182,9 +191,6 @@ func (d *demo) startPodsimAndPrometheus(ctx context.Context) error {
 		Kube: d.cfg, Namespaces: []string{demoNamespace}, PIDFile: filepath.Join(d.o.dir, procPrometheus+".pid"),
 	})
 	if err != nil {
-		return err
-	}
-	if err := d.prom.SetTargets("serin", d.metrics); err != nil {
 		return err
 	}
 	d.say("prometheus: %s (pods found through the API server, scraped every second; serin's /metrics too)", d.prom.URL)

@@ -116,6 +116,9 @@ type Serin struct {
 	opts    Options
 	Ports   Ports
 	logPath string
+	// metricsToken is a token of MetricsScraper, bound to the chart's
+	// MetricsReaderRole: what /metrics lets in.
+	metricsToken string
 
 	mu   sync.Mutex
 	proc *cluster.Process
@@ -151,6 +154,9 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 	if _, err := c.Kubectl(ctx, manifests, "apply", "--server-side", "--force-conflicts", "-f", "-"); err != nil {
 		t.Fatalf("apply chart: %v", err)
 	}
+	if s.metricsToken, err = ServiceAccountToken(ctx, c.Kubectl, MetricsScraper, MetricsReaderRole); err != nil {
+		t.Fatal(err)
+	}
 	s.run(ctx, t, "serin")
 	return s
 }
@@ -162,6 +168,7 @@ func Install(t testing.TB, c *cluster.Cluster, opts Options) *Serin {
 func (s *Serin) Replica(t testing.TB) *Serin {
 	t.Helper()
 	r := newSerin(t, s.c, s.bin, s.opts)
+	r.metricsToken = s.metricsToken
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r.run(ctx, t, "replica")
@@ -360,10 +367,19 @@ func (s *Serin) take() *cluster.Process {
 }
 
 // Metric sums the samples of a metric on serin's /metrics whose labels
-// include every given name="value" pair.
+// include every given name="value" pair, scraped with MetricsToken.
 func (s *Serin) Metric(name string, labels ...string) (float64, error) {
-	return MetricSum(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.Ports.Metrics), name, labels...)
+	return MetricSumWithToken(s.MetricsURL(), s.metricsToken, name, labels...)
 }
+
+// MetricsURL is serin's /metrics (HTTPS, self-signed).
+func (s *Serin) MetricsURL() string {
+	return fmt.Sprintf("https://127.0.0.1:%d/metrics", s.Ports.Metrics)
+}
+
+// MetricsToken is a bearer token that may read /metrics: of the
+// MetricsScraper ServiceAccount, bound to MetricsReaderRole.
+func (s *Serin) MetricsToken() string { return s.metricsToken }
 
 // LogPath is the file serin logs to.
 func (s *Serin) LogPath() string { return s.logPath }

@@ -19,12 +19,20 @@ func TestKustomizeMatchesChart(t *testing.T) {
 	if g, c := base.webhooks(t, "serin"), chart.webhooks(t, "serin"); !reflect.DeepEqual(g, c) {
 		t.Errorf("webhooks differ:\nkustomize %+v\nchart     %+v", g, c)
 	}
-	for _, kind := range []string{"ClusterRole", "Role"} {
-		g := as[rbacv1.ClusterRole](t, base.get(kind, "serin")).Rules
-		c := as[rbacv1.ClusterRole](t, chart.get(kind, "serin")).Rules
-		if !sameRules(g, c) {
-			t.Errorf("%s rules differ:\nkustomize %+v\nchart     %+v", kind, g, c)
+	for _, kn := range [][2]string{{"ClusterRole", "serin"}, {"Role", "serin"}, {"ClusterRole", "serin-metrics-auth"}, {"ClusterRole", "serin-metrics-reader"}} {
+		kind, name := kn[0], kn[1]
+		if base.get(kind, name) == nil || chart.get(kind, name) == nil {
+			t.Errorf("%s %s: in kustomize %v, in the chart %v", kind, name, base.get(kind, name) != nil, chart.get(kind, name) != nil)
+			continue
 		}
+		g := as[rbacv1.ClusterRole](t, base.get(kind, name)).Rules
+		c := as[rbacv1.ClusterRole](t, chart.get(kind, name)).Rules
+		if !sameRules(g, c) {
+			t.Errorf("%s %s rules differ:\nkustomize %+v\nchart     %+v", kind, name, g, c)
+		}
+	}
+	if b, c := base.get("ClusterRoleBinding", "serin-metrics-auth"), chart.get("ClusterRoleBinding", "serin-metrics-auth"); b == nil || c == nil || !reflect.DeepEqual(b.Object["subjects"], c.Object["subjects"]) {
+		t.Error("the metrics-auth ClusterRoleBinding differs between kustomize and the chart")
 	}
 	for _, u := range base {
 		if ns := u.GetNamespace(); ns != "" && ns != "serin-system" {

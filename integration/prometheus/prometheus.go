@@ -4,7 +4,8 @@
 // pods through kubernetes_sd_configs against the local API server (TLS
 // with the cluster CA and the admin client certificate), scrapes each
 // pod's port named "http" every second, scrapes any extra targets the
-// caller names (e.g. serin's own /metrics) through file-based discovery,
+// caller names through file-based discovery (over HTTPS with a bearer
+// token for serin's own /metrics),
 // and can require basic auth. It can be stopped and started again on the
 // same port and data directory, and has small helpers to query it.
 package prometheus
@@ -114,8 +115,10 @@ func Start(ctx context.Context, opts Options) (*Prometheus, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o755); err != nil {
-		return nil, err
+	for _, d := range []string{"targets", tokenTargets} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	ports, err := cluster.FreePorts(1)
 	if err != nil {
@@ -156,6 +159,21 @@ func (p *Prometheus) writeConfig() error {
 				"refresh_interval": "1s",
 			}},
 		},
+		// Targets that want a bearer token over HTTPS (serin's /metrics,
+		// which signs its own certificate): SetTokenTargets.
+		map[string]any{
+			"job_name":      "static-token",
+			"scheme":        "https",
+			"tls_config":    map[string]any{"insecure_skip_verify": true},
+			"authorization": map[string]any{"type": "Bearer", "credentials_file": filepath.Join(p.Dir, tokenFile)},
+			"file_sd_configs": []any{map[string]any{
+				"files":            []string{filepath.Join(p.Dir, tokenTargets, "*.json")},
+				"refresh_interval": "1s",
+			}},
+		},
+	}
+	if err := writeNew(filepath.Join(p.Dir, tokenFile), nil); err != nil {
+		return err
 	}
 	if o.Kube != nil {
 		tlsCfg, err := p.kubeTLS()
@@ -335,7 +353,27 @@ func (p *Prometheus) Running() bool {
 // job name (through file-based discovery: no restart). No targets removes
 // the job.
 func (p *Prometheus) SetTargets(job string, targets ...string) error {
-	path := filepath.Join(p.Dir, "targets", job+".json")
+	return p.setTargets(filepath.Join(p.Dir, "targets", job+".json"), job, targets)
+}
+
+// SetTokenTargets is SetTargets for targets scraped over HTTPS (their
+// certificates not verified) with a bearer token: the token of every such
+// target, replaced by this call.
+func (p *Prometheus) SetTokenTargets(job, token string, targets ...string) error {
+	if err := writeAtomic(filepath.Join(p.Dir, tokenFile), []byte(token), 0o600); err != nil {
+		return err
+	}
+	return p.setTargets(filepath.Join(p.Dir, tokenTargets, job+".json"), job, targets)
+}
+
+// tokenTargets is the directory of SetTokenTargets' targets, tokenFile
+// their bearer token.
+const (
+	tokenTargets = "token-targets"
+	tokenFile    = "scrape.token"
+)
+
+func (p *Prometheus) setTargets(path, job string, targets []string) error {
 	if len(targets) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -346,12 +384,25 @@ func (p *Prometheus) SetTargets(job string, targets ...string) error {
 	if err != nil {
 		return err
 	}
-	// Write and rename, so Prometheus never reads half a file.
+	return writeAtomic(path, b, 0o644)
+}
+
+// writeAtomic writes and renames, so Prometheus never reads half a file.
+func writeAtomic(path string, b []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, perm); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// writeNew writes b to path unless the file exists (a restart keeps the
+// token set before it).
+func writeNew(path string, b []byte) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return writeAtomic(path, b, 0o600)
 }
 
 // API is a client of this Prometheus (with its credentials).

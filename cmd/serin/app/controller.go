@@ -24,6 +24,8 @@ type controllerOptions struct {
 	webhookIPs        []string
 	xdsAddress        string
 	metricsAddress    string
+	metricsSecure     bool
+	metricsCertDir    string
 	healthAddress     string
 	leaderElect       bool
 	prometheusAddress string
@@ -73,6 +75,8 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.xdsAddress, "xds-address", ":18000", "xDS gRPC listen address")
 	f.StringVar(&o.metricsAddress, "metrics-address", ":8080", "Prometheus metrics address (0 disables)")
 	f.BoolVar(&o.flaggerMetrics, "flagger-metrics", false, "also export the release metrics under Flagger's names and labels (flagger_canary_status, flagger_canary_weight, ...) for Flagger's dashboards and alerts")
+	f.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to callers the API server authenticates and authorizes (GET on the /metrics non-resource URL); false serves plain HTTP to anyone")
+	f.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for /metrics (reloaded on change); empty: a self-signed certificate made at start")
 	f.StringVar(&o.healthAddress, "health-address", ":8081", "health probe address")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader to run the release engine")
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "", "Prometheus for the built-in metrics and templates without an address (its host is allowed to metric providers whatever the egress policy)")

@@ -27,6 +27,8 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"webhook-ip":                 "[]",
 		"xds-address":                ":18000",
 		"metrics-address":            ":8080",
+		"metrics-secure":             "true",
+		"metrics-cert-dir":           "",
 		"flagger-metrics":            "false",
 		"health-address":             ":8081",
 		"leader-elect":               "true",
