@@ -713,6 +713,10 @@ const (
 	// True when it was acted on, False (reason Refused) when it could not
 	// be in the release's phase, with the reason.
 	ConditionManualAction = "ManualAction"
+	// ConditionCompatible is False (reason IgnoredFields) while the spec
+	// sets fields of Flagger's schema that serin accepts and ignores, and
+	// lists them; True otherwise.
+	ConditionCompatible = "Compatible"
 )
 
 // CanaryStatus is all the state of a release.
