@@ -16,8 +16,8 @@ import (
 func canaryReview(raw string) admission.Request {
 	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		Operation: admissionv1.Create, Name: "podinfo",
-		Kind:      metav1.GroupVersionKind{Group: "serin.dev", Version: "v1alpha1", Kind: "Canary"},
-		Object:    runtime.RawExtension{Raw: []byte(raw)},
+		Kind:   metav1.GroupVersionKind{Group: "serin.dev", Version: "v1alpha1", Kind: "Canary"},
+		Object: runtime.RawExtension{Raw: []byte(raw)},
 	}}
 }
 

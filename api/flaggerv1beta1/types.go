@@ -44,7 +44,7 @@ type CanarySpec struct {
 	// +optional
 	Provider v1alpha1.Provider `json:"provider,omitempty"`
 	// +optional
-	MetricsServer string `json:"metricsServer,omitempty"`
+	MetricsServer string                        `json:"metricsServer,omitempty"`
 	TargetRef     v1alpha1.LocalObjectReference `json:"targetRef"`
 	// +optional
 	AutoscalerRef *v1alpha1.AutoscalerReference `json:"autoscalerRef,omitempty"`
