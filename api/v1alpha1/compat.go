@@ -88,7 +88,7 @@ func buildCompat() map[string]FieldStatus {
 func canaryTop() map[string]FieldStatus {
 	m := map[string]FieldStatus{
 		"spec.provider": {HonouredValues: []string{"istio", "kubernetes"},
-			Reason: "serin routes through its own xDS server (and Istio's sidecars); this provider is not a serin router"},
+			Reason: "serin routes through its own xDS server (and Istio's sidecars), and this provider is not a serin router"},
 		"spec.metricsServer":                      ignored("serin queries --prometheus-address, or a MetricTemplate's provider.address"),
 		"spec.progressDeadlineSeconds":            honoured,
 		"spec.targetRef":                          honoured,
@@ -126,7 +126,7 @@ func canaryService() map[string]FieldStatus {
 		"spec.service.portName":                        honoured,
 		"spec.service.appProtocol":                     honoured,
 		"spec.service.targetPort":                      honoured,
-		"spec.service.trafficDistribution":             ignored("serin's proxies choose the endpoints; the Services serin makes for hooks carry no trafficDistribution"),
+		"spec.service.trafficDistribution":             ignored("serin's proxies choose the endpoints, and the Services serin makes for hooks carry no trafficDistribution"),
 		"spec.service.portDiscovery":                   ignored("serin never rewrites your Service: its other ports keep serving from every pod, without a split"),
 		"spec.service.headless":                        ignored("the Services serin makes for hooks are ClusterIP Services"),
 		"spec.service.timeout":                         honoured,
@@ -137,9 +137,9 @@ func canaryService() map[string]FieldStatus {
 		"spec.service.gateways[]":                      honoured,
 		"spec.service.delegation":                      ignored("serin writes no Istio VirtualService that another could delegate to"),
 		"spec.service.corsPolicy":                      ignored(whyNotRouted),
-		"spec.service.unmanagedMetadata":               ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary; others' keys are not kept"),
-		"spec.service.unmanagedMetadata.annotations[]": ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary; others' keys are not kept"),
-		"spec.service.unmanagedMetadata.labels[]":      ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary; others' keys are not kept"),
+		"spec.service.unmanagedMetadata":               ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
+		"spec.service.unmanagedMetadata.annotations[]": ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
+		"spec.service.unmanagedMetadata.labels[]":      ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
 	}
 	for _, part := range []map[string]FieldStatus{
 		withPrefix("spec.service.retries", honoured, ".attempts", ".perTryTimeout", ".retryOn"),
@@ -247,7 +247,7 @@ func metricTemplateFields() map[string]FieldStatus {
 		"spec.provider.headers":            ignored("not sent with serin's queries yet"),
 		"spec.provider.secretRef":          honoured,
 		"spec.provider.secretRef.name":     honoured,
-		"spec.provider.region":             ignored("a CloudWatch field; serin queries Prometheus"),
+		"spec.provider.region":             ignored("a CloudWatch field, and serin queries Prometheus"),
 		"spec.provider.insecureSkipVerify": honoured,
 		"spec.query":                       honoured,
 	}

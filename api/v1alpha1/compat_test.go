@@ -55,6 +55,10 @@ func TestCompatCoversFlaggerSchema(t *testing.T) {
 		if !st.Honoured && st.Reason == "" {
 			t.Errorf("%s: ignored without a reason", p)
 		}
+		// The Compatible condition separates its notes with "; ".
+		if strings.Contains(st.Reason, ";") {
+			t.Errorf("%s: reason %q has a semicolon", p, st.Reason)
+		}
 	}
 	for p := range Compat {
 		if !slices.Contains(paths, p) {
