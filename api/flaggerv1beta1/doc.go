@@ -7,4 +7,5 @@
 //
 // +kubebuilder:object:generate=true
 // +groupName=flagger.app
+// +versionName=v1beta1
 package flaggerv1beta1

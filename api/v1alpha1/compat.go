@@ -355,3 +355,28 @@ func noteIfIgnored(path string, v any, seen map[string]FieldNote) bool {
 	seen[path] = FieldNote{Path: path, Reason: st.Reason}
 	return true
 }
+
+// CompatMarkdown is the table of Compat as Markdown rows, by kind and
+// path: what docs/flagger-compat.md shows.
+func CompatMarkdown() string {
+	keys := make([]string, 0, len(Compat))
+	for k := range Compat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("| kind | field | serin |\n|---|---|---|\n")
+	for _, k := range keys {
+		kind, path, _ := strings.Cut(k, ":")
+		st := Compat[k]
+		status := "honoured"
+		switch {
+		case len(st.HonouredValues) > 0:
+			status = fmt.Sprintf("honoured for %s; other values ignored: %s", strings.Join(st.HonouredValues, ", "), st.Reason)
+		case !st.Honoured:
+			status = "ignored: " + st.Reason
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", kind, path, strings.ReplaceAll(status, "|", "\\|"))
+	}
+	return b.String()
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"reflect"
 	"slices"
@@ -257,3 +258,29 @@ func FuzzIgnored(f *testing.F) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite docs/flagger-compat.md from Compat")
+
+// TestCompatDoc keeps docs/flagger-compat.md equal to Compat.
+func TestCompatDoc(t *testing.T) {
+	const path = "../../docs/flagger-compat.md"
+	const head = "# Coming from Flagger: every field of flagger.app/v1beta1\n\n" +
+		"Generated from `api/v1alpha1/compat.go` (`go test ./api/v1alpha1 -run TestCompatDoc -update-docs`).\n" +
+		"serin accepts every field below under `serin.dev/v1alpha1` and, with the chart's `flagger.compat=true`,\n" +
+		"under `flagger.app/v1beta1`. A field serin ignores is named, with the reason, in an admission warning\n" +
+		"(serin.dev kinds) and in the Canary's `Compatible` condition (status False, reason IgnoredFields; both\n" +
+		"groups).\n\n"
+	want := head + CompatMarkdown()
+	if *updateDocs {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("%s is stale: run go test ./api/v1alpha1 -run TestCompatDoc -update-docs", path)
+	}
+}

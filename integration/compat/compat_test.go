@@ -50,21 +50,56 @@ var flavours = []flavour{
 // namespace of its own.
 func TestFlaggerManifests(t *testing.T) {
 	c := cluster.Get(t)
-	harness.Install(t, c, harness.Options{})
+	harness.Install(t, c, harness.Options{Sets: []string{"flagger.compat=true"}, ExtraArgs: []string{"--flagger-compat"}})
 	for _, f := range flavours {
-		t.Run(strings.TrimSuffix(f.file, ".yaml"), func(t *testing.T) {
+		manifest, err := os.ReadFile(filepath.Join("testdata", f.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(f.file, ".yaml")
+		t.Run("serin/"+name, func(t *testing.T) {
 			t.Parallel()
 			ns := c.Namespace(t)
-			manifest, err := os.ReadFile(filepath.Join("testdata", f.file))
-			if err != nil {
-				t.Fatal(err)
-			}
 			applyWorkload(t, c, ns)
 			warnings := apply(t, c, ns, string(manifest))
 			assertWarnings(t, warnings, f.ignored)
 			assertCondition(t, c, "canaries.serin.dev", ns, f.ignored)
 		})
+		t.Run("flagger/"+name, func(t *testing.T) {
+			t.Parallel()
+			ns := c.Namespace(t)
+			applyWorkload(t, c, ns)
+			flagger := strings.Replace(string(manifest), "apiVersion: serin.dev/v1alpha1", "apiVersion: flagger.app/v1beta1", 1)
+			apply(t, c, ns, flagger)
+			// serin's status, converted into Flagger's shape, lists the
+			// same fields; the engine runs the serin.dev Canary it owns.
+			assertCondition(t, c, "canaries.flagger.app", ns, f.ignored)
+			assertMirrored(t, c, ns)
+		})
 	}
+}
+
+// assertMirrored checks that the flagger.app Canary is run by a serin.dev
+// Canary it owns, and that kubectl shows Flagger's columns and phase.
+func assertMirrored(t *testing.T, c *cluster.Cluster, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	owner, err := c.Kubectl(ctx, "", "get", "canaries.serin.dev", "podinfo", "-n", ns, "-o", "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].apiVersion}")
+	if err != nil || owner != "Canary/flagger.app/v1beta1" {
+		t.Errorf("serin.dev Canary owned by %q (%v), want the flagger.app Canary", owner, err)
+	}
+	table, err := c.Kubectl(ctx, "", "get", "canaries.flagger.app", "podinfo", "-n", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header := strings.Fields(strings.SplitN(table, "\n", 2)[0]); !slices.Equal(header, []string{"NAME", "STATUS", "WEIGHT", "LASTTRANSITIONTIME"}) {
+		t.Errorf("kubectl get columns %q", header)
+	}
+	phase, err := c.Kubectl(ctx, "", "get", "canaries.flagger.app", "podinfo", "-n", ns, "-o", "jsonpath={.status.phase}")
+	if err != nil || phase == "" {
+		t.Errorf("flagger.app Canary has no phase (%v)", err)
+	}
+	t.Logf("flagger.app Canary:\n%s", table)
 }
 
 // applyWorkload creates what the Canaries release: a Deployment, its

@@ -37,6 +37,7 @@ type controllerOptions struct {
 	xdsTLSCert        string
 	xdsTLSKey         string
 	xdsClientCA       string
+	flaggerCompat     bool
 }
 
 func newControllerCmd(conn *connFlags) *cobra.Command {
@@ -77,6 +78,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.xdsTLSCert, "xds-tls-cert", "", "serving certificate of the xDS server (PEM); with --xds-tls-key, xDS is served over TLS, hot-reloaded")
 	f.StringVar(&o.xdsTLSKey, "xds-tls-key", "", "private key of --xds-tls-cert")
 	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "CA bundle (PEM) that proxies' client certificates must chain to (mTLS; the certificate's identity names the node)")
+	f.BoolVar(&o.flaggerCompat, "flagger-compat", false, "run flagger.app/v1beta1 Canaries (their CRDs must be installed: the chart's flagger.compat)")
 	f.StringVar(&o.replicaName, "replica-name", defaultReplicaName(), "this replica's name (the pod name), under which it shares what its proxies applied")
 	return cmd
 }
@@ -105,6 +107,9 @@ func runController(ctx context.Context, conn *connFlags, o controllerOptions) er
 		return err
 	}
 	if err := setupEngine(ctx, mgr, o, log, t); err != nil {
+		return err
+	}
+	if err := setupFlaggerCompat(mgr, o, log); err != nil {
 		return err
 	}
 	log.Info("starting serin", "version", Version, "namespace", o.namespace, "xds", o.xdsAddress, "webhookPort", o.webhookPort)

@@ -39,6 +39,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"xds-tls-cert":        "",
 		"xds-tls-key":         "",
 		"xds-client-ca":       "",
+		"flagger-compat":      "false",
 		"replica-name":        defaultReplicaName(),
 	}
 	n := 0
