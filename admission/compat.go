@@ -3,7 +3,9 @@ package admission
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
@@ -15,7 +17,7 @@ import (
 func withWarnings[T any](h admission.Handler, notes func(*T) []v1alpha1.FieldNote) admission.Handler {
 	return HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		resp := h.Handle(ctx, req)
-		if !resp.Allowed || len(req.Object.Raw) == 0 {
+		if !resp.Allowed || len(req.Object.Raw) == 0 || sameSpec(req) {
 			return resp
 		}
 		obj := new(T)
@@ -25,6 +27,26 @@ func withWarnings[T any](h admission.Handler, notes func(*T) []v1alpha1.FieldNot
 		resp.Warnings = append(resp.Warnings, Warnings(notes(obj))...)
 		return resp
 	})
+}
+
+// sameSpec reports an update that leaves the spec as it was (metadata or
+// finalizers only, as serin's own updates are): it is not warned about
+// again.
+func sameSpec(req admission.Request) bool {
+	if req.Operation != admissionv1.Update || len(req.OldObject.Raw) == 0 {
+		return false
+	}
+	var obj, old struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if json.Unmarshal(req.Object.Raw, &obj) != nil || json.Unmarshal(req.OldObject.Raw, &old) != nil {
+		return false
+	}
+	var a, b any
+	if json.Unmarshal(obj.Spec, &a) != nil || json.Unmarshal(old.Spec, &b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // Warnings words field notes as admission warnings.

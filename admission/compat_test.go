@@ -50,3 +50,19 @@ func TestCanaryWarnings(t *testing.T) {
 	}
 	t.Log(resp.Result.Message)
 }
+
+// TestNoWarningsForSameSpec: an update that leaves the spec alone (serin
+// adding its finalizer) is not warned about again; a spec change is.
+func TestNoWarningsForSameSpec(t *testing.T) {
+	h := withWarnings(validator(v1alpha1.ValidateCanary), canaryNotes)
+	old := `{"metadata":{"name":"podinfo"},"spec":{"targetRef":{"name":"podinfo"},"provider":"nginx"}}`
+	req := canaryReview(`{"metadata":{"name":"podinfo","finalizers":["serin.dev/canary"]},"spec":{"provider":"nginx","targetRef":{"name":"podinfo"}}}`)
+	req.Operation, req.OldObject = admissionv1.Update, runtime.RawExtension{Raw: []byte(old)}
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Errorf("same spec: allowed=%v warnings=%q", resp.Allowed, resp.Warnings)
+	}
+	req.Object.Raw = []byte(`{"metadata":{"name":"podinfo"},"spec":{"provider":"nginx","targetRef":{"name":"podinfo"},"suspend":true}}`)
+	if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Warnings) != 1 {
+		t.Errorf("changed spec: allowed=%v warnings=%q", resp.Allowed, resp.Warnings)
+	}
+}

@@ -56,7 +56,7 @@ func (m *Mirror) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	var sc v1alpha1.Canary
 	err := m.Client.Get(ctx, req.NamespacedName, &sc)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, m.create(ctx, &fc)
+		return ctrl.Result{}, m.refused(ctx, &fc, m.create(ctx, &fc))
 	}
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("get serin canary: %w", err)
@@ -69,7 +69,7 @@ func (m *Mirror) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if want := flaggerv1beta1.SpecToSerin(&fc.Spec); !equality.Semantic.DeepEqual(sc.Spec, want) {
 		sc.Spec = want
 		if err := m.Client.Update(ctx, &sc, fieldOwner); err != nil {
-			return ctrl.Result{}, fmt.Errorf("update serin canary: %w", err)
+			return ctrl.Result{}, m.refused(ctx, &fc, fmt.Errorf("update serin canary: %w", err))
 		}
 	}
 	if st := flaggerv1beta1.StatusFromSerin(&sc.Status); !equality.Semantic.DeepEqual(fc.Status, st) {
@@ -91,5 +91,36 @@ func (m *Mirror) create(ctx context.Context, fc *flaggerv1beta1.Canary) error {
 		return fmt.Errorf("create serin canary: %w", err)
 	}
 	m.Log.V(1).Info("mirrored flagger.app canary", "namespace", fc.Namespace, "name", fc.Name)
+	return nil
+}
+
+// ConditionMirrored is the condition of a flagger.app Canary that says
+// why serin could not run it: False with reason Invalid and the API
+// server's message when serin's validation rejects its spec.
+const ConditionMirrored flaggerv1beta1.CanaryConditionType = "Mirrored"
+
+// refused shows an invalid spec in the Flagger Canary's status, where its
+// author looks; other errors are returned to be retried.
+func (m *Mirror) refused(ctx context.Context, fc *flaggerv1beta1.Canary, err error) error {
+	if err == nil || !apierrors.IsInvalid(err) {
+		return err
+	}
+	now := metav1.Now()
+	cond := flaggerv1beta1.CanaryCondition{Type: ConditionMirrored, Status: metav1.ConditionFalse, Reason: "Invalid",
+		Message: err.Error(), LastUpdateTime: now, LastTransitionTime: now}
+	conds := []flaggerv1beta1.CanaryCondition{cond}
+	for _, c := range fc.Status.Conditions {
+		if c.Type == ConditionMirrored {
+			if c.Message == cond.Message {
+				return nil
+			}
+			continue
+		}
+		conds = append(conds, c)
+	}
+	fc.Status.Conditions = conds
+	if uerr := m.Client.Status().Update(ctx, fc, fieldOwner); uerr != nil {
+		return fmt.Errorf("record refusal: %w", uerr)
+	}
 	return nil
 }

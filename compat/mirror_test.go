@@ -2,14 +2,19 @@ package compat
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/serin-dev/serin/api/flaggerv1beta1"
 	"github.com/serin-dev/serin/api/v1alpha1"
@@ -20,11 +25,16 @@ var key = types.NamespacedName{Namespace: "test", Name: "podinfo"}
 
 func newMirror(t *testing.T, objs ...client.Object) (*Mirror, client.Client) {
 	t.Helper()
+	return newMirrorWith(t, interceptor.Funcs{}, objs...)
+}
+
+func newMirrorWith(t *testing.T, funcs interceptor.Funcs, objs ...client.Object) (*Mirror, client.Client) {
+	t.Helper()
 	s, err := scheme.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
+	cl := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).WithInterceptorFuncs(funcs).
 		WithStatusSubresource(&flaggerv1beta1.Canary{}, &v1alpha1.Canary{}).Build()
 	return &Mirror{Client: cl, Log: logr.Discard()}, cl
 }
@@ -97,5 +107,24 @@ func TestMirrorLeavesForeignCanary(t *testing.T) {
 	var sc v1alpha1.Canary
 	if err := cl.Get(context.Background(), key, &sc); err != nil || sc.Spec.TargetRef.Name != "other" {
 		t.Fatalf("foreign canary changed: %v %+v", err, sc.Spec)
+	}
+}
+
+// TestMirrorShowsRefusal: when serin's validation rejects the converted
+// spec, the Flagger Canary's status says so (Mirrored=False, Invalid).
+func TestMirrorShowsRefusal(t *testing.T) {
+	invalid := apierrors.NewInvalid(schema.GroupKind{Group: "serin.dev", Kind: "Canary"}, key.Name,
+		field.ErrorList{field.NotSupported(field.NewPath("spec", "service", "trafficPolicy", "tls", "mode"), "SIMPLE", []string{"DISABLE", "ISTIO_MUTUAL"})})
+	m, cl := newMirrorWith(t, interceptor.Funcs{Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
+		return invalid
+	}}, flaggerCanary())
+	reconcile(t, m)
+	var fc flaggerv1beta1.Canary
+	if err := cl.Get(context.Background(), key, &fc); err != nil {
+		t.Fatal(err)
+	}
+	if len(fc.Status.Conditions) != 1 || fc.Status.Conditions[0].Type != ConditionMirrored ||
+		fc.Status.Conditions[0].Reason != "Invalid" || !strings.HasSuffix(fc.Status.Conditions[0].Message, invalid.Error()) {
+		t.Fatalf("conditions %+v", fc.Status.Conditions)
 	}
 }
