@@ -13,6 +13,8 @@ import (
 // and Flagger lacks (canaryReplicas, judge, loadReports, minProxies) stays
 // unset, and serin's defaults apply.
 
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
 // ToSerin is the serin.dev Canary that runs c: same name, namespace,
 // labels, annotations and spec.
 func ToSerin(c *Canary) *v1alpha1.Canary {
@@ -22,6 +24,9 @@ func ToSerin(c *Canary) *v1alpha1.Canary {
 			Labels: copyMap(c.Labels), Annotations: copyMap(c.Annotations)},
 		Spec: SpecToSerin(&c.Spec),
 	}
+	// kubectl's record of the Flagger manifest describes the Flagger
+	// object, not this one.
+	delete(out.Annotations, lastApplied)
 	return out
 }
 

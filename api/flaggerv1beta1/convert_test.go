@@ -73,12 +73,16 @@ func TestOtherKindsRoundTrip(t *testing.T) {
 }
 
 func TestToSerin(t *testing.T) {
-	c := &Canary{ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "test", Labels: map[string]string{"a": "b"}},
+	c := &Canary{ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "test", Labels: map[string]string{"a": "b"},
+		Annotations: map[string]string{lastApplied: "{}", "serin.dev/paused": "true"}},
 		Spec: CanarySpec{Provider: "istio", TargetRef: v1alpha1.LocalObjectReference{Name: "podinfo"}}}
 	s := ToSerin(c)
 	if s.Name != "podinfo" || s.Namespace != "test" || s.Labels["a"] != "b" || s.Spec.TargetRef.Name != "podinfo" ||
 		s.APIVersion != "serin.dev/v1alpha1" {
 		t.Fatalf("ToSerin: %+v", s)
+	}
+	if _, kept := s.Annotations[lastApplied]; kept || s.Annotations["serin.dev/paused"] != "true" {
+		t.Fatalf("annotations %v", s.Annotations)
 	}
 	s.Labels["a"] = "changed"
 	if c.Labels["a"] != "b" {
