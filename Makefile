@@ -39,7 +39,8 @@ tools: ## Install test tools into bin/ (apt: hey; built: etcd, Kubernetes, kwok,
 .PHONY: generate
 generate: tools-codegen ## Generate deepcopy code, CRDs, RBAC and webhook manifests
 	$(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
-	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:dir=manifests/crd
+	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/v1alpha1/... output:crd:dir=manifests/crd
+	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/flaggerv1beta1/... output:crd:dir=manifests/flagger
 	$(BIN)/controller-gen rbac:roleName=serin paths=./... output:rbac:dir=manifests/rbac
 	$(BIN)/controller-gen webhook paths=./admission/... output:webhook:dir=manifests/webhook
 	hack/sync-chart.sh

@@ -52,9 +52,9 @@ func Register(srv webhook.Server, m *Metrics, log logr.Logger, opts ...Option) {
 	}
 	srv.Register(PathHoldDeployment, &webhook.Admission{Handler: m.instrument("hold", HandlerFunc(holdDeployment))})
 	srv.Register(PathValidateDeployment, &webhook.Admission{Handler: m.instrument("validate-deployment", HandlerFunc(validateDeployment))})
-	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", validateCanary(o.owners))})
-	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-metrictemplate", validator(v1alpha1.ValidateMetricTemplate))})
-	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: m.instrument("validate-alertprovider", validator(v1alpha1.ValidateAlertProvider))})
+	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", withWarnings(validateCanary(o.owners), canaryNotes))})
+	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-metrictemplate", withWarnings(validator(v1alpha1.ValidateMetricTemplate), metricTemplateNotes))})
+	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: m.instrument("validate-alertprovider", withWarnings(validator(v1alpha1.ValidateAlertProvider), alertProviderNotes))})
 	log.V(1).Info("admission webhooks registered")
 }
 

@@ -129,6 +129,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if setConflictCondition(&out.Status, own.conflicts, in.Now) {
 		r.event(ctx, &c, &own.spec, Event{Warning: true, Reason: "SpecConflict", Action: "Resolve", Message: conflictMessage(own.conflicts)})
 	}
+	setCompatibleCondition(&out.Status, v1alpha1.Ignored(&c.Spec), in.Now)
 	if err := r.writeStatus(ctx, &c, out.Status); err != nil {
 		// Nothing was done yet: the next attempt decides again.
 		return ctrl.Result{}, err

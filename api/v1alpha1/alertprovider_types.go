@@ -28,7 +28,7 @@ type AlertProviderList struct {
 }
 
 // AlertProviderType is a notification service.
-// +kubebuilder:validation:Enum=slack;msteams;discord;generic
+// +kubebuilder:validation:Enum=slack;msteams;discord;generic;rocket;gchat
 type AlertProviderType string
 
 // Alert providers.
@@ -56,4 +56,8 @@ type AlertProviderSpec struct {
 	// "address" holds the webhook URL.
 	// +optional
 	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Proxy is Flagger's HTTP proxy for the provider's calls.
+	// +optional
+	Proxy string `json:"proxy,omitempty"`
 }

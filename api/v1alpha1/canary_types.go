@@ -102,6 +102,25 @@ type CanarySpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	MinProxies *int32 `json:"minProxies,omitempty"`
+
+	// Flagger's fields (see compat.go for what serin makes of each).
+
+	// Provider is Flagger's router; serin routes through its own xDS
+	// server (and Istio's sidecars), so this is accepted and reported.
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+	// MetricsServer is Flagger's default Prometheus address.
+	// +optional
+	MetricsServer string `json:"metricsServer,omitempty"`
+	// IngressRef names an Ingress (Flagger's nginx provider).
+	// +optional
+	IngressRef *ExternalObjectReference `json:"ingressRef,omitempty"`
+	// RouteRef names an ApisixRoute (Flagger's apisix provider).
+	// +optional
+	RouteRef *ExternalObjectReference `json:"routeRef,omitempty"`
+	// UpstreamRef names a Gloo Upstream (Flagger's gloo provider).
+	// +optional
+	UpstreamRef *ExternalObjectReference `json:"upstreamRef,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.
@@ -122,6 +141,13 @@ type AutoscalerReference struct {
 	Kind string `json:"kind,omitempty"`
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+
+	// PrimaryScalerQueries are KEDA queries of the primary's ScaledObject.
+	// +optional
+	PrimaryScalerQueries map[string]string `json:"primaryScalerQueries,omitempty"`
+	// PrimaryScalerReplicas bounds the primary's autoscaler.
+	// +optional
+	PrimaryScalerReplicas *ScalerReplicas `json:"primaryScalerReplicas,omitempty"`
 }
 
 // CrossNamespaceObjectReference names an object, by default in the
@@ -193,6 +219,42 @@ type CanaryService struct {
 	// and which selects the stable pods only.
 	// +optional
 	Primary *CustomMetadata `json:"primary,omitempty"`
+
+	// Flagger's fields (see compat.go for what serin makes of each).
+
+	// TrafficDistribution of the Services Flagger generates.
+	// +optional
+	TrafficDistribution TrafficDistribution `json:"trafficDistribution,omitempty"`
+	// PortDiscovery exposes every container port, not only Port.
+	// +optional
+	PortDiscovery bool `json:"portDiscovery,omitempty"`
+	// Headless makes the generated Services headless.
+	// +optional
+	Headless bool `json:"headless,omitempty"`
+	// BackendTimeout is the timeout towards the backend (Gateway API).
+	// +optional
+	BackendTimeout string `json:"backendTimeout,omitempty"`
+	// MeshName is the App Mesh mesh.
+	// +optional
+	MeshName string `json:"meshName,omitempty"`
+	// Backends are App Mesh virtual-service backends.
+	// +optional
+	Backends []string `json:"backends,omitempty"`
+	// Delegation makes the route a delegate of another Istio VirtualService.
+	// +optional
+	Delegation bool `json:"delegation,omitempty"`
+	// Mirror lists Gateway API mirror backends.
+	// +optional
+	Mirror []HTTPMirror `json:"mirror,omitempty"`
+	// GatewayRefs are Gateway API Gateways that route the service.
+	// +optional
+	GatewayRefs []GatewayRef `json:"gatewayRefs,omitempty"`
+	// CorsPolicy of the routes.
+	// +optional
+	CorsPolicy *CorsPolicy `json:"corsPolicy,omitempty"`
+	// UnmanagedMetadata lists labels and annotations others manage.
+	// +optional
+	UnmanagedMetadata *UnmanagedMetadata `json:"unmanagedMetadata,omitempty"`
 }
 
 // CustomMetadata are labels and annotations for an object serin makes.
@@ -213,6 +275,27 @@ type HTTPMatchRequest struct {
 	URI *StringMatch `json:"uri,omitempty"`
 	// +optional
 	Method *StringMatch `json:"method,omitempty"`
+
+	// Flagger's (Istio's) further match conditions.
+
+	// +optional
+	Authority *StringMatch `json:"authority,omitempty"`
+	// +optional
+	Gateways []string `json:"gateways,omitempty"`
+	// +optional
+	IgnoreURICase bool `json:"ignoreUriCase,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Port int32 `json:"port,omitempty"`
+	// +optional
+	Scheme *StringMatch `json:"scheme,omitempty"`
+	// +optional
+	SourceLabels map[string]string `json:"sourceLabels,omitempty"`
+	// +optional
+	SourceNamespace string `json:"sourceNamespace,omitempty"`
+	// +optional
+	WithoutHeaders map[string]StringMatch `json:"withoutHeaders,omitempty"`
 }
 
 // StringMatch matches a string; set exactly one field.
@@ -237,6 +320,11 @@ type HTTPRewrite struct {
 	URI string `json:"uri,omitempty"`
 	// +optional
 	Authority string `json:"authority,omitempty"`
+
+	// Type is Gateway API's path rewrite type (ReplaceFullPath or
+	// ReplacePrefixMatch).
+	// +optional
+	Type string `json:"type,omitempty"`
 }
 
 // HTTPRetry is a retry policy.
@@ -272,10 +360,17 @@ type HeaderOperations struct {
 type TrafficPolicy struct {
 	// +optional
 	TLS *TLSSettings `json:"tls,omitempty"`
+
+	// +optional
+	ConnectionPool *ConnectionPoolSettings `json:"connectionPool,omitempty"`
+	// +optional
+	LoadBalancer *LoadBalancerSettings `json:"loadBalancer,omitempty"`
+	// +optional
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
 }
 
 // TLSMode is how proxies talk to the pods.
-// +kubebuilder:validation:Enum=DISABLE;ISTIO_MUTUAL
+// +kubebuilder:validation:Enum=DISABLE;SIMPLE;MUTUAL;ISTIO_MUTUAL
 type TLSMode string
 
 // TLS modes.
@@ -287,6 +382,19 @@ const (
 // TLSSettings is the TLS towards the pods.
 type TLSSettings struct {
 	Mode TLSMode `json:"mode"`
+
+	// Flagger's (Istio's) client TLS fields, for SIMPLE and MUTUAL.
+
+	// +optional
+	CACertificates string `json:"caCertificates,omitempty"`
+	// +optional
+	ClientCertificate string `json:"clientCertificate,omitempty"`
+	// +optional
+	PrivateKey string `json:"privateKey,omitempty"`
+	// +optional
+	SNI string `json:"sni,omitempty"`
+	// +optional
+	SubjectAltNames []string `json:"subjectAltNames,omitempty"`
 }
 
 // CanaryAnalysis says how traffic moves and how the canary is judged.
@@ -348,6 +456,21 @@ type CanaryAnalysis struct {
 	// Alerts say where notifications go.
 	// +optional
 	Alerts []CanaryAlert `json:"alerts,omitempty"`
+
+	// Flagger's fields (see compat.go for what serin makes of each).
+
+	// PrimaryReadyThreshold is the percentage of primary pods that must be
+	// ready before a release starts.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	PrimaryReadyThreshold *int32 `json:"primaryReadyThreshold,omitempty"`
+	// CanaryReadyThreshold is the percentage of canary pods that must be
+	// ready before traffic moves.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	CanaryReadyThreshold *int32 `json:"canaryReadyThreshold,omitempty"`
 }
 
 // SessionAffinity is a cookie that pins a user to a track.
@@ -358,6 +481,24 @@ type SessionAffinity struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MaxAge int32 `json:"maxAge,omitempty"`
+
+	// Flagger's fields (see compat.go for what serin makes of each).
+
+	// PrimaryCookieName is the cookie of the primary track.
+	// +optional
+	PrimaryCookieName string `json:"primaryCookieName,omitempty"`
+	// +optional
+	Domain string `json:"domain,omitempty"`
+	// +optional
+	HTTPOnly bool `json:"httpOnly,omitempty"`
+	// +optional
+	Partitioned bool `json:"partitioned,omitempty"`
+	// +optional
+	Path string `json:"path,omitempty"`
+	// +optional
+	SameSite SameSite `json:"sameSite,omitempty"`
+	// +optional
+	Secure bool `json:"secure,omitempty"`
 }
 
 // CanaryThresholdRange is the range a metric value must stay in.
@@ -387,6 +528,15 @@ type CanaryMetric struct {
 	// {{ variables.NAME }}.
 	// +optional
 	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+
+	// Threshold is Flagger's deprecated bound: the minimum of
+	// request-success-rate, the maximum of any other metric. It is used
+	// when thresholdRange is unset.
+	// +optional
+	Threshold *float64 `json:"threshold,omitempty"`
+	// Query is Flagger's deprecated inline query.
+	// +optional
+	Query string `json:"query,omitempty"`
 }
 
 // HookType says when a webhook is called.
@@ -430,6 +580,11 @@ type CanaryWebhook struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Retries int32 `json:"retries,omitempty"`
+
+	// DisableTLS is Flagger's switch for calling the hook without TLS
+	// verification.
+	// +optional
+	DisableTLS bool `json:"disableTLS,omitempty"`
 }
 
 // AlertSeverity filters alerts.
@@ -561,6 +716,10 @@ const (
 	// ConditionHostsOwned is False while spec.service.hosts names hosts
 	// the Canary's namespace does not own; those are not served.
 	ConditionHostsOwned = "HostsOwned"
+	// ConditionCompatible is False (reason IgnoredFields) while the spec
+	// sets fields of Flagger's schema that serin accepts and ignores, and
+	// lists them; True otherwise.
+	ConditionCompatible = "Compatible"
 )
 
 // CanaryStatus is all the state of a release.

@@ -79,6 +79,9 @@ func setAnalysisDefaults(a *CanaryAnalysis) {
 	if a.SessionAffinity != nil && a.SessionAffinity.MaxAge == 0 {
 		a.SessionAffinity.MaxAge = DefaultCookieMaxAge
 	}
+	for i := range a.Metrics {
+		legacyThreshold(&a.Metrics[i])
+	}
 	for i := range a.Webhooks {
 		if a.Webhooks[i].Type == "" {
 			a.Webhooks[i].Type = HookRollout
@@ -271,4 +274,19 @@ func show(v reflect.Value) string {
 		v = v.Elem()
 	}
 	return fmt.Sprintf("%v", v.Interface())
+}
+
+// legacyThreshold turns Flagger's deprecated metrics[].threshold into the
+// thresholdRange it stands for: the minimum of request-success-rate, the
+// maximum of every other metric. An explicit thresholdRange wins.
+func legacyThreshold(m *CanaryMetric) {
+	if m.Threshold == nil || m.ThresholdRange != nil {
+		return
+	}
+	t := *m.Threshold
+	if m.Name == MetricRequestSuccessRate {
+		m.ThresholdRange = &CanaryThresholdRange{Min: &t}
+		return
+	}
+	m.ThresholdRange = &CanaryThresholdRange{Max: &t}
 }

@@ -40,7 +40,7 @@ type MetricTemplateSpec struct {
 }
 
 // ProviderType is a metrics backend.
-// +kubebuilder:validation:Enum=prometheus
+// +kubebuilder:validation:Enum=prometheus;influxdb;datadog;externalmetrics;stackdriver;cloudwatch;newrelic;graphite;dynatrace;keptn;splunk
 type ProviderType string
 
 // Metric providers.
@@ -64,4 +64,14 @@ type MetricProvider struct {
 	// InsecureSkipVerify skips TLS verification of the provider.
 	// +optional
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+
+	// Flagger's fields (see compat.go for what serin makes of each).
+
+	// Headers are sent with every query, as in net/http: a list of values
+	// per name.
+	// +optional
+	Headers map[string][]string `json:"headers,omitempty"`
+	// Region of the provider (CloudWatch).
+	// +optional
+	Region string `json:"region,omitempty"`
 }

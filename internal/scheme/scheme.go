@@ -1,5 +1,6 @@
 // Package scheme is the one runtime scheme serin's clients use: Kubernetes'
-// built-in types, serin's API and Istio's networking types.
+// built-in types, serin's API, Flagger's flagger.app kinds and Istio's
+// networking types.
 package scheme
 
 import (
@@ -7,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/serin-dev/serin/api/flaggerv1beta1"
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
@@ -14,7 +16,7 @@ import (
 // types; the controller, the CLI and the integration tests use it.
 func New() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, networkingv1alpha3.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, flaggerv1beta1.AddToScheme, networkingv1alpha3.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, err
 		}

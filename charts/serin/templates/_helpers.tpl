@@ -129,6 +129,12 @@ Istio on, EnvoyFilters. */}}
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+- apiGroups: ["flagger.app"]
+  resources: ["canaries"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["flagger.app", "serin.dev"]
+  resources: ["canaries/finalizers", "canaries/status"]
+  verbs: ["get", "patch", "update"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["gateways", "httproutes"]
   verbs: ["get", "list", "watch"]
@@ -144,9 +150,6 @@ Istio on, EnvoyFilters. */}}
 - apiGroups: ["serin.dev"]
   resources: ["canaries"]
   verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
-- apiGroups: ["serin.dev"]
-  resources: ["canaries/finalizers", "canaries/status"]
-  verbs: ["get", "patch", "update"]
 {{- end -}}
 
 {{/* Who routes which host: read cluster-wide to decide which hosts a

@@ -46,6 +46,7 @@ type controllerOptions struct {
 	flaggerMetrics    bool
 	xdsPlaintext      bool
 	xdsService        string
+	flaggerCompat     bool
 }
 
 func newControllerCmd(conn *connFlags) *cobra.Command {
@@ -95,6 +96,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.xdsClientCA, "xds-client-ca", "", "more CAs (PEM) that proxies' client certificates may chain to, e.g. Istio's root (istio-ca-root-cert); serin's own CA is always trusted")
 	f.BoolVar(&o.xdsPlaintext, "xds-plaintext", false, "serve xDS in plaintext, without client authentication or access control (any client gets every release)")
 	f.StringVar(&o.xdsService, "xds-service", "serin-xds", "xDS Service name the builtin serving certificate is also issued for")
+	f.BoolVar(&o.flaggerCompat, "flagger-compat", false, "run flagger.app/v1beta1 Canaries (their CRDs must be installed: the chart's flagger.compat)")
 	f.StringVar(&o.replicaName, "replica-name", defaultReplicaName(), "this replica's name (the pod name), under which it shares what its proxies applied")
 	return cmd
 }
@@ -126,6 +128,9 @@ func runController(ctx context.Context, conn *connFlags, o controllerOptions) er
 		return err
 	}
 	if err := setupEngine(ctx, mgr, o, log, t); err != nil {
+		return err
+	}
+	if err := setupFlaggerCompat(mgr, o, log); err != nil {
 		return err
 	}
 	log.Info("starting serin", "version", Version, "namespace", o.namespace, "xds", o.xdsAddress, "webhookPort", o.webhookPort)

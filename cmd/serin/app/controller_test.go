@@ -48,6 +48,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"xds-client-ca":              "",
 		"xds-plaintext":              "false",
 		"xds-service":                "serin-xds",
+		"flagger-compat":             "false",
 		"replica-name":               defaultReplicaName(),
 	}
 	n := 0

@@ -1,0 +1,238 @@
+package compat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
+)
+
+func TestMain(m *testing.M) {
+	cluster.Main(m, cluster.Options{Nodes: 1})
+}
+
+// flavour is one Flagger-shaped Canary and the fields serin must report
+// as ignored (every other field of it is honoured).
+type flavour struct {
+	file    string
+	ignored []string
+}
+
+var flavours = []flavour{
+	{"istio.yaml", []string{
+		"spec.analysis.sessionAffinity.primaryCookieName", "spec.service.apex", "spec.service.corsPolicy",
+		"spec.service.portDiscovery", "spec.service.trafficPolicy.loadBalancer", "spec.service.trafficPolicy.outlierDetection",
+	}},
+	{"gatewayapi.yaml", []string{
+		"spec.provider=gatewayapi:v1", "spec.service.backendTimeout", "spec.service.gatewayRefs[]", "spec.service.rewrite.type",
+	}},
+	{"linkerd.yaml", []string{
+		"spec.analysis.canaryReadyThreshold", "spec.analysis.primaryReadyThreshold", "spec.analysis.webhooks[].disableTLS",
+		"spec.autoscalerRef.primaryScalerReplicas", "spec.provider=linkerd",
+	}},
+	{"kubernetes.yaml", []string{"spec.ingressRef", "spec.service.portDiscovery"}},
+}
+
+// TestFlaggerManifests installs serin once and applies each flavour in a
+// namespace of its own.
+func TestFlaggerManifests(t *testing.T) {
+	c := cluster.Get(t)
+	harness.Install(t, c, harness.Options{Sets: []string{"flagger.compat=true"}, ExtraArgs: []string{"--flagger-compat"}})
+	for _, f := range flavours {
+		manifest, err := os.ReadFile(filepath.Join("testdata", f.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(f.file, ".yaml")
+		t.Run("serin/"+name, func(t *testing.T) {
+			t.Parallel()
+			ns := c.Namespace(t)
+			applyWorkload(t, c, ns)
+			warnings := apply(t, c, ns, string(manifest))
+			assertWarnings(t, warnings, f.ignored)
+			assertCondition(t, c, "canaries.serin.dev", ns, f.ignored)
+		})
+		t.Run("flagger/"+name, func(t *testing.T) {
+			t.Parallel()
+			ns := c.Namespace(t)
+			applyWorkload(t, c, ns)
+			flagger := strings.Replace(string(manifest), "apiVersion: serin.dev/v1alpha1", "apiVersion: flagger.app/v1beta1", 1)
+			apply(t, c, ns, flagger)
+			// serin's status, converted into Flagger's shape, lists the
+			// same fields; the engine runs the serin.dev Canary it owns.
+			assertCondition(t, c, "canaries.flagger.app", ns, f.ignored)
+			assertMirrored(t, c, ns)
+		})
+	}
+}
+
+// assertMirrored checks that the flagger.app Canary is run by a serin.dev
+// Canary it owns, and that kubectl shows Flagger's columns and phase.
+func assertMirrored(t *testing.T, c *cluster.Cluster, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	owner, err := c.Kubectl(ctx, "", "get", "canaries.serin.dev", "podinfo", "-n", ns, "-o", "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].apiVersion}")
+	if err != nil || owner != "Canary/flagger.app/v1beta1" {
+		t.Errorf("serin.dev Canary owned by %q (%v), want the flagger.app Canary", owner, err)
+	}
+	table, err := c.Kubectl(ctx, "", "get", "canaries.flagger.app", "podinfo", "-n", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header := strings.Fields(strings.SplitN(table, "\n", 2)[0]); !slices.Equal(header, []string{"NAME", "STATUS", "WEIGHT", "LASTTRANSITIONTIME"}) {
+		t.Errorf("kubectl get columns %q", header)
+	}
+	phase, err := c.Kubectl(ctx, "", "get", "canaries.flagger.app", "podinfo", "-n", ns, "-o", "jsonpath={.status.phase}")
+	if err != nil || phase == "" {
+		t.Errorf("flagger.app Canary has no phase (%v)", err)
+	}
+	t.Logf("flagger.app Canary:\n%s", table)
+}
+
+// applyWorkload creates what the Canaries release: a Deployment, its
+// Service and an HPA.
+func applyWorkload(t *testing.T, c *cluster.Cluster, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Kubectl(ctx, workload, "apply", "-n", ns, "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const workload = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: podinfo}}
+  template:
+    metadata: {labels: {app: podinfo}}
+    spec:
+      containers:
+      - name: app
+        image: ghcr.io/stefanprodan/podinfo:6.0.0
+        ports: [{name: http, containerPort: 9898}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: podinfo}
+spec:
+  selector: {app: podinfo}
+  ports: [{name: http, port: 9898, targetPort: 9898}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: podinfo}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+`
+
+// apply runs `kubectl apply` as a user does (strict field validation, the
+// default) and returns the warnings kubectl printed.
+func apply(t *testing.T, c *cluster.Cluster, ns, manifest string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "kubectl"), "--kubeconfig="+c.Kubeconfig, "apply", "-n", ns, "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	var out []string
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if w, ok := strings.CutPrefix(line, "Warning: "); ok {
+			out = append(out, w)
+		}
+	}
+	t.Logf("kubectl: %s\n%s", strings.TrimSpace(stdout.String()), stderr.String())
+	return out
+}
+
+func assertWarnings(t *testing.T, warnings, ignored []string) {
+	t.Helper()
+	var got []string
+	for _, w := range warnings {
+		rest, ok := strings.CutPrefix(w, "serin ignores ")
+		if !ok {
+			continue
+		}
+		path, why, _ := strings.Cut(rest, ": ")
+		if why == "" {
+			t.Errorf("warning %q gives no reason", w)
+		}
+		got = append(got, path)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, ignored) {
+		t.Errorf("warnings name\n %q\nwant\n %q", got, ignored)
+	}
+}
+
+// assertCondition waits until serin has reconciled the Canary (of
+// resource, e.g. canaries.serin.dev) and checks that Compatible is False
+// and lists exactly the ignored fields.
+func assertCondition(t *testing.T, c *cluster.Cluster, resource, ns string, ignored []string) {
+	t.Helper()
+	cond := waitCondition(t, c, resource, ns)
+	if cond.Status != metav1.ConditionFalse || cond.Reason != "IgnoredFields" {
+		t.Fatalf("condition %+v, want False/IgnoredFields", cond)
+	}
+	msg := strings.TrimPrefix(cond.Message, "serin ignores: ")
+	var got []string
+	for _, part := range strings.Split(msg, "; ") {
+		path, _, _ := strings.Cut(part, ": ")
+		got = append(got, path)
+	}
+	if !slices.Equal(got, ignored) {
+		t.Errorf("condition lists\n %q\nwant\n %q\n(%s)", got, ignored, cond.Message)
+	}
+}
+
+// waitCondition polls the Canary podinfo until it has a Compatible
+// condition.
+func waitCondition(t *testing.T, c *cluster.Cluster, resource, ns string) metav1.Condition {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := c.Kubectl(context.Background(), "", "get", resource, "podinfo", "-n", ns, "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var obj struct {
+			Status struct {
+				Conditions []metav1.Condition `json:"conditions"`
+			} `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(out), &obj); err != nil {
+			t.Fatal(err)
+		}
+		if cond := apimeta.FindStatusCondition(obj.Status.Conditions, v1alpha1.ConditionCompatible); cond != nil {
+			return *cond
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s condition after 2m:\n%s", v1alpha1.ConditionCompatible, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
