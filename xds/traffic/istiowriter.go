@@ -5,10 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +25,7 @@ import (
 
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
+	"github.com/serin-dev/serin/xds/translate"
 )
 
 // LabelIstioBootstrap on a namespace asks serin to keep its bootstrap
@@ -32,9 +39,37 @@ const LabelIstioBootstrap = "serin.dev/istio-bootstrap"
 type IstioWriter struct {
 	Client  client.Client
 	Options istio.Options
+	// CABundle, when set, returns serin's current CA bundle (PEM), with
+	// which Istio's proxies verify serin: inlined in the bootstrap
+	// ConfigMaps (bootstrap-override mode) and as the root of the
+	// google_grpc channels (google-grpc mode). Nothing is written while it
+	// is empty. Nil: Options are used as they are.
+	CABundle func() []byte
 
 	mu   sync.Mutex
-	last map[string]string // release key → hash of what was applied
+	last map[string]string         // release key → hash of what was applied
+	rels map[string]*model.Release // release key → last release written
+}
+
+// errNoCABundle holds writes back until serin's CA is loaded.
+var errNoCABundle = errors.New("serin's CA bundle is not loaded yet")
+
+// options are Options with the current CA bundle.
+func (w *IstioWriter) options() (istio.Options, error) {
+	o := w.Options
+	if w.CABundle == nil {
+		return o, nil
+	}
+	b := w.CABundle()
+	if len(b) == 0 {
+		return o, errNoCABundle
+	}
+	if o.Translate.Source.Kind == translate.SourceGoogleGRPC {
+		o.Translate.Source.RootCA = string(b)
+	} else {
+		o.XDSCABundle = string(b)
+	}
+	return o, nil
 }
 
 const fieldOwner = client.FieldOwner("serin")
@@ -42,7 +77,11 @@ const fieldOwner = client.FieldOwner("serin")
 // Write applies the release's EnvoyFilters when they changed (weight steps
 // do not change them: weights live in EDS).
 func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
-	efs, err := istio.RenderEnvoyFilters(rel, w.Options)
+	opts, err := w.options()
+	if err != nil {
+		return err
+	}
+	efs, err := istio.RenderEnvoyFilters(rel, opts)
 	if err != nil {
 		return fmt.Errorf("render envoyfilters: %w", err)
 	}
@@ -70,22 +109,72 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	if err := w.prune(ctx, istio.ReleaseHash(rel), keep); err != nil {
 		return err
 	}
-	if err := w.bootstrap(ctx); err != nil {
+	if err := w.bootstrap(ctx, opts); err != nil {
 		return err
 	}
 	w.mu.Lock()
 	if w.last == nil {
-		w.last = map[string]string{}
+		w.last, w.rels = map[string]string{}, map[string]*model.Release{}
 	}
 	w.last[rel.Key()] = hash
+	w.rels[rel.Key()] = rel
 	w.mu.Unlock()
 	return nil
+}
+
+// Refresh rewrites the bootstrap ConfigMaps and every release's
+// EnvoyFilters that changed with the CA bundle (a rotation of serin's CA):
+// the bootstrap ConfigMaps for proxies that start from now on, the
+// google_grpc roots for the running ones.
+func (w *IstioWriter) Refresh(ctx context.Context) error {
+	opts, err := w.options()
+	if err != nil {
+		return err
+	}
+	if err := w.bootstrap(ctx, opts); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	keys := slices.Sorted(maps.Keys(w.rels))
+	rels := make([]*model.Release, 0, len(keys))
+	for _, k := range keys {
+		rels = append(rels, w.rels[k])
+	}
+	w.mu.Unlock()
+	var errs []error
+	for _, rel := range rels {
+		errs = append(errs, w.Write(ctx, rel))
+	}
+	return errors.Join(errs...)
+}
+
+// FollowCA calls Refresh after every value of changes (serin's CA bundle
+// changed) until ctx ends, retrying a failed refresh after retry.
+func (w *IstioWriter) FollowCA(ctx context.Context, changes <-chan struct{}, retry time.Duration) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("istio")
+	var again <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changes:
+		case <-again:
+		}
+		again = nil
+		if err := w.Refresh(ctx); err != nil {
+			log.Error(err, "cannot refresh Istio objects after a change of serin's CA", "retryIn", retry)
+			again = time.After(retry)
+			continue
+		}
+		log.Info("Istio objects refreshed with serin's CA bundle")
+	}
 }
 
 // Delete removes a release's EnvoyFilters, in every namespace.
 func (w *IstioWriter) Delete(ctx context.Context, key string) error {
 	w.mu.Lock()
 	delete(w.last, key)
+	delete(w.rels, key)
 	w.mu.Unlock()
 	parts := strings.SplitN(key, "/", 3)
 	if len(parts) != 3 {
@@ -121,8 +210,8 @@ func (w *IstioWriter) prune(ctx context.Context, hash string, keep map[string]bo
 
 // bootstrap keeps the override ConfigMap in namespaces labelled
 // serin.dev/istio-bootstrap=enabled (bootstrap-override mode only).
-func (w *IstioWriter) bootstrap(ctx context.Context) error {
-	if w.Options.XDSAddress == "" {
+func (w *IstioWriter) bootstrap(ctx context.Context, opts istio.Options) error {
+	if opts.XDSAddress == "" {
 		return nil
 	}
 	var nss corev1.NamespaceList
@@ -130,7 +219,7 @@ func (w *IstioWriter) bootstrap(ctx context.Context) error {
 		return fmt.Errorf("list namespaces: %w", err)
 	}
 	for _, ns := range nss.Items {
-		cm, err := istio.RenderBootstrapOverride(ns.Name, w.Options)
+		cm, err := istio.RenderBootstrapOverride(ns.Name, opts)
 		if err != nil {
 			return err
 		}
