@@ -49,11 +49,12 @@ spec:
 func TestBootstrapOverrideMode(t *testing.T) {
 	c := cluster.Get(t)
 	harness.InstallIstioCRDs(t, c)
+	istioCA := newIstioRoot(t)
 	s := harness.Install(t, c, harness.Options{
-		Sets:      []string{"istio.mode=bootstrap"},
-		ExtraArgs: []string{"--istio-mode=bootstrap", "--istio-xds-address=serin-xds.serin-system.svc:18000"},
+		Sets: []string{"istio.mode=bootstrap"},
+		ExtraArgs: []string{"--istio-mode=bootstrap", "--istio-xds-address=serin-xds.serin-system.svc:18000",
+			"--xds-client-ca=" + istioCA.file},
 	})
-	_ = s
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	optedIn, other := c.Namespace(t), c.Namespace(t)
@@ -130,6 +131,9 @@ spec: {}
 			t.Errorf("bootstrap override lacks %s: %s", want, boot)
 		}
 	}
+	// The bootstrap's TLS matches serin's real CA and serving certificate,
+	// and an Istio workload certificate is served its namespace's release.
+	checkBootstrapTLS(ctx, t, c, s, istioCA, boot, other)
 	if got, _ := c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", other, "-o", "name"); got != "" {
 		t.Errorf("a namespace that did not opt in got the bootstrap ConfigMap: %q", got)
 	}
