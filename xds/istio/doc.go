@@ -59,15 +59,39 @@
 //   - StaticCluster (bootstrap override): RenderBootstrapOverride renders a
 //     per-namespace ConfigMap that pods select with the
 //     sidecar.istio.io/bootstrapOverride annotation. It adds a static
-//     serin-xds cluster (HTTP/2, Istio mutual TLS from the pod's own SDS,
-//     keepalive, raised circuit breakers) and the node metadata
-//     SERIN_XDS=bootstrap. Every patch matches that metadata, because a
-//     proxy without the static cluster would reject serin's clusters and,
-//     with them, its whole CDS update. Proxies read the override when they
-//     start, so existing pods need a restart; serin's own pod needs a
-//     sidecar to terminate the mutual TLS.
-//   - GoogleGRPC: the clusters name serin by target URI, with TLS from
-//     serin's own CA; no bootstrap change, no restart, every proxy patched.
+//     serin-xds cluster (HTTP/2, keepalive, raised circuit breakers) and
+//     the node metadata SERIN_XDS=bootstrap. Every patch matches that
+//     metadata, because a proxy without the static cluster would reject
+//     serin's clusters and, with them, its whole CDS update. Proxies read
+//     the override when they start, so existing pods need a restart.
+//   - GoogleGRPC: the clusters name serin by target URI; no bootstrap
+//     change, no restart, every proxy patched.
+//
+// # Identity
+//
+// Both modes talk TLS straight to serin (serin's own pod, if it has a
+// sidecar, does not intercept the xDS port) and present the pod's Istio
+// workload certificate, whose SPIFFE identity serin maps to the pod's
+// namespace; serin trusts Istio's root through --xds-client-ca.
+//
+//   - StaticCluster: the client certificate comes from the pod's agent over
+//     SDS ("default", as for Istio's own clusters); serin's serving
+//     certificate is checked against Options.XDSCABundle (inlined) with a
+//     SAN match on Options.XDSServerName, serin's xDS Service
+//     <service>.<namespace>.svc. Proxies read the bundle at start; serin
+//     keeps a retiring CA in it through a rotation and re-renders the
+//     ConfigMaps when it changes.
+//   - GoogleGRPC: google_grpc takes its client certificate only from files
+//     (ssl_credentials cert_chain/private_key), so serin's pod webhook asks
+//     Istio's agent to write the workload certificate into an in-memory
+//     volume of the proxy (proxy metadata OUTPUT_CERTS, the mechanism
+//     Istio documents for Prometheus' scrapes), and the clusters point at
+//     those files; root_certs is serin's CA bundle, inlined, so a rotation
+//     reaches running proxies with the next EnvoyFilter write. The target
+//     URI's host must be a name of serin's serving certificate.
+//
+// With serin's --xds-plaintext, Options.XDSPlaintext (and no root CA for
+// GoogleGRPC) render plaintext channels instead.
 //
 // Either way each source has a finite initial_fetch_timeout (Istio's own
 // are 0s, wait forever): with serin down, proxies warm up without serin's
