@@ -78,9 +78,12 @@
 //     SDS ("default", as for Istio's own clusters); serin's serving
 //     certificate is checked against Options.XDSCABundle (inlined) with a
 //     SAN match on Options.XDSServerName, serin's xDS Service
-//     <service>.<namespace>.svc. Proxies read the bundle at start; serin
-//     keeps a retiring CA in it through a rotation and re-renders the
-//     ConfigMaps when it changes.
+//     <service>.<namespace>.svc. serin re-renders the ConfigMaps when the
+//     bundle changes, but proxies read it only at start, and the builtin
+//     rotator keeps a retiring CA in the bundle for its propagation delay
+//     only (seconds): after a rotation of serin's CA (years apart by
+//     default) proxies started before it cannot reconnect until they
+//     restart.
 //   - GoogleGRPC: google_grpc takes its client certificate only from files
 //     (ssl_credentials cert_chain/private_key), so serin's pod webhook asks
 //     Istio's agent to write the workload certificate into an in-memory
