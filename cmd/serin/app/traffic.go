@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,28 +70,11 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator,
 
 // istioWriter configures the Istio glue from the flags. Under mutual TLS
 // Istio's proxies verify serin with its CA bundle (see istioCABundle) and
-// present their Istio workload certificates: over SDS in bootstrap mode,
-// from the files Istio's agent writes (istioCertFiles) in google-grpc mode.
+// present their Istio workload certificates (see istioOptions).
 func istioWriter(o controllerOptions, mgr ctrl.Manager, rotator *certs.Rotator, log logr.Logger) (*traffic.IstioWriter, error) {
-	opts := istio.Options{XDSAddress: o.istioXDSAddress, MeshWideSidecars: o.istioMeshWide,
-		XDSServerName: o.xdsService + "." + o.namespace + ".svc", XDSPlaintext: o.xdsPlaintext}
-	switch strings.ToLower(o.istioMode) {
-	case "none", "":
-		return nil, nil
-	case "bootstrap":
-		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceStaticCluster}
-	case "google-grpc":
-		if o.istioXDSAddress == "" {
-			return nil, fmt.Errorf("--istio-mode=google-grpc needs --istio-xds-address")
-		}
-		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: o.istioXDSAddress}
-		if !o.xdsPlaintext {
-			opts.Translate.Source.ClientCertFile = admission.IstioOutputCertsDir + "/" + admission.IstioOutputCertChain
-			opts.Translate.Source.ClientKeyFile = admission.IstioOutputCertsDir + "/" + admission.IstioOutputKey
-		}
-		opts.XDSAddress = ""
-	default:
-		return nil, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
+	opts, on, err := istioOptions(o)
+	if err != nil || !on {
+		return nil, err
 	}
 	w := &traffic.IstioWriter{Client: mgr.GetClient(), Options: opts}
 	if o.xdsPlaintext {
@@ -105,6 +89,35 @@ func istioWriter(o controllerOptions, mgr ctrl.Manager, rotator *certs.Rotator, 
 		return w.FollowCA(logr.NewContext(ctx, log), changes, 5*time.Second)
 	}))
 	return w, err
+}
+
+// istioOptions are the Istio glue's options from the flags; on is false
+// with --istio-mode=none. Istio's Envoys present their workload
+// certificates: over SDS in bootstrap mode (the bootstrap cluster checks
+// serin's certificate for its xDS Service name), from the files Istio's
+// agent writes at serin's pod webhook's request in google-grpc mode.
+func istioOptions(o controllerOptions) (opts istio.Options, on bool, err error) {
+	opts = istio.Options{XDSAddress: o.istioXDSAddress, MeshWideSidecars: o.istioMeshWide,
+		XDSServerName: o.xdsService + "." + o.namespace + ".svc", XDSPlaintext: o.xdsPlaintext}
+	switch strings.ToLower(o.istioMode) {
+	case "none", "":
+		return opts, false, nil
+	case "bootstrap":
+		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceStaticCluster}
+	case "google-grpc":
+		if o.istioXDSAddress == "" {
+			return opts, false, fmt.Errorf("--istio-mode=google-grpc needs --istio-xds-address")
+		}
+		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: o.istioXDSAddress}
+		if !o.xdsPlaintext {
+			opts.Translate.Source.ClientCertFile = path.Join(admission.IstioOutputCertsDir, admission.IstioOutputCertChain)
+			opts.Translate.Source.ClientKeyFile = path.Join(admission.IstioOutputCertsDir, admission.IstioOutputKey)
+		}
+		opts.XDSAddress = ""
+	default:
+		return opts, false, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
+	}
+	return opts, true, nil
 }
 
 // istioCABundle is where serin's CA bundle comes from, and when it changes:
