@@ -31,7 +31,14 @@ const (
 	UserVolumeAnnotation      = "sidecar.istio.io/userVolume"
 	UserVolumeMountAnnotation = "sidecar.istio.io/userVolumeMount"
 	istioOutputCertsEnv       = "OUTPUT_CERTS"
-	istioCertsVolume          = "serin-istio-certs"
+	// istioMetaSerinXDS becomes the node metadata SERIN_XDS=google-grpc
+	// (Istio sends ISTIO_META_* proxy metadata to istiod), which limits
+	// serin's EnvoyFilters to proxies that have the certificate files: a
+	// google_grpc client certificate file that is missing would make the
+	// proxy reject its whole CDS update.
+	istioMetaSerinXDS  = "ISTIO_META_SERIN_XDS"
+	serinXDSGoogleGRPC = "google-grpc"
+	istioCertsVolume   = "serin-istio-certs"
 )
 
 // RegisterPodIstioCerts serves, at PathPodBootstrap, the pod webhook of
@@ -100,8 +107,9 @@ func IstioCertAnnotations(ann map[string]string) (map[string]string, error) {
 	return set, nil
 }
 
-// withOutputCerts is the proxy config with OUTPUT_CERTS in its proxy
-// metadata, as JSON (which is YAML); empty when it is there already.
+// withOutputCerts is the proxy config with OUTPUT_CERTS and
+// ISTIO_META_SERIN_XDS in its proxy metadata, as JSON (which is YAML);
+// empty when they are there already.
 func withOutputCerts(proxyConfig string) (string, error) {
 	cfg := map[string]any{}
 	if proxyConfig != "" {
@@ -113,16 +121,26 @@ func withOutputCerts(proxyConfig string) (string, error) {
 	if md == nil && cfg["proxyMetadata"] != nil {
 		return "", fmt.Errorf("annotation %s: proxyMetadata is not a map", ProxyConfigAnnotation)
 	}
-	switch cur := md[istioOutputCertsEnv]; {
-	case cur == IstioOutputCertsDir:
+	want := map[string]string{istioOutputCertsEnv: IstioOutputCertsDir, istioMetaSerinXDS: serinXDSGoogleGRPC}
+	missing := false
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		switch cur := md[k]; {
+		case cur == want[k]:
+		case cur != nil:
+			return "", fmt.Errorf("annotation %s: proxyMetadata %s is %v, serin needs %s", ProxyConfigAnnotation, k, cur, want[k])
+		default:
+			missing = true
+		}
+	}
+	if !missing {
 		return "", nil
-	case cur != nil:
-		return "", fmt.Errorf("annotation %s: proxyMetadata %s is %v, serin needs %s", ProxyConfigAnnotation, istioOutputCertsEnv, cur, IstioOutputCertsDir)
 	}
 	if md == nil {
 		md = map[string]any{}
 	}
-	md[istioOutputCertsEnv] = IstioOutputCertsDir
+	for k, v := range want {
+		md[k] = v
+	}
 	cfg["proxyMetadata"] = md
 	b, err := json.Marshal(cfg)
 	return string(b), err

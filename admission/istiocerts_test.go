@@ -8,7 +8,7 @@ import (
 
 func TestIstioCertAnnotations(t *testing.T) {
 	const (
-		cfg   = `{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}`
+		cfg   = `{"proxyMetadata":{"ISTIO_META_SERIN_XDS":"google-grpc","OUTPUT_CERTS":"/etc/istio-output-certs"}}`
 		vols  = `[{"emptyDir":{"medium":"Memory"},"name":"serin-istio-certs"}]`
 		mount = `[{"mountPath":"/etc/istio-output-certs","name":"serin-istio-certs"}]`
 	)
@@ -24,7 +24,7 @@ func TestIstioCertAnnotations(t *testing.T) {
 			UserVolumeAnnotation:      `[{"name":"data","emptyDir":{}}]`,
 			UserVolumeMountAnnotation: `[{"name":"data","mountPath":"/data"}]`,
 		}, map[string]string{
-			ProxyConfigAnnotation:     `{"holdApplicationUntilProxyStarts":true,"proxyMetadata":{"FOO":"bar","OUTPUT_CERTS":"/etc/istio-output-certs"}}`,
+			ProxyConfigAnnotation:     `{"holdApplicationUntilProxyStarts":true,"proxyMetadata":{"FOO":"bar","ISTIO_META_SERIN_XDS":"google-grpc","OUTPUT_CERTS":"/etc/istio-output-certs"}}`,
 			UserVolumeAnnotation:      `[{"emptyDir":{},"name":"data"},{"emptyDir":{"medium":"Memory"},"name":"serin-istio-certs"}]`,
 			UserVolumeMountAnnotation: `[{"mountPath":"/data","name":"data"},{"mountPath":"/etc/istio-output-certs","name":"serin-istio-certs"}]`,
 		}, ""},

@@ -42,9 +42,9 @@ func TestGoogleGRPCPodCertificates(t *testing.T) {
 	}
 	own := `, annotations: {proxy.istio.io/config: "holdApplicationUntilProxyStarts: true"}`
 	for _, tt := range []struct{ ns, name, extra, config, mount string }{
-		{optedIn, "plain", "", `{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}`,
+		{optedIn, "plain", "", `{"proxyMetadata":{"ISTIO_META_SERIN_XDS":"google-grpc","OUTPUT_CERTS":"/etc/istio-output-certs"}}`,
 			`[{"mountPath":"/etc/istio-output-certs","name":"serin-istio-certs"}]`},
-		{optedIn, "own", own, `{"holdApplicationUntilProxyStarts":true,"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}`,
+		{optedIn, "own", own, `{"holdApplicationUntilProxyStarts":true,"proxyMetadata":{"ISTIO_META_SERIN_XDS":"google-grpc","OUTPUT_CERTS":"/etc/istio-output-certs"}}`,
 			`[{"mountPath":"/etc/istio-output-certs","name":"serin-istio-certs"}]`},
 		{other, "elsewhere", "", "", ""},
 	} {

@@ -213,7 +213,9 @@ func testIstioWriter(t *testing.T, e *env) {
 		for _, s := range []string{rel.ClusterName(), `"target_uri":"` + istioXDSAddress + `"`, `"initial_fetch_timeout":"10s"`,
 			`"root_certs":{"inline_string":"-----BEGIN CERTIFICATE-----`,
 			`"cert_chain":{"filename":"/etc/istio-output-certs/cert-chain.pem"}`,
-			`"private_key":{"filename":"/etc/istio-output-certs/key.pem"}`} {
+			`"private_key":{"filename":"/etc/istio-output-certs/key.pem"}`,
+			// Only proxies that have those files.
+			`"metadata":{"SERIN_XDS":"google-grpc"}`} {
 			if !strings.Contains(spec, s) {
 				t.Errorf("EnvoyFilter %s does not contain %s: %s", ef.Name, s, spec)
 			}

@@ -65,7 +65,8 @@
 //     serin's clusters and, with them, its whole CDS update. Proxies read
 //     the override when they start, so existing pods need a restart.
 //   - GoogleGRPC: the clusters name serin by target URI; no bootstrap
-//     change, no restart, every proxy patched.
+//     change. With mutual TLS only the proxies marked SERIN_XDS=google-grpc
+//     (see Identity) are patched; in plaintext every proxy is.
 //
 // # Identity
 //
@@ -90,7 +91,12 @@
 //     volume of the proxy (proxy metadata OUTPUT_CERTS, the mechanism
 //     Istio documents for Prometheus' scrapes), and the clusters point at
 //     those files; root_certs is serin's CA bundle, inlined, so a rotation
-//     reaches running proxies with the next EnvoyFilter write. The target
+//     reaches running proxies with the next EnvoyFilter write. The webhook
+//     also sets proxy metadata ISTIO_META_SERIN_XDS=google-grpc, which
+//     Istio turns into the node metadata the patches match
+//     (Options.ProxyMetadata): a proxy without the files would reject the
+//     clusters, and with them its whole CDS update. Pods started before
+//     their namespace opted in need a restart. The target
 //     URI's host must be a name of serin's serving certificate.
 //
 // With serin's --xds-plaintext, Options.XDSPlaintext (and no root CA for

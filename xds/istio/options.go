@@ -22,6 +22,10 @@ const (
 	// proxies that carry serin's bootstrap cluster (see Options).
 	ProxyMetadataKey       = "SERIN_XDS"
 	BootstrapProxyMetadata = "bootstrap"
+	// GoogleGRPCProxyMetadata marks, in google-grpc mode with mutual TLS,
+	// the proxies whose agent writes the workload certificate files that
+	// serin's google_grpc channels present (serin's pod webhook sets both).
+	GoogleGRPCProxyMetadata = "google-grpc"
 )
 
 // Labels and annotations on everything this package renders.

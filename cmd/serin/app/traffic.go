@@ -112,6 +112,9 @@ func istioOptions(o controllerOptions) (opts istio.Options, on bool, err error) 
 		if !o.xdsPlaintext {
 			opts.Translate.Source.ClientCertFile = path.Join(admission.IstioOutputCertsDir, admission.IstioOutputCertChain)
 			opts.Translate.Source.ClientKeyFile = path.Join(admission.IstioOutputCertsDir, admission.IstioOutputKey)
+			// Only the proxies that have those files (the pod webhook
+			// marks them) may get clusters that name them.
+			opts.ProxyMetadata = map[string]string{istio.ProxyMetadataKey: istio.GoogleGRPCProxyMetadata}
 		}
 		opts.XDSAddress = ""
 	default:

@@ -3,6 +3,7 @@ package app
 import (
 	"testing"
 
+	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/translate"
 )
 
@@ -27,10 +28,13 @@ func TestIstioOptions(t *testing.T) {
 	if err != nil || src.ClientCertFile != "/etc/istio-output-certs/cert-chain.pem" || src.ClientKeyFile != "/etc/istio-output-certs/key.pem" {
 		t.Errorf("google-grpc under mutual TLS: %+v, %v", src, err)
 	}
+	if opts.ProxyMetadata[istio.ProxyMetadataKey] != istio.GoogleGRPCProxyMetadata {
+		t.Errorf("google-grpc under mutual TLS patches proxies without the certificate files: %v", opts.ProxyMetadata)
+	}
 
 	o.xdsPlaintext = true
 	opts, _, err = istioOptions(o)
-	if err != nil || opts.Translate.Source.ClientCertFile != "" || !opts.XDSPlaintext {
+	if err != nil || opts.Translate.Source.ClientCertFile != "" || !opts.XDSPlaintext || opts.ProxyMetadata != nil {
 		t.Errorf("google-grpc in plaintext: %+v, %v", opts, err)
 	}
 
