@@ -88,7 +88,11 @@ type Rotator struct {
 
 	cert atomic.Pointer[tls.Certificate]
 	cas  atomic.Pointer[x509.CertPool]
-	wake chan struct{}
+	// caPEM is the Secret's CA bundle as PEM, for consumers that hand it
+	// to proxies; caChanged is poked when it changes.
+	caPEM     atomic.Pointer[[]byte]
+	caChanged chan struct{}
+	wake      chan struct{}
 
 	secret, mutating, validating cache.SharedIndexInformer
 
@@ -137,7 +141,8 @@ func New(client kubernetes.Interface, opts Options) (*Rotator, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("certs: %w", err)
 	}
-	r := &Rotator{client: client, opts: opts, policy: p, clock: opts.Clock, log: opts.Log, metrics: opts.Metrics, wake: make(chan struct{}, 1)}
+	r := &Rotator{client: client, opts: opts, policy: p, clock: opts.Clock, log: opts.Log, metrics: opts.Metrics,
+		wake: make(chan struct{}, 1), caChanged: make(chan struct{}, 1)}
 	r.secret = oneObjectInformer(client, &corev1.Secret{}, opts.SecretName,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return client.CoreV1().Secrets(opts.Namespace).List(ctx, o)
@@ -204,6 +209,21 @@ func (r *Rotator) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 // trusted), for verifying client certificates serin issued; nil before the
 // Secret is loaded. The pool must not be modified.
 func (r *Rotator) TrustedCAs() *x509.CertPool { return r.cas.Load() }
+
+// CABundle is the Secret's CA bundle (PEM): the signing CA and those still
+// trusted during a rotation, the bundle a client verifying serin's serving
+// certificate needs; nil before the Secret is loaded. It must not be
+// modified.
+func (r *Rotator) CABundle() []byte {
+	if b := r.caPEM.Load(); b != nil {
+		return *b
+	}
+	return nil
+}
+
+// CAChanges receives a value after CABundle changes (coalesced: one
+// pending value at most). It has one consumer.
+func (r *Rotator) CAChanges() <-chan struct{} { return r.caChanged }
 
 // ConfigureTLS makes a TLS config serve the Rotator's certificate; pass it
 // in webhook.Options.TLSOpts.
@@ -298,6 +318,7 @@ func (r *Rotator) load(obj any) {
 			pool.AddCert(ca)
 		}
 		r.cas.Store(pool)
+		r.storeCABundle(EncodeCerts(b.CAs...))
 	}
 	c := b.TLSCertificate()
 	if c == nil {
@@ -309,6 +330,18 @@ func (r *Rotator) load(obj any) {
 	r.cert.Store(c)
 	r.metrics.setExpiry("serving", c.Leaf)
 	r.log.Info("webhook serving certificate loaded", "certificate", describe(c.Leaf))
+}
+
+// storeCABundle keeps the PEM bundle and signals a change.
+func (r *Rotator) storeCABundle(pem []byte) {
+	if old := r.caPEM.Load(); old != nil && bytes.Equal(*old, pem) {
+		return
+	}
+	r.caPEM.Store(&pem)
+	select {
+	case r.caChanged <- struct{}{}:
+	default:
+	}
 }
 
 // currentSecret is the Secret from the informer's store, or nil.

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	testingclock "k8s.io/utils/clock/testing"
@@ -158,5 +160,48 @@ func checkMetrics(t *testing.T, reg *prometheus.Registry) {
 		if v := got["serin_webhook_certificate_expiry_timestamp_seconds certificate="+which]; v <= float64(t0.Unix()) {
 			t.Errorf("%s expiry = %v, want after %v (all: %v)", which, v, t0.Unix(), got)
 		}
+	}
+}
+
+// TestRotatorCABundle: the PEM bundle follows the Secret's CAs, and a
+// change (only a change) is signalled.
+func TestRotatorCABundle(t *testing.T) {
+	r, err := New(fake.NewClientset(), Options{Namespace: "serin-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.CABundle() != nil {
+		t.Fatal("a bundle before the Secret is loaded")
+	}
+	ca1, _, err := newCA(t0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca2, _, err := newCA(t0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := func() bool {
+		select {
+		case <-r.CAChanges():
+			return true
+		default:
+			return false
+		}
+	}
+	secret := func(cas ...*x509.Certificate) *corev1.Secret {
+		return &corev1.Secret{Data: map[string][]byte{KeyCABundle: EncodeCerts(cas...)}}
+	}
+	r.load(secret(ca1))
+	if !bytes.Equal(r.CABundle(), EncodeCerts(ca1)) || !changed() {
+		t.Fatal("first CA not published")
+	}
+	r.load(secret(ca1))
+	if changed() {
+		t.Error("an unchanged bundle was signalled")
+	}
+	r.load(secret(ca2, ca1))
+	if !bytes.Equal(r.CABundle(), EncodeCerts(ca2, ca1)) || !changed() {
+		t.Error("a rotation (new CA with the old one still trusted) not published")
 	}
 }

@@ -49,6 +49,7 @@ spec:
 func TestBootstrapOverrideMode(t *testing.T) {
 	c := cluster.Get(t)
 	harness.InstallIstioCRDs(t, c)
+	istioCA := newIstioRoot(t)
 	// optedIn is labelled and granted (istio.bootstrap.namespaces);
 	// labelledOnly is labelled but not granted; ungranted is named to serin
 	// but the chart grants it nothing, so serin must say it may not write
@@ -56,10 +57,9 @@ func TestBootstrapOverrideMode(t *testing.T) {
 	optedIn, labelledOnly, ungranted, other := c.Namespace(t), c.Namespace(t), c.Namespace(t), c.Namespace(t)
 	s := harness.Install(t, c, harness.Options{
 		ExtraArgs: []string{"--istio-mode=bootstrap", "--istio-xds-address=serin-xds.serin-system.svc:18000",
-			"--istio-bootstrap-namespaces=" + optedIn + "," + ungranted},
+			"--istio-bootstrap-namespaces=" + optedIn + "," + ungranted, "--xds-client-ca=" + istioCA.file},
 		Sets: []string{"istio.bootstrap.namespaces={" + optedIn + "}"},
 	})
-	_ = s
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, ns := range []string{optedIn, labelledOnly, ungranted} {
@@ -138,6 +138,9 @@ spec: {}
 			t.Errorf("bootstrap override lacks %s: %s", want, boot)
 		}
 	}
+	// The bootstrap's TLS matches serin's real CA and serving certificate,
+	// and an Istio workload certificate is served its namespace's release.
+	checkBootstrapTLS(ctx, t, c, s, istioCA, boot, other)
 	for _, ns := range []string{other, labelledOnly, ungranted} {
 		if got, _ := c.Kubectl(ctx, "", "get", "configmap", "serin-xds-bootstrap", "-n", ns, "-o", "name"); got != "" {
 			t.Errorf("namespace %s, not granted, got the bootstrap ConfigMap: %q", ns, got)

@@ -176,7 +176,7 @@ func trimName(s string) string {
 
 // testIstioWriter checks the EnvoyFilters serin itself writes (it runs in
 // google_grpc mode): created for a release, with serin's clusters on a
-// google_grpc source, and deleted with the Canary.
+// google_grpc source with mutual TLS, and deleted with the Canary.
 func testIstioWriter(t *testing.T, e *env) {
 	r := newRelease(t, e, grpcService, `    interval: 1s
     stepWeights: [50]
@@ -208,7 +208,14 @@ func testIstioWriter(t *testing.T, e *env) {
 		if ef.Annotations[istio.AnnotationRelease] != rel.Key() || ef.Name != istio.EnvoyFilterName(&rel) {
 			t.Errorf("EnvoyFilter %s: name or release annotation wrong: %v", ef.Name, ef.Annotations)
 		}
-		for _, s := range []string{rel.ClusterName(), `"target_uri":"` + istioXDSAddress + `"`, `"initial_fetch_timeout":"10s"`} {
+		// Mutual TLS with serin: serin's CA as the root, the workload
+		// certificate Istio's agent writes to files as the client's.
+		for _, s := range []string{rel.ClusterName(), `"target_uri":"` + istioXDSAddress + `"`, `"initial_fetch_timeout":"10s"`,
+			`"root_certs":{"inline_string":"-----BEGIN CERTIFICATE-----`,
+			`"cert_chain":{"filename":"/etc/istio-output-certs/cert-chain.pem"}`,
+			`"private_key":{"filename":"/etc/istio-output-certs/key.pem"}`,
+			// Only proxies that have those files.
+			`"metadata":{"SERIN_XDS":"google-grpc"}`} {
 			if !strings.Contains(spec, s) {
 				t.Errorf("EnvoyFilter %s does not contain %s: %s", ef.Name, s, spec)
 			}

@@ -11,7 +11,9 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -35,11 +37,14 @@ const xdsCircuitBreak = 100000
 // starts its Envoy with, merged into Istio's bootstrap:
 //
 //   - a static cluster (translate.DefaultXDSCluster unless renamed) that
-//     reaches serin's xDS service over HTTP/2 with Istio's mutual TLS — the
-//     certificates come from the pod's own agent over SDS, and serin's pod
-//     runs a sidecar that terminates them. It must be static: Envoy refuses
-//     an envoy_grpc config source whose cluster came from CDS, so it cannot
-//     be added by an EnvoyFilter.
+//     reaches serin's xDS service over HTTP/2 and TLS straight to serin
+//     (serin's pod does not intercept its xDS port): the client certificate
+//     is the pod's Istio workload certificate, from its own agent over
+//     SDS, and serin's serving certificate is verified against
+//     Options.XDSCABundle with a SAN match on Options.XDSServerName
+//     (see serinTLS). It must be static: Envoy refuses an envoy_grpc
+//     config source whose cluster came from CDS, so it cannot be added by
+//     an EnvoyFilter.
 //   - the node metadata of Options.ProxyMetadata, so that serin's
 //     EnvoyFilters reach exactly the proxies that have the cluster.
 //
@@ -60,8 +65,20 @@ func RenderBootstrapOverride(namespace string, opts Options) (*corev1.ConfigMap,
 	if connectTimeout == 0 {
 		connectTimeout = translate.DefaultConnectTimeout
 	}
+	cluster := xdsCluster(o.Translate.Source.Cluster, host, port, connectTimeout)
+	switch {
+	case o.XDSPlaintext:
+	case o.XDSCABundle == "":
+		return nil, errors.New("xdsCABundle (serin's CA) is required unless xdsPlaintext")
+	default:
+		serverName := o.XDSServerName
+		if serverName == "" {
+			serverName = host
+		}
+		cluster.TransportSocket = serinTLS(o.XDSCABundle, serverName)
+	}
 	b := &bootstrapv3.Bootstrap{StaticResources: &bootstrapv3.Bootstrap_StaticResources{
-		Clusters: []*clusterv3.Cluster{xdsCluster(o.Translate.Source.Cluster, host, port, connectTimeout)},
+		Clusters: []*clusterv3.Cluster{cluster},
 	}}
 	if len(o.ProxyMetadata) > 0 {
 		md := &structpb.Struct{Fields: map[string]*structpb.Value{}}
@@ -89,8 +106,7 @@ func RenderBootstrapOverride(namespace string, opts Options) (*corev1.ConfigMap,
 }
 
 // xdsCluster is the static cluster through which Istio's Envoys reach
-// serin: HTTP/2 with keepalives, Istio's mutual TLS, generous circuit
-// breakers.
+// serin: HTTP/2 with keepalives, generous circuit breakers, no TLS yet.
 func xdsCluster(name, host string, port uint32, connectTimeout time.Duration) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
 		Name:                 name,
@@ -137,7 +153,41 @@ func xdsCluster(name, host string, port uint32, connectTimeout time.Duration) *c
 			MaxRequests:        wrapperspb.UInt32(xdsCircuitBreak),
 			MaxRetries:         wrapperspb.UInt32(xdsCircuitBreak),
 		}}},
-		TransportSocket: translate.IstioMutualTLS("", true),
+	}
+}
+
+// serinTLS is the bootstrap cluster's mutual TLS with serin itself: the
+// pod's Istio workload certificate (SDS "default", which serin maps to the
+// pod's namespace and service account), serin's serving certificate
+// checked against serin's CA bundle and its xDS Service name, ALPN h2.
+func serinTLS(caBundle, serverName string) *corev3.TransportSocket {
+	ctx := &tlsv3.UpstreamTlsContext{
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams: &tlsv3.TlsParameters{
+				TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2,
+				TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3,
+			},
+			AlpnProtocols:                  []string{"h2"},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{translate.IstioWorkloadSDS()},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+				ValidationContext: &tlsv3.CertificateValidationContext{
+					TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: caBundle}},
+					MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+						SanType: tlsv3.SubjectAltNameMatcher_DNS,
+						Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: serverName}},
+					}},
+				},
+			},
+		},
+		Sni: serverName,
+	}
+	a, err := anypb.New(ctx)
+	if err != nil {
+		panic(err)
+	}
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a},
 	}
 }
 

@@ -59,15 +59,48 @@
 //   - StaticCluster (bootstrap override): RenderBootstrapOverride renders a
 //     per-namespace ConfigMap that pods select with the
 //     sidecar.istio.io/bootstrapOverride annotation. It adds a static
-//     serin-xds cluster (HTTP/2, Istio mutual TLS from the pod's own SDS,
-//     keepalive, raised circuit breakers) and the node metadata
-//     SERIN_XDS=bootstrap. Every patch matches that metadata, because a
-//     proxy without the static cluster would reject serin's clusters and,
-//     with them, its whole CDS update. Proxies read the override when they
-//     start, so existing pods need a restart; serin's own pod needs a
-//     sidecar to terminate the mutual TLS.
-//   - GoogleGRPC: the clusters name serin by target URI, with TLS from
-//     serin's own CA; no bootstrap change, no restart, every proxy patched.
+//     serin-xds cluster (HTTP/2, keepalive, raised circuit breakers) and
+//     the node metadata SERIN_XDS=bootstrap. Every patch matches that
+//     metadata, because a proxy without the static cluster would reject
+//     serin's clusters and, with them, its whole CDS update. Proxies read
+//     the override when they start, so existing pods need a restart.
+//   - GoogleGRPC: the clusters name serin by target URI; no bootstrap
+//     change. With mutual TLS only the proxies marked SERIN_XDS=google-grpc
+//     (see Identity) are patched; in plaintext every proxy is.
+//
+// # Identity
+//
+// Both modes talk TLS straight to serin (serin's own pod, if it has a
+// sidecar, does not intercept the xDS port) and present the pod's Istio
+// workload certificate, whose SPIFFE identity serin maps to the pod's
+// namespace; serin trusts Istio's root through --xds-client-ca.
+//
+//   - StaticCluster: the client certificate comes from the pod's agent over
+//     SDS ("default", as for Istio's own clusters); serin's serving
+//     certificate is checked against Options.XDSCABundle (inlined) with a
+//     SAN match on Options.XDSServerName, serin's xDS Service
+//     <service>.<namespace>.svc. serin re-renders the ConfigMaps when the
+//     bundle changes, but proxies read it only at start, and the builtin
+//     rotator keeps a retiring CA in the bundle for its propagation delay
+//     only (seconds): after a rotation of serin's CA (years apart by
+//     default) proxies started before it cannot reconnect until they
+//     restart.
+//   - GoogleGRPC: google_grpc takes its client certificate only from files
+//     (ssl_credentials cert_chain/private_key), so serin's pod webhook asks
+//     Istio's agent to write the workload certificate into an in-memory
+//     volume of the proxy (proxy metadata OUTPUT_CERTS, the mechanism
+//     Istio documents for Prometheus' scrapes), and the clusters point at
+//     those files; root_certs is serin's CA bundle, inlined, so a rotation
+//     reaches running proxies with the next EnvoyFilter write. The webhook
+//     also sets proxy metadata ISTIO_META_SERIN_XDS=google-grpc, which
+//     Istio turns into the node metadata the patches match
+//     (Options.ProxyMetadata): a proxy without the files would reject the
+//     clusters, and with them its whole CDS update. Pods started before
+//     their namespace opted in need a restart. The target
+//     URI's host must be a name of serin's serving certificate.
+//
+// With serin's --xds-plaintext, Options.XDSPlaintext (and no root CA for
+// GoogleGRPC) render plaintext channels instead.
 //
 // Either way each source has a finite initial_fetch_timeout (Istio's own
 // are 0s, wait forever): with serin down, proxies warm up without serin's

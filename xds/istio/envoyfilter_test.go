@@ -12,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -359,10 +360,32 @@ func TestRenderBootstrapOverride(t *testing.T) {
 		t.Errorf("serin-xds points at %s:%d", sa.GetAddress(), sa.GetPortValue())
 	}
 	if cl[0].GetTransportSocket().GetName() != "envoy.transport_sockets.tls" {
-		t.Error("serin-xds must use Istio's mutual TLS")
+		t.Fatal("serin-xds must use mutual TLS")
+	}
+	up := &tlsv3.UpstreamTlsContext{}
+	if err := cl[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(up); err != nil {
+		t.Fatal(err)
+	}
+	vc := up.GetCommonTlsContext().GetValidationContext()
+	if vc.GetTrustedCa().GetInlineString() != opts.XDSCABundle || len(vc.GetMatchTypedSubjectAltNames()) != 1 ||
+		vc.GetMatchTypedSubjectAltNames()[0].GetMatcher().GetExact() != "serin-xds.serin-system.svc" {
+		t.Errorf("serin-xds does not verify serin's certificate: %v", vc)
+	}
+	if sds := up.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs(); len(sds) != 1 || sds[0].GetName() != "default" {
+		t.Errorf("client certificate %v, want the workload certificate (SDS default)", sds)
 	}
 
 	bad := opts
+	bad.XDSCABundle = ""
+	if _, err := RenderBootstrapOverride("shop", bad); err == nil {
+		t.Error("a bootstrap without serin's CA rendered while TLS is on")
+	}
+	bad.XDSPlaintext = true
+	if cm, err := RenderBootstrapOverride("shop", bad); err != nil || strings.Contains(cm.Data[bootstrapDataKey], "transport_socket") {
+		t.Errorf("plaintext: %v", err)
+	}
+
+	bad = opts
 	bad.XDSAddress = "serin-xds"
 	if _, err := RenderBootstrapOverride("shop", bad); err == nil {
 		t.Error("an address without a port rendered")

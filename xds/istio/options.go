@@ -22,6 +22,10 @@ const (
 	// proxies that carry serin's bootstrap cluster (see Options).
 	ProxyMetadataKey       = "SERIN_XDS"
 	BootstrapProxyMetadata = "bootstrap"
+	// GoogleGRPCProxyMetadata marks, in google-grpc mode with mutual TLS,
+	// the proxies whose agent writes the workload certificate files that
+	// serin's google_grpc channels present (serin's pod webhook sets both).
+	GoogleGRPCProxyMetadata = "google-grpc"
 )
 
 // Labels and annotations on everything this package renders.
@@ -63,6 +67,19 @@ type Options struct {
 	// "serin-xds.serin-system.svc.cluster.local:18000" (bootstrap-override
 	// mode only).
 	XDSAddress string `yaml:"xdsAddress,omitempty"`
+	// XDSCABundle is serin's CA bundle (PEM) with which the bootstrap
+	// cluster verifies serin's serving certificate (bootstrap-override
+	// mode; required unless XDSPlaintext). It is inlined: proxies read it
+	// when they start, and serin keeps a retiring CA in its bundle long
+	// enough for that.
+	XDSCABundle string `yaml:"xdsCABundle,omitempty"`
+	// XDSServerName is the DNS name serin's serving certificate must carry
+	// (SAN match and SNI): serin's xDS Service,
+	// <service>.<namespace>.svc. Empty means the host of XDSAddress.
+	XDSServerName string `yaml:"xdsServerName,omitempty"`
+	// XDSPlaintext reaches serin without TLS, for a serin that serves xDS
+	// with --xds-plaintext (bootstrap-override mode).
+	XDSPlaintext bool `yaml:"xdsPlaintext,omitempty"`
 	// BootstrapConfigMap names the bootstrap-override ConfigMap; empty
 	// means DefaultBootstrapConfigMap.
 	BootstrapConfigMap string `yaml:"bootstrapConfigMap,omitempty"`

@@ -7,9 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +25,7 @@ import (
 
 	"github.com/serin-dev/serin/xds/istio"
 	"github.com/serin-dev/serin/xds/model"
+	"github.com/serin-dev/serin/xds/translate"
 )
 
 // LabelIstioBootstrap on a namespace opts its new pods into serin's
@@ -42,9 +48,37 @@ type IstioWriter struct {
 	// ConfigMap (bootstrap-override mode): the namespaces its RBAC lets it
 	// write that ConfigMap in, by name.
 	BootstrapNamespaces []string
+	// CABundle, when set, returns serin's current CA bundle (PEM), with
+	// which Istio's proxies verify serin: inlined in the bootstrap
+	// ConfigMaps (bootstrap-override mode) and as the root of the
+	// google_grpc channels (google-grpc mode). Nothing is written while it
+	// is empty. Nil: Options are used as they are.
+	CABundle func() []byte
 
 	mu   sync.Mutex
-	last map[string]string // release key → hash of what was applied
+	last map[string]string         // release key → hash of what was applied
+	rels map[string]*model.Release // release key → last release written
+}
+
+// errNoCABundle holds writes back until serin's CA is loaded.
+var errNoCABundle = errors.New("serin's CA bundle is not loaded yet")
+
+// options are Options with the current CA bundle.
+func (w *IstioWriter) options() (istio.Options, error) {
+	o := w.Options
+	if w.CABundle == nil {
+		return o, nil
+	}
+	b := w.CABundle()
+	if len(b) == 0 {
+		return o, errNoCABundle
+	}
+	if o.Translate.Source.Kind == translate.SourceGoogleGRPC {
+		o.Translate.Source.RootCA = string(b)
+	} else {
+		o.XDSCABundle = string(b)
+	}
+	return o, nil
 }
 
 const fieldOwner = client.FieldOwner("serin")
@@ -52,7 +86,11 @@ const fieldOwner = client.FieldOwner("serin")
 // Write applies the release's EnvoyFilters when they changed (weight steps
 // do not change them: weights live in EDS).
 func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
-	efs, err := istio.RenderEnvoyFilters(rel, w.Options)
+	opts, err := w.options()
+	if err != nil {
+		return err
+	}
+	efs, err := istio.RenderEnvoyFilters(rel, opts)
 	if err != nil {
 		return fmt.Errorf("render envoyfilters: %w", err)
 	}
@@ -82,23 +120,73 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	}
 	// A forbidden bootstrap write is remembered like a made one: the
 	// caller reports it, and it is tried again when the release changes.
-	berr := w.bootstrap(ctx)
+	berr := w.bootstrap(ctx, opts)
 	if berr != nil && !apierrors.IsForbidden(berr) {
 		return berr
 	}
 	w.mu.Lock()
 	if w.last == nil {
-		w.last = map[string]string{}
+		w.last, w.rels = map[string]string{}, map[string]*model.Release{}
 	}
 	w.last[rel.Key()] = hash
+	w.rels[rel.Key()] = rel
 	w.mu.Unlock()
 	return berr
+}
+
+// Refresh rewrites the bootstrap ConfigMaps and every release's
+// EnvoyFilters that changed with the CA bundle (a rotation of serin's CA):
+// the bootstrap ConfigMaps for proxies that start from now on, the
+// google_grpc roots for the running ones.
+func (w *IstioWriter) Refresh(ctx context.Context) error {
+	opts, err := w.options()
+	if err != nil {
+		return err
+	}
+	if err := w.bootstrap(ctx, opts); err != nil && !apierrors.IsForbidden(err) {
+		return err
+	}
+	w.mu.Lock()
+	keys := slices.Sorted(maps.Keys(w.rels))
+	rels := make([]*model.Release, 0, len(keys))
+	for _, k := range keys {
+		rels = append(rels, w.rels[k])
+	}
+	w.mu.Unlock()
+	var errs []error
+	for _, rel := range rels {
+		errs = append(errs, w.Write(ctx, rel))
+	}
+	return errors.Join(errs...)
+}
+
+// FollowCA calls Refresh after every value of changes (serin's CA bundle
+// changed) until ctx ends, retrying a failed refresh after retry.
+func (w *IstioWriter) FollowCA(ctx context.Context, changes <-chan struct{}, retry time.Duration) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("istio")
+	var again <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changes:
+		case <-again:
+		}
+		again = nil
+		if err := w.Refresh(ctx); err != nil {
+			log.Error(err, "cannot refresh Istio objects after a change of serin's CA", "retryIn", retry)
+			again = time.After(retry)
+			continue
+		}
+		log.Info("Istio objects refreshed with serin's CA bundle")
+	}
 }
 
 // Delete removes a release's EnvoyFilters, in every namespace.
 func (w *IstioWriter) Delete(ctx context.Context, key string) error {
 	w.mu.Lock()
 	delete(w.last, key)
+	delete(w.rels, key)
 	w.mu.Unlock()
 	parts := strings.SplitN(key, "/", 3)
 	if len(parts) != 3 {
@@ -135,13 +223,13 @@ func (w *IstioWriter) prune(ctx context.Context, hash string, keep map[string]bo
 // bootstrap keeps the override ConfigMap in each of BootstrapNamespaces
 // (bootstrap-override mode only). The namespaces where the API server
 // forbids it are skipped and returned together.
-func (w *IstioWriter) bootstrap(ctx context.Context) error {
-	if w.Options.XDSAddress == "" {
+func (w *IstioWriter) bootstrap(ctx context.Context, opts istio.Options) error {
+	if opts.XDSAddress == "" {
 		return nil
 	}
 	var forbidden []error
 	for _, ns := range w.BootstrapNamespaces {
-		cm, err := istio.RenderBootstrapOverride(ns, w.Options)
+		cm, err := istio.RenderBootstrapOverride(ns, opts)
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,9 @@ func TestIstioWriterBootstrapNamespaces(t *testing.T) {
 	w := &IstioWriter{Client: c, BootstrapNamespaces: []string{"team-a", "denied", "team-b"}, Options: istio.Options{
 		XDSAddress: "serin-xds.serin-system.svc:18000",
 		Translate:  translate.Options{Source: translate.ConfigSource{Kind: translate.SourceStaticCluster}},
+		// Plaintext: this test is about where the ConfigMap goes, not
+		// about the TLS in it.
+		XDSPlaintext: true,
 	}}
 	rel := &model.Release{Namespace: "shop", Service: "podinfo", Port: 9898, Protocol: model.HTTP,
 		Stable: model.TrackEndpoints{Revision: "a"}, Canary: model.TrackEndpoints{Revision: "b"}, CanaryWeight: 10}

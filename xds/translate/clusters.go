@@ -126,6 +126,11 @@ func IstioMutualTLS(sni string, http2 bool) *corev3.TransportSocket {
 	}
 }
 
+// IstioWorkloadSDS is the SDS config of the pod's Istio workload
+// certificate, as Istio's own clusters name it: a client certificate with
+// the pod's SPIFFE identity.
+func IstioWorkloadSDS() *tlsv3.SdsSecretConfig { return istioSDS(istioSDSCertName) }
+
 // istioSDS is byte-for-byte the SDS config Istio writes for its own
 // clusters, so Envoy shares the secret subscription it already has instead
 // of opening another. Istio waits forever (0s) on this source because it is

@@ -57,6 +57,13 @@ type ConfigSource struct {
 	// channel is plaintext.
 	RootCA     string `yaml:"rootCA,omitempty"`
 	RootCAFile string `yaml:"rootCAFile,omitempty"`
+	// ClientCertFile and ClientKeyFile (paths on the proxy, PEM) are the
+	// client certificate a SourceGoogleGRPC channel presents to serin,
+	// e.g. the Istio workload certificate that Istio's agent writes to
+	// files (proxy metadata OUTPUT_CERTS). They go together, and need
+	// RootCA or RootCAFile.
+	ClientCertFile string `yaml:"clientCertFile,omitempty"`
+	ClientKeyFile  string `yaml:"clientKeyFile,omitempty"`
 }
 
 // Options are the deployment choices that shape the translated resources.
@@ -98,6 +105,12 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		if o.Source.RootCA != "" && o.Source.RootCAFile != "" {
 			errs = append(errs, errors.New("source: set rootCA or rootCAFile, not both"))
+		}
+		if (o.Source.ClientCertFile == "") != (o.Source.ClientKeyFile == "") {
+			errs = append(errs, errors.New("source: clientCertFile and clientKeyFile go together"))
+		}
+		if o.Source.ClientCertFile != "" && o.Source.RootCA == "" && o.Source.RootCAFile == "" {
+			errs = append(errs, errors.New("source: a client certificate needs rootCA or rootCAFile (TLS)"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("source.kind %q: must be ADS, StaticCluster or GoogleGRPC", o.Source.Kind))
@@ -147,10 +160,13 @@ func (o Options) configSource() *corev3.ConfigSource {
 			root = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: o.Source.RootCAFile}}
 		}
 		if root != nil {
+			ssl := &corev3.GrpcService_GoogleGrpc_SslCredentials{RootCerts: root}
+			if o.Source.ClientCertFile != "" {
+				ssl.CertChain = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: o.Source.ClientCertFile}}
+				ssl.PrivateKey = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: o.Source.ClientKeyFile}}
+			}
 			g.ChannelCredentials = &corev3.GrpcService_GoogleGrpc_ChannelCredentials{
-				CredentialSpecifier: &corev3.GrpcService_GoogleGrpc_ChannelCredentials_SslCredentials{
-					SslCredentials: &corev3.GrpcService_GoogleGrpc_SslCredentials{RootCerts: root},
-				},
+				CredentialSpecifier: &corev3.GrpcService_GoogleGrpc_ChannelCredentials_SslCredentials{SslCredentials: ssl},
 			}
 		}
 		cs.ConfigSourceSpecifier = apiConfigSource(&corev3.GrpcService{

@@ -22,6 +22,12 @@ func TestTranslateRejects(t *testing.T) {
 		{"two root CAs", func(_ *model.Release, o *Options) {
 			o.Source = ConfigSource{Kind: SourceGoogleGRPC, TargetURI: "serin:18000", RootCA: "pem", RootCAFile: "/ca.crt"}
 		}, "not both"},
+		{"client certificate without key", func(_ *model.Release, o *Options) {
+			o.Source = ConfigSource{Kind: SourceGoogleGRPC, TargetURI: "serin:18000", RootCAFile: "/ca.crt", ClientCertFile: "/cert.pem"}
+		}, "go together"},
+		{"client certificate without TLS", func(_ *model.Release, o *Options) {
+			o.Source = ConfigSource{Kind: SourceGoogleGRPC, TargetURI: "serin:18000", ClientCertFile: "/cert.pem", ClientKeyFile: "/key.pem"}
+		}, "needs rootCA"},
 		{"negative timeout", func(_ *model.Release, o *Options) { o.InitialFetchTimeout = -1 }, "negative"},
 		{"bad listen address", func(_ *model.Release, o *Options) { o.ListenAddress = "localhost" }, "listenAddress"},
 	}

@@ -191,3 +191,36 @@ subjects:
     name: {{ include "serin.serviceAccount" $root }}
     namespace: {{ $root.Release.Namespace }}
 {{- end -}}
+
+{{/*
+serin.xdsClientCA: the ConfigMap of extra xDS client CAs; in Istio modes
+Istio's root (istio-ca-root-cert, which istiod publishes in every
+namespace) unless set. Empty with xds.plaintext.
+*/}}
+{{- define "serin.xdsClientCA" -}}
+{{- if not .Values.xds.plaintext -}}
+{{- if .Values.xds.clientCA.configMap -}}{{ .Values.xds.clientCA.configMap }}
+{{- else if ne .Values.istio.mode "none" -}}istio-ca-root-cert
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+serin.podAnnotations: controller.podAnnotations; in Istio modes serin's own
+sidecar (if any) must not intercept the xDS port: Istio's Envoys talk TLS
+straight to serin with their workload certificates.
+*/}}
+{{- define "serin.podAnnotations" -}}
+{{- $ann := deepCopy (default dict .Values.controller.podAnnotations) -}}
+{{- if ne .Values.istio.mode "none" -}}
+{{- $key := "traffic.sidecar.istio.io/excludeInboundPorts" -}}
+{{- $port := toString .Values.controller.ports.xds -}}
+{{- $cur := get $ann $key | toString -}}
+{{- if not $cur -}}
+{{- $_ := set $ann $key $port -}}
+{{- else if not (has $port (splitList "," (nospace $cur))) -}}
+{{- $_ := set $ann $key (printf "%s,%s" $cur $port) -}}
+{{- end -}}
+{{- end -}}
+{{- with $ann }}{{ toYaml . }}{{ end -}}
+{{- end -}}

@@ -1,12 +1,19 @@
 package app
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -52,7 +59,7 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator,
 	c := &traffic.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
 		Hosts: &admission.HostOwners{Reader: mgr.GetClient()},
 		Peers: &traffic.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
-	if c.Istio, err = istioWriter(o, mgr); err != nil {
+	if c.Istio, err = istioWriter(o, mgr, rotator, log); err != nil {
 		return trafficParts{}, &exitError{code: 2, err: err}
 	}
 	if err := c.SetupWithManager(mgr); err != nil {
@@ -61,26 +68,100 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator,
 	return trafficParts{controller: c, server: srv, recorder: recorder, wakeups: wakeups}, nil
 }
 
-// istioWriter configures the Istio glue from the flags.
-func istioWriter(o controllerOptions, mgr ctrl.Manager) (*traffic.IstioWriter, error) {
-	opts := istio.Options{XDSAddress: o.istioXDSAddress, MeshWideSidecars: o.istioMeshWide}
-	switch strings.ToLower(o.istioMode) {
-	case "none", "":
-		return nil, nil
-	case "bootstrap":
-		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceStaticCluster}
-	case "google-grpc":
-		if o.istioXDSAddress == "" {
-			return nil, fmt.Errorf("--istio-mode=google-grpc needs --istio-xds-address")
-		}
-		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: o.istioXDSAddress}
-		opts.XDSAddress = ""
-	default:
-		return nil, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
+// istioWriter configures the Istio glue from the flags. Under mutual TLS
+// Istio's proxies verify serin with its CA bundle (see istioCABundle) and
+// present their Istio workload certificates (see istioOptions).
+func istioWriter(o controllerOptions, mgr ctrl.Manager, rotator *certs.Rotator, log logr.Logger) (*traffic.IstioWriter, error) {
+	opts, on, err := istioOptions(o)
+	if err != nil || !on {
+		return nil, err
 	}
 	w := &traffic.IstioWriter{Client: mgr.GetClient(), Options: opts}
 	if opts.XDSAddress != "" {
 		w.BootstrapNamespaces = o.istioBootstrapNS
 	}
-	return w, nil
+	if o.xdsPlaintext {
+		return w, nil
+	}
+	bundle, changes, err := istioCABundle(o, mgr, rotator)
+	if err != nil {
+		return nil, err
+	}
+	w.CABundle = bundle
+	err = mgr.Add(everyReplica(func(ctx context.Context) error {
+		return w.FollowCA(logr.NewContext(ctx, log), changes, 5*time.Second)
+	}))
+	return w, err
+}
+
+// istioOptions are the Istio glue's options from the flags; on is false
+// with --istio-mode=none. Istio's Envoys present their workload
+// certificates: over SDS in bootstrap mode (the bootstrap cluster checks
+// serin's certificate for its xDS Service name), from the files Istio's
+// agent writes at serin's pod webhook's request in google-grpc mode.
+func istioOptions(o controllerOptions) (opts istio.Options, on bool, err error) {
+	opts = istio.Options{XDSAddress: o.istioXDSAddress, MeshWideSidecars: o.istioMeshWide,
+		XDSServerName: o.xdsService + "." + o.namespace + ".svc", XDSPlaintext: o.xdsPlaintext}
+	switch strings.ToLower(o.istioMode) {
+	case "none", "":
+		return opts, false, nil
+	case "bootstrap":
+		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceStaticCluster}
+	case "google-grpc":
+		if o.istioXDSAddress == "" {
+			return opts, false, fmt.Errorf("--istio-mode=google-grpc needs --istio-xds-address")
+		}
+		opts.Translate.Source = translate.ConfigSource{Kind: translate.SourceGoogleGRPC, TargetURI: o.istioXDSAddress}
+		if !o.xdsPlaintext {
+			opts.Translate.Source.ClientCertFile = path.Join(admission.IstioOutputCertsDir, admission.IstioOutputCertChain)
+			opts.Translate.Source.ClientKeyFile = path.Join(admission.IstioOutputCertsDir, admission.IstioOutputKey)
+			// Only the proxies that have those files (the pod webhook
+			// marks them) may get clusters that name them.
+			opts.ProxyMetadata = map[string]string{istio.ProxyMetadataKey: istio.GoogleGRPCProxyMetadata}
+		}
+		opts.XDSAddress = ""
+	default:
+		return opts, false, fmt.Errorf("--istio-mode %q: want none, bootstrap or google-grpc", o.istioMode)
+	}
+	return opts, true, nil
+}
+
+// istioCABundle is where serin's CA bundle comes from, and when it changes:
+// the Rotator in builtin mode; else ca.crt next to the serving certificate
+// (--xds-tls-cert, or --webhook-cert-dir, as cert-manager writes it), read
+// again whenever the serving certificate changes.
+func istioCABundle(o controllerOptions, mgr ctrl.Manager, rotator *certs.Rotator) (func() []byte, <-chan struct{}, error) {
+	if rotator != nil && o.xdsTLSCert == "" {
+		return rotator.CABundle, rotator.CAChanges(), nil
+	}
+	certFile, keyFile := filepath.Join(o.webhookCertDir, "tls.crt"), filepath.Join(o.webhookCertDir, "tls.key")
+	if o.xdsTLSCert != "" {
+		certFile, keyFile = o.xdsTLSCert, o.xdsTLSKey
+	}
+	caFile := filepath.Join(filepath.Dir(certFile), certs.KeyCABundle)
+	if _, err := readCAs(caFile); err != nil {
+		return nil, nil, fmt.Errorf("serin's CA for Istio's proxies: %w", err)
+	}
+	watcher, err := certwatcher.New(certFile, keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serin's CA for Istio's proxies: %w", err)
+	}
+	changes := make(chan struct{}, 1)
+	watcher.RegisterCallback(func(tls.Certificate) {
+		select {
+		case changes <- struct{}{}:
+		default:
+		}
+	})
+	if err := mgr.Add(everyReplica(watcher.Start)); err != nil {
+		return nil, nil, err
+	}
+	bundle := func() []byte {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	return bundle, changes, nil
 }

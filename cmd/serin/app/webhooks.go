@@ -74,8 +74,11 @@ func setupWebhooks(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator
 	}
 	metrics := admission.NewMetrics(crmetrics.Registry)
 	admission.Register(mgr.GetWebhookServer(), metrics, log, admission.WithHostOwners(&admission.HostOwners{Reader: mgr.GetClient()}))
-	if strings.EqualFold(o.istioMode, "bootstrap") {
+	switch {
+	case strings.EqualFold(o.istioMode, "bootstrap"):
 		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), metrics, istio.DefaultBootstrapConfigMap)
+	case strings.EqualFold(o.istioMode, "google-grpc") && !o.xdsPlaintext:
+		admission.RegisterPodIstioCerts(mgr.GetWebhookServer(), metrics)
 	}
 	return mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker())
 }
