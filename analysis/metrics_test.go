@@ -71,7 +71,7 @@ func TestMetricsFlaggerAnalysis(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	m.EnableFlagger(reg)
-	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}}, Templates: templates{"test/rps": tpl}, Metrics: m}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback}, Templates: templates{"test/rps": tpl}, Metrics: m}
 	custom := v1alpha1.CanaryMetric{Name: "rps", Interval: "1m", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "rps"}}
 	missing := v1alpha1.CanaryMetric{Name: "gone", Interval: "1m", TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "gone"}}
 	c := canary(srMetric(), durMetric(), custom, missing)
