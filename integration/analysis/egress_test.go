@@ -95,6 +95,7 @@ func (e *env) testSecretBinding(t *testing.T) {
 	rec := newRecorder(t)
 	other := e.c.Namespace(t)
 	a := &app{e: e, t: t, ns: e.c.Namespace(t), replicas: 2}
+	e.serin.AllowSecrets(t, a.ns) // the credentials are in Secrets
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := e.c.Kubectl(ctx, fmt.Sprintf(`apiVersion: v1

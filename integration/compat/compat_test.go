@@ -50,6 +50,8 @@ var flavours = []flavour{
 // namespace of its own.
 func TestFlaggerManifests(t *testing.T) {
 	c := cluster.Get(t)
+	harness.InstallIstioCRDs(t, c)
+	harness.InstallGatewayAPICRDs(t, c)
 	harness.Install(t, c, harness.Options{Sets: []string{"flagger.compat=true"}, ExtraArgs: []string{"--flagger-compat"}})
 	for _, f := range flavours {
 		manifest, err := os.ReadFile(filepath.Join("testdata", f.file))
@@ -57,8 +59,9 @@ func TestFlaggerManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := strings.TrimSuffix(f.file, ".yaml")
+		// One after the other: every flavour's namespace routes the same
+		// hosts, and the oldest route owns a host.
 		t.Run("serin/"+name, func(t *testing.T) {
-			t.Parallel()
 			ns := c.Namespace(t)
 			applyWorkload(t, c, ns)
 			warnings := apply(t, c, ns, string(manifest))
@@ -66,7 +69,6 @@ func TestFlaggerManifests(t *testing.T) {
 			assertCondition(t, c, "canaries.serin.dev", ns, f.ignored)
 		})
 		t.Run("flagger/"+name, func(t *testing.T) {
-			t.Parallel()
 			ns := c.Namespace(t)
 			applyWorkload(t, c, ns)
 			flagger := strings.Replace(string(manifest), "apiVersion: serin.dev/v1alpha1", "apiVersion: flagger.app/v1beta1", 1)
@@ -111,9 +113,36 @@ func applyWorkload(t *testing.T, c *cluster.Cluster, ns string) {
 	if _, err := c.Kubectl(ctx, workload, "apply", "-n", ns, "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = c.Kubectl(ctx, "", "delete", "-n", ns, "--wait", "--ignore-not-found",
+			"virtualservices.networking.istio.io/podinfo", "httproutes.gateway.networking.k8s.io/podinfo")
+	})
 }
 
-const workload = `apiVersion: apps/v1
+// workload is what a namespace that Flagger ran has: the Deployment, and
+// the routes Flagger made for its hosts (a VirtualService and an
+// HTTPRoute), which make the namespace the owner of those hosts.
+const workload = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: podinfo}
+spec:
+  hosts: [app.example.com]
+  http:
+  - route:
+    - destination: {host: podinfo}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: podinfo}
+spec:
+  hostnames: [www.example.com]
+  rules:
+  - backendRefs:
+    - {name: podinfo, port: 9898}
+---
+apiVersion: apps/v1
 kind: Deployment
 metadata: {name: podinfo}
 spec:
