@@ -46,7 +46,8 @@ analysis:
 	a.deploy("2.0.0", nil)
 	st := a.waitPhase(v1alpha1.PhaseFailed, 90*time.Second)
 	const refused = "refused: address not allowed"
-	said := false
+	// The Failed status keeps the verdict that failed the release.
+	said := strings.Contains(st.LastVerdict, "rollout hook failed "+hook+": "+refused)
 	for _, s := range w.since(start) {
 		said = said || strings.Contains(s.status.LastVerdict, "rollout hook failed "+hook+": "+refused)
 	}
