@@ -58,7 +58,7 @@ func TestAnalysis(t *testing.T) {
 
 	// Together. The detection times depend on analysis intervals, not on
 	// CPU, so they are measured beside the other scenarios.
-	slots := make(chan struct{}, 6)
+	slots := make(chan struct{}, 3)
 	for _, sc := range []struct {
 		name string
 		run  func(*testing.T)
@@ -77,7 +77,7 @@ func TestAnalysis(t *testing.T) {
 	} {
 		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
 		// to the number of CPUs, and these scenarios mostly wait. At most
-		// six at a time, so the data plane and Prometheus keep up on two
+		// three at a time, so the data plane and Prometheus keep up on two
 		// cores.
 		wg.Go(func() {
 			slots <- struct{}{}
