@@ -3,9 +3,6 @@ package certs
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -38,17 +35,9 @@ func IssueClient(b Bundle, now time.Time, lifetime time.Duration, id *url.URL) (
 		return nil, nil, errors.New("no usable CA in the certificate bundle")
 	}
 	ca := b.CAs[0]
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, serial, notAfter, err := newLeaf(now, lifetime, ca)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate client key: %w", err)
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	notAfter := now.Add(lifetime)
-	if notAfter.After(ca.NotAfter) {
-		notAfter = ca.NotAfter
+		return nil, nil, fmt.Errorf("client certificate: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,

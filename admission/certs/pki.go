@@ -193,20 +193,30 @@ func newCA(now time.Time, lifetime time.Duration) (*x509.Certificate, crypto.Sig
 	return sign(tmpl, tmpl, key.Public(), key, key)
 }
 
-// newServing makes a serving certificate for names and ips signed by ca,
-// valid for lifetime but never beyond the CA.
-func newServing(now time.Time, lifetime time.Duration, ca *x509.Certificate, caKey crypto.Signer, names []string, ips []net.IP) (*x509.Certificate, crypto.Signer, error) {
+// newLeaf is what every certificate serin signs starts from: a fresh P-256
+// key, a serial, and the end of its validity, never beyond the CA's.
+func newLeaf(now time.Time, lifetime time.Duration, ca *x509.Certificate) (*ecdsa.PrivateKey, *big.Int, time.Time, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate serving key: %w", err)
+		return nil, nil, time.Time{}, fmt.Errorf("generate key: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
 	notAfter := now.Add(lifetime)
 	if notAfter.After(ca.NotAfter) {
 		notAfter = ca.NotAfter
+	}
+	return key, serial, notAfter, nil
+}
+
+// newServing makes a serving certificate for names and ips signed by ca,
+// valid for lifetime but never beyond the CA.
+func newServing(now time.Time, lifetime time.Duration, ca *x509.Certificate, caKey crypto.Signer, names []string, ips []net.IP) (*x509.Certificate, crypto.Signer, error) {
+	key, serial, notAfter, err := newLeaf(now, lifetime, ca)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving certificate: %w", err)
 	}
 	cn := "serin-webhook"
 	if len(names) > 0 {
