@@ -208,8 +208,11 @@ func testRollbackAndCLI(t *testing.T, s *harness.Serin) {
 	if !shown {
 		t.Fatalf("serin get during the retried release (weight %d..%d):\n%s", before.Weight, after.Weight, out)
 	}
-	atPromote := w.last().Weight
+	// Steps run every second, so read the weight the release had when the
+	// request landed (the CLI may take seconds to start on a loaded machine);
+	// one step already in flight may still apply.
 	e.mustSerin("promote", "podinfo")
+	atPromote := e.canaryObj().Status.CanaryWeight
 	done, _ := e.waitFor(w, from, time.Minute, "v3 promoted", phaseIs(v1alpha1.PhaseSucceeded))
 	for _, r := range w.since(from) {
 		// Analysis steps end; promotion itself cuts all traffic over to the
