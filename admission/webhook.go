@@ -52,9 +52,15 @@ func Register(srv webhook.Server, m *Metrics, log logr.Logger, opts ...Option) {
 	}
 	srv.Register(PathHoldDeployment, &webhook.Admission{Handler: m.instrument("hold", HandlerFunc(holdDeployment))})
 	srv.Register(PathValidateDeployment, &webhook.Admission{Handler: m.instrument("validate-deployment", HandlerFunc(validateDeployment))})
-	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", withWarnings(validateCanary(o.owners), canaryNotes))})
-	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-metrictemplate", withWarnings(validator(v1alpha1.ValidateMetricTemplate), metricTemplateNotes))})
-	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: m.instrument("validate-alertprovider", withWarnings(validator(v1alpha1.ValidateAlertProvider), alertProviderNotes))})
+	canaries := withWarnings(validateCanary(o.owners), canaryNotes)
+	templates := withWarnings(validator(v1alpha1.ValidateMetricTemplate), metricTemplateNotes)
+	providers := withWarnings(validator(v1alpha1.ValidateAlertProvider), alertProviderNotes)
+	srv.Register(PathValidateCanary, &webhook.Admission{Handler: m.instrument("validate-canary", canaries)})
+	srv.Register(PathValidateMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-metrictemplate", templates)})
+	srv.Register(PathValidateAlertProvider, &webhook.Admission{Handler: m.instrument("validate-alertprovider", providers)})
+	srv.Register(PathValidateFlaggerCanary, &webhook.Admission{Handler: m.instrument("validate-flagger-canary", asSerin(canaries, flaggerCanary))})
+	srv.Register(PathValidateFlaggerMetricTemplate, &webhook.Admission{Handler: m.instrument("validate-flagger-metrictemplate", asSerin(templates, flaggerMetricTemplate))})
+	srv.Register(PathValidateFlaggerAlertProvider, &webhook.Admission{Handler: m.instrument("validate-flagger-alertprovider", asSerin(providers, flaggerAlertProvider))})
 	log.V(1).Info("admission webhooks registered")
 }
 

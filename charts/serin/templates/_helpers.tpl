@@ -130,7 +130,7 @@ Istio on, EnvoyFilters. */}}
   resources: ["horizontalpodautoscalers"]
   verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
 - apiGroups: ["flagger.app"]
-  resources: ["canaries"]
+  resources: ["alertproviders", "canaries", "metrictemplates"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["flagger.app", "serin.dev"]
   resources: ["canaries/finalizers", "canaries/status"]

@@ -16,6 +16,7 @@ import (
 	"github.com/serin-dev/serin/analysis/alerts"
 	"github.com/serin-dev/serin/analysis/hooks"
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/compat"
 	"github.com/serin-dev/serin/rollout"
 	"github.com/serin-dev/serin/xds/model"
 )
@@ -101,6 +102,9 @@ func (w webhookGone) Uninstalling(ctx context.Context) bool {
 type reader struct {
 	cached client.Reader
 	direct client.Reader
+	// flagger, when Flagger's kinds are served, is where templates and
+	// providers missing from serin.dev are looked up in flagger.app.
+	flagger client.Reader
 }
 
 func (r reader) Secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
@@ -114,6 +118,9 @@ func (r reader) Secret(ctx context.Context, namespace, name string) (map[string]
 func (r reader) MetricTemplate(ctx context.Context, namespace, name string) (*v1alpha1.MetricTemplate, error) {
 	var t v1alpha1.MetricTemplate
 	if err := r.cached.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &t); err != nil {
+		if apierrors.IsNotFound(err) && r.flagger != nil {
+			return compat.MetricTemplate(ctx, r.flagger, namespace, name)
+		}
 		return nil, fmt.Errorf("read metric template %s/%s: %w", namespace, name, err)
 	}
 	return &t, nil
@@ -122,6 +129,9 @@ func (r reader) MetricTemplate(ctx context.Context, namespace, name string) (*v1
 func (r reader) AlertProvider(ctx context.Context, namespace, name string) (*v1alpha1.AlertProvider, error) {
 	var p v1alpha1.AlertProvider
 	if err := r.cached.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &p); err != nil {
+		if apierrors.IsNotFound(err) && r.flagger != nil {
+			return compat.AlertProvider(ctx, r.flagger, namespace, name)
+		}
 		return nil, fmt.Errorf("read alert provider %s/%s: %w", namespace, name, err)
 	}
 	return &p, nil

@@ -20,6 +20,9 @@ import (
 // moving traffic through t.
 func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log logr.Logger, t trafficParts) error {
 	rd := reader{cached: mgr.GetClient(), direct: mgr.GetAPIReader()}
+	if o.flaggerCompat {
+		rd.flagger = mgr.GetClient()
+	}
 	eg, err := newEgressPolicies(ctx, mgr.GetConfig(), mgr.GetAPIReader(), o, log.WithName("egress"))
 	if err != nil {
 		return err
