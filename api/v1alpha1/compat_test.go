@@ -268,8 +268,7 @@ func TestCompatDoc(t *testing.T) {
 		"Generated from `api/v1alpha1/compat.go` (`go test ./api/v1alpha1 -run TestCompatDoc -update-docs`).\n" +
 		"serin accepts every field below under `serin.dev/v1alpha1` and, with the chart's `flagger.compat=true`,\n" +
 		"under `flagger.app/v1beta1`. A field serin ignores is named, with the reason, in an admission warning\n" +
-		"(serin.dev kinds) and in the Canary's `Compatible` condition (status False, reason IgnoredFields; both\n" +
-		"groups).\n\n"
+		"and in the Canary's `Compatible` condition (status False, reason IgnoredFields), in both groups.\n\n"
 	want := head + CompatMarkdown()
 	if *updateDocs {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {

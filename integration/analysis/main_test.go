@@ -41,7 +41,7 @@ func TestAnalysis(t *testing.T) {
 	e := &env{c: c}
 	e.prom = prometheus.Run(t, c, prometheus.Options{})
 	harness.RunPodsim(t, c)
-	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL, ExtraArgs: []string{"--flagger-metrics"}})
+	e.serin = harness.Install(t, c, harness.Options{PrometheusAddress: e.prom.URL, Sets: []string{"flagger.compat=true"}, ExtraArgs: []string{"--flagger-metrics", "--flagger-compat"}})
 	if err := e.prom.SetTokenTargets("serin", e.serin.MetricsToken(), fmt.Sprintf("127.0.0.1:%d", e.serin.Ports.Metrics)); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +74,7 @@ func TestAnalysis(t *testing.T) {
 		{"EgressHooks", e.testEgressHooks},
 		{"SecretBinding", e.testSecretBinding},
 		{"FlaggerMetrics", e.testFlaggerMetrics},
+		{"FlaggerRelease", e.testFlaggerRelease},
 	} {
 		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
 		// to the number of CPUs, and these scenarios mostly wait. At most

@@ -53,6 +53,7 @@ func TestFlaggerManifests(t *testing.T) {
 	harness.InstallIstioCRDs(t, c)
 	harness.InstallGatewayAPICRDs(t, c)
 	harness.Install(t, c, harness.Options{Sets: []string{"flagger.compat=true"}, ExtraArgs: []string{"--flagger-compat"}})
+	t.Run("flagger/invalid", func(t *testing.T) { assertRejected(t, c, c.Namespace(t)) })
 	for _, f := range flavours {
 		manifest, err := os.ReadFile(filepath.Join("testdata", f.file))
 		if err != nil {
@@ -72,7 +73,9 @@ func TestFlaggerManifests(t *testing.T) {
 			ns := c.Namespace(t)
 			applyWorkload(t, c, ns)
 			flagger := strings.Replace(string(manifest), "apiVersion: serin.dev/v1alpha1", "apiVersion: flagger.app/v1beta1", 1)
-			apply(t, c, ns, flagger)
+			// The same warnings at admission: serin's webhook validates
+			// Flagger's kinds as the serin.dev objects they run as.
+			assertWarnings(t, apply(t, c, ns, flagger), f.ignored)
 			// serin's status, converted into Flagger's shape, lists the
 			// same fields; the engine runs the serin.dev Canary it owns.
 			assertCondition(t, c, "canaries.flagger.app", ns, f.ignored)
@@ -174,6 +177,35 @@ spec:
   - type: Resource
     resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
 `
+
+// assertRejected: invalid flagger.app objects are refused at admission
+// with serin's message, naming Flagger's kind, the field and the value.
+func assertRejected(t *testing.T, c *cluster.Cluster, ns string) {
+	for _, tc := range []struct{ manifest, want string }{
+		{`apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis: {interval: 1m, threshold: 5, maxWeight: 50, stepWeight: 60}`,
+			`The Canary "podinfo" is invalid: spec.analysis.maxWeight: Invalid value: 50: must be at least stepWeight (60)`},
+		{`apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: latency}
+spec:
+  provider: {type: prometheus, address: "http://prometheus:9090"}
+  query: "histogram_quantile(0.99, {{ broken"`,
+			`The MetricTemplate "latency" is invalid: spec.query: Invalid value: "histogram_quantile(0.99, {{ broken"`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := c.Kubectl(ctx, tc.manifest, "apply", "-n", ns, "-f", "-")
+		cancel()
+		if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+			t.Errorf("kubectl apply of an invalid object: %v %s; want an error with %q", err, out, tc.want)
+		}
+	}
+}
 
 // apply runs `kubectl apply` as a user does (strict field validation, the
 // default) and returns the warnings kubectl printed.
