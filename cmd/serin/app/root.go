@@ -68,6 +68,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newResumeCmd(conn),
 		newWaitCmd(conn),
 		newUninstallCmd(conn),
+		newImportCmd(),
 		newControllerCmd(conn),
 		newXDSCertCmd(conn),
 		newTesterCmd(),
