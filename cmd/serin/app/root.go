@@ -69,6 +69,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newWaitCmd(conn),
 		newUninstallCmd(conn),
 		newImportCmd(),
+		newMigrateCmd(conn),
 		newControllerCmd(conn),
 		newXDSCertCmd(conn),
 		newTesterCmd(),
