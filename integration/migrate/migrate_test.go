@@ -132,7 +132,9 @@ func startSender(t *testing.T, addr string, channels int) *sender {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				var header metadata.MD
-				_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Header(&header), grpc.WaitForReady(true))
+				// Not wait-for-ready: a channel that cannot connect (a
+				// Service without ready endpoints) fails its calls.
+				_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Header(&header))
 				cancel()
 				s.sent.Add(1)
 				s.mu.Lock()
