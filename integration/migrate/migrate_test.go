@@ -213,9 +213,10 @@ func TestMigrateFromFlagger(t *testing.T) {
 		t.Fatalf("the dry run changed the Deployment: %s replicas", r)
 	}
 
+	e.slowCapacity(3 * time.Second)
 	before := s.pods()
 	start := time.Now()
-	out, code = e.serin("migrate", "podinfo", "--apply", "--drain=3s", "--timeout=2m")
+	out, code = e.serin("migrate", "podinfo", "--apply", "--drain=0s", "--timeout=2m")
 	took := time.Since(start)
 	t.Logf("serin migrate --apply (%s):\n%s", took.Round(time.Millisecond), out)
 	if code != 0 {
@@ -235,13 +236,40 @@ func TestMigrateFromFlagger(t *testing.T) {
 		return n >= 100, fmt.Sprintf("by pod %v", before)
 	})
 	s.halt()
-	t.Logf("migration: %d requests sent, %d failed, takeover took %s; answered by pod: %v",
+	t.Logf("migration: %d requests sent, %d failed, switch (serin migrate --apply) took %s; answered by pod: %v",
 		s.sent.Load(), s.failed.Load(), took.Round(time.Millisecond), before)
 	if s.failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed, the last: %v", s.failed.Load(), s.sent.Load(), s.lastErr)
 	}
 	e.endState()
 	e.releaseAfter(proxy)
+}
+
+// slowCapacity holds back the pods migrate brings up: a ResourceQuota
+// admits no pod beyond those running until hold after the user's
+// Deployment is scaled up, so a takeover that pointed the Service at the
+// user's pods, or deleted the primary, before they serve would fail calls.
+func (e *env) slowCapacity(hold time.Duration) {
+	e.t.Helper()
+	e.kubectl("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: capacity}\nspec: {hard: {pods: \"2\"}}\n", "apply", "-f", "-")
+	e.eventually(time.Minute, "the quota counts the primary's pods", func() (bool, string) {
+		u := e.jsonpath("resourcequota", "capacity", "{.status.used.pods}")
+		return u == "2", u
+	})
+	done := make(chan struct{})
+	e.t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		for e.ctx.Err() == nil {
+			out, err := e.c.Kubectl(e.ctx, "", "get", "deployment", "podinfo", "-n", e.ns, "-o", "jsonpath={.spec.replicas}")
+			if err == nil && out != "0" {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(hold)
+		_, _ = e.c.Kubectl(e.ctx, "", "delete", "resourcequota", "capacity", "-n", e.ns)
+	}()
 }
 
 // servedPods counts the gRPC ports podsim serves for pods of ns whose
