@@ -58,7 +58,8 @@ func flaggerState() *State {
 	route.SetOwnerReferences(owner())
 	return &State{
 		Flagger: &flaggerv1beta1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "test", UID: canaryUID},
-			Spec:   flaggerv1beta1.CanarySpec{TargetRef: v1alpha1.LocalObjectReference{Name: "podinfo"}, Service: v1alpha1.CanaryService{Port: 9898}},
+			Spec: flaggerv1beta1.CanarySpec{TargetRef: v1alpha1.LocalObjectReference{Name: "podinfo"}, Service: v1alpha1.CanaryService{Port: 9898},
+				AutoscalerRef: &v1alpha1.AutoscalerReference{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler", Name: "podinfo"}},
 			Status: flaggerv1beta1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded}},
 		Target: target, Primary: primary,
 		PrimaryHPA: &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "podinfo-primary", OwnerReferences: owner()},
