@@ -238,6 +238,7 @@ func TestMigrateFromFlagger(t *testing.T) {
 	s.halt()
 	t.Logf("migration: %d requests sent, %d failed, switch (serin migrate --apply) took %s; answered by pod: %v",
 		s.sent.Load(), s.failed.Load(), took.Round(time.Millisecond), before)
+	t.Logf("FIGURE migrate_calls_sent=%d migrate_calls_failed=%d migrate_switch=%s", s.sent.Load(), s.failed.Load(), took.Round(time.Millisecond))
 	if s.failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed, the last: %v", s.failed.Load(), s.sent.Load(), s.lastErr)
 	}
