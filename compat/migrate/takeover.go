@@ -61,7 +61,12 @@ func (t *Takeover) Run(ctx context.Context, namespace, name string) error {
 	}
 	if len(canaries) == 0 {
 		if name != "" {
-			return fmt.Errorf("flagger.app Canary %s not found in namespace %s", name, namespace)
+			var sc v1alpha1.Canary
+			if found, err := t.get(ctx, namespace, name, &sc); err != nil || !found {
+				return errors.Join(fmt.Errorf("flagger.app Canary %s not found in namespace %s", name, namespace), err)
+			}
+			fmt.Fprintf(t.Out, "canary %s/%s: no flagger.app Canary, and serin's Canary exists: taken over already\n", namespace, name)
+			return nil
 		}
 		fmt.Fprintln(t.Out, "no flagger.app Canaries: nothing to take over")
 		return nil

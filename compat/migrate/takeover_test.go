@@ -117,3 +117,16 @@ func TestTakeoverRefusesChangingCanary(t *testing.T) {
 		t.Fatalf("err %v, output:\n%s", err, out)
 	}
 }
+
+// TestTakeoverAgain: run again after the takeover, migrate says so.
+func TestTakeoverAgain(t *testing.T) {
+	tk, out := takeoverOn(t, func(*State) []client.Object {
+		return []client.Object{&v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "test"}}}
+	})
+	if err := tk.Run(context.Background(), "test", "web"); err != nil || !strings.Contains(out.String(), "taken over already") {
+		t.Fatalf("err %v, output:\n%s", err, out)
+	}
+	if err := tk.Run(context.Background(), "test", "nothing"); err == nil || !strings.Contains(err.Error(), "flagger.app Canary nothing not found") {
+		t.Fatalf("unknown canary: %v", err)
+	}
+}

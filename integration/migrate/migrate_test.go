@@ -243,6 +243,9 @@ func TestMigrateFromFlagger(t *testing.T) {
 		t.Fatalf("%d of %d requests failed, the last: %v", s.failed.Load(), s.sent.Load(), s.lastErr)
 	}
 	e.endState()
+	if out, code := e.serin("migrate", "podinfo", "--apply"); code != 0 || !strings.Contains(out, "taken over already") {
+		t.Fatalf("migrate again exited %d:\n%s", code, out)
+	}
 	e.releaseAfter(proxy)
 }
 
