@@ -68,6 +68,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newResumeCmd(conn),
 		newWaitCmd(conn),
 		newUninstallCmd(conn),
+		newImportCmd(),
+		newMigrateCmd(conn),
 		newControllerCmd(conn),
 		newXDSCertCmd(conn),
 		newTesterCmd(),

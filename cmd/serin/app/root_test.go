@@ -14,7 +14,7 @@ func TestRootCommands(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	want := []string{"abort", "controller", "get", "pause", "promote", "resume", "retry", "tester", "uninstall", "version", "wait"}
+	want := []string{"abort", "controller", "get", "import", "migrate", "pause", "promote", "resume", "retry", "tester", "uninstall", "version", "wait"}
 	for _, n := range want {
 		if !slices.Contains(names, n) {
 			t.Errorf("no %q subcommand in %v", n, names)
