@@ -54,9 +54,12 @@ func (v Values) lookup(name string) (string, bool) {
 	return "", false
 }
 
-// Render parses and renders a query in one go.
-func Render(query string, v Values) (string, error) {
-	t, err := Parse(query)
+// Render parses and renders a PromQL query in one go.
+func Render(query string, v Values) (string, error) { return RenderDialect(query, v, PromQL) }
+
+// RenderDialect parses and renders a query in dialect d in one go.
+func RenderDialect(query string, v Values, d Dialect) (string, error) {
+	t, err := ParseDialect(query, d)
 	if err != nil {
 		return "", err
 	}
@@ -74,7 +77,7 @@ func (t *Template) Render(v Values) (string, error) {
 	for _, p := range t.placeholders {
 		b.WriteString(t.query[last:p.Start])
 		last = p.End
-		if err := checkPlacement(p); err != nil {
+		if err := checkPlacement(p, t.dialect); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -83,7 +86,11 @@ func (t *Template) Render(v Values) (string, error) {
 			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: "has no value (set it in the metric's templateVariables)"})
 			continue
 		}
-		out, err := escape(val, p.Context)
+		escapeFn := escape
+		if t.dialect == Text {
+			escapeFn = escapeText
+		}
+		out, err := escapeFn(val, p.Context)
 		if err != nil {
 			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: err.Error()})
 			continue
@@ -118,6 +125,31 @@ func escape(val string, c Context) (string, error) {
 			return val, nil
 		}
 		return "", fmt.Errorf("value %q outside quotes must be a number or a duration", truncate(val, 40))
+	}
+}
+
+// plainName is what a Text value may be outside strings.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// escapeText writes a value for its context in the Text dialect.
+func escapeText(val string, c Context) (string, error) {
+	switch c {
+	case DoubleQuoted, SingleQuoted:
+		if !utf8.ValidString(val) || strings.ContainsFunc(val, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return "", errors.New("value with control characters or invalid UTF-8 cannot go in a string")
+		}
+		quote := `"`
+		if c == SingleQuoted {
+			quote = "'"
+		}
+		return strings.NewReplacer(`\`, `\\`, quote, `\`+quote).Replace(val), nil
+	case RawString:
+		return escape(val, c)
+	default:
+		if numberRE.MatchString(val) || ValidDuration(val) || plainName.MatchString(val) {
+			return val, nil
+		}
+		return "", fmt.Errorf("value %q outside quotes must be a number, a duration or a plain name (letters, digits, '_', '-', '.')", truncate(val, 40))
 	}
 }
 

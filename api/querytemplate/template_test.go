@@ -193,3 +193,42 @@ func TestDurations(t *testing.T) {
 		}
 	}
 }
+
+func TestTextDialect(t *testing.T) {
+	v := values()
+	v.Variables = map[string]string{"app": "web.v2", "q": `a"b\c'd`}
+	query := `sumSeries(stats.{{ target }}.{{ variables.app }}.count) # {{ namespace }}` + "\n" +
+		`x = "{{ variables.q }}" and y = '{{ variables.q }}' from -{{ interval }}`
+	if err := ValidateDialect(query, Text); err != nil {
+		t.Fatalf("ValidateDialect(Text) = %v", err)
+	}
+	if err := Validate(query); err == nil {
+		t.Fatal("Validate(PromQL) accepted a built-in outside quotes")
+	}
+	got, err := RenderDialect(query, v, Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `sumSeries(stats.podinfo-canary.web.v2.count) # test` + "\n" + `x = "a\"b\\c'd" and y = 'a"b\\c\'d' from -1m`
+	if got != want {
+		t.Fatalf("RenderDialect() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestTextDialectRefusesUnsafeValues(t *testing.T) {
+	for _, tc := range []struct{ query, value string }{
+		{`a.{{ variables.x }}.b`, "x,y"},
+		{`a.{{ variables.x }}.b`, "x)|y"},
+		{`a.{{ variables.x }}.b`, "-x"},
+		{`a.{{ variables.x }}.b`, "x y"},
+		{`"{{ variables.x }}"`, "line\nbreak"},
+		{`'{{ variables.x }}'`, "nul\x00"},
+		{`"{{ variables.x }}"`, "bad\xffutf8"},
+	} {
+		v := values()
+		v.Variables = map[string]string{"x": tc.value}
+		if got, err := RenderDialect(tc.query, v, Text); err == nil {
+			t.Errorf("RenderDialect(%q, x=%q) = %q, want an error", tc.query, tc.value, got)
+		}
+	}
+}
