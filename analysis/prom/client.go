@@ -40,6 +40,9 @@ type Config struct {
 	BearerToken string
 	// InsecureSkipVerify skips TLS verification.
 	InsecureSkipVerify bool
+	// Headers are sent with every query (a MetricTemplate's
+	// provider.headers); the credentials above win over them.
+	Headers http.Header
 }
 
 // Client queries one Prometheus. It is safe for concurrent use.
@@ -71,12 +74,16 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("prometheus address %s is not an http(s) URL", egress.Redact(cfg.Address))
 	}
+	// Headers are set first (outermost), the credentials last.
 	rt := base
 	switch {
 	case cfg.BearerToken != "":
 		rt = authRoundTripper{base: base, header: "Bearer " + cfg.BearerToken}
 	case cfg.Username != "" || cfg.Password != "":
 		rt = authRoundTripper{base: base, user: cfg.Username, pass: cfg.Password, basic: true}
+	}
+	if len(cfg.Headers) > 0 {
+		rt = headerRoundTripper{base: rt, headers: cfg.Headers.Clone()}
 	}
 	// Prometheus never redirects a query; following one could send
 	// credentials elsewhere.
@@ -89,6 +96,23 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 
 func newTransport(policy egress.Policy, insecure bool) *http.Transport {
 	return (&egress.Dialer{Policy: policy}).Transport(insecure)
+}
+
+// headerRoundTripper adds fixed headers to every request.
+type headerRoundTripper struct {
+	base    http.RoundTripper
+	headers http.Header
+}
+
+func (h headerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, vs := range h.headers {
+		r.Header.Del(k)
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
+	}
+	return h.base.RoundTrip(r)
 }
 
 type authRoundTripper struct {
