@@ -106,7 +106,9 @@ func jsonAnswer(body string) func(seen) (int, string, string) {
 	return func(seen) (int, string, string) { return http.StatusOK, "application/json", body }
 }
 
-func secretRef(name string) *corev1.LocalObjectReference { return &corev1.LocalObjectReference{Name: name} }
+func secretRef(name string) *corev1.LocalObjectReference {
+	return &corev1.LocalObjectReference{Name: name}
+}
 
 func basic(user, pass string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
