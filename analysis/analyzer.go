@@ -303,7 +303,9 @@ func (r *run) custom(m v1alpha1.CanaryMetric, win time.Duration) (Value, string,
 	if t := tpl.Spec.Provider.Type; t != "" {
 		source = string(t)
 	}
-	query, err := querytemplate.RenderDialect(tpl.Spec.Query, r.queryValues(m, win), v1alpha1.QueryDialect(tpl.Spec.Provider.Type))
+	vals := r.queryValues(m, win)
+	vals.FormatInterval = providers.IntervalFormat(tpl.Spec.Provider.Type)
+	query, err := querytemplate.RenderDialect(tpl.Spec.Query, vals, v1alpha1.QueryDialect(tpl.Spec.Provider.Type))
 	if err != nil {
 		return Value{}, source, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
 	}

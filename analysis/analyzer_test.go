@@ -413,7 +413,7 @@ func TestCheckGraphiteTemplate(t *testing.T) {
 	t.Cleanup(srv.Close)
 	tpl := &v1alpha1.MetricTemplate{ObjectMeta: metav1.ObjectMeta{Name: "errors", Namespace: "test"},
 		Spec: v1alpha1.MetricTemplateSpec{Provider: v1alpha1.MetricProvider{Type: v1alpha1.ProviderGraphite, Address: srv.URL},
-			Query: `target=sumSeries(stats.{{ namespace }}.{{ target }}.errors)`}}
+			Query: `target=summarize(sumSeries(stats.{{ namespace }}.{{ target }}.errors),'{{ interval }}','sum')`}}
 	a := &Analyzer{Providers: &providers.Factory{Egress: loopback}, Templates: templates{"test/errors": tpl}}
 	m := v1alpha1.CanaryMetric{Name: "errors", Interval: "1m", ThresholdRange: rng(nil, ptr(2)),
 		TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "errors"}}
@@ -423,7 +423,7 @@ func TestCheckGraphiteTemplate(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if got != "sumSeries(stats.test.podinfo-canary.errors)" {
+	if got != "summarize(sumSeries(stats.test.podinfo-canary.errors),'1min','sum')" {
 		t.Fatalf("target = %q", got)
 	}
 }

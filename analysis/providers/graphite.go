@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 var spaces = regexp.MustCompile(`\s+`)
@@ -94,4 +97,30 @@ func basicAuth(user, pass string) string {
 	r := http.Request{Header: http.Header{}}
 	r.SetBasicAuth(user, pass)
 	return r.Header.Get("Authorization")
+}
+
+// GraphiteDuration writes d in Graphite's units, the largest that divides
+// it: "1d", "2h", "5min", "90s" (Graphite reads "m" as neither minutes
+// nor months, so Prometheus's "5m" would be refused).
+func GraphiteDuration(d time.Duration) string {
+	s := max(int64(d.Round(time.Second)/time.Second), 1)
+	for _, u := range []struct {
+		secs int64
+		name string
+	}{{86400, "d"}, {3600, "h"}, {60, "min"}} {
+		if s%u.secs == 0 {
+			return strconv.FormatInt(s/u.secs, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(s, 10) + "s"
+}
+
+// IntervalFormat is how a provider type writes {{ interval }}: nil for
+// Prometheus's durations (every other language here reads them too),
+// GraphiteDuration for Graphite.
+func IntervalFormat(t v1alpha1.ProviderType) func(time.Duration) string {
+	if t == v1alpha1.ProviderGraphite {
+		return GraphiteDuration
+	}
+	return nil
 }

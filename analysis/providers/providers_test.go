@@ -325,3 +325,12 @@ func TestPrometheus(t *testing.T) {
 	check(t, &Factory{}, nil, "up", 0, "no Prometheus address")
 	check(t, f, &v1alpha1.MetricProvider{Type: "stackdriver"}, "x", 0, `"stackdriver" is not supported`)
 }
+
+func TestGraphiteDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Minute: "1min", 5 * time.Minute: "5min", 90 * time.Second: "90s",
+		2 * time.Hour: "2h", 48 * time.Hour: "2d", 1500 * time.Millisecond: "2s", 0: "1s"} {
+		if got := GraphiteDuration(d); got != want {
+			t.Errorf("GraphiteDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

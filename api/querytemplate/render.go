@@ -21,8 +21,12 @@ type Values struct {
 	Canary  string
 	Stable  string
 	Service string
-	// Interval is the query window; it is written as a Prometheus duration.
+	// Interval is the query window; it is written as a Prometheus duration,
+	// or with FormatInterval when set.
 	Interval time.Duration
+	// FormatInterval, when set, writes Interval (for languages whose
+	// durations differ from Prometheus's, such as Graphite's "5min").
+	FormatInterval func(time.Duration) string
 	// Variables are the Canary metric's templateVariables.
 	Variables map[string]string
 }
@@ -48,6 +52,9 @@ func (v Values) lookup(name string) (string, bool) {
 	case varInterval:
 		if v.Interval <= 0 {
 			return "", false
+		}
+		if v.FormatInterval != nil {
+			return v.FormatInterval(v.Interval), true
 		}
 		return FormatDuration(v.Interval), true
 	}
