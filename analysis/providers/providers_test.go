@@ -334,3 +334,17 @@ func TestGraphiteDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestInsecureSkipVerify: a self-signed provider is refused unless the
+// template skips verification.
+func TestInsecureSkipVerify(t *testing.T) {
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, `[{"target":"x","datapoints":[[1,1]]}]`)
+	}))
+	t.Cleanup(api.Close)
+	f := &Factory{Egress: loopback}
+	p := &v1alpha1.MetricProvider{Type: v1alpha1.ProviderGraphite, Address: api.URL}
+	check(t, f, p, "target=x", 0, "connection failed")
+	p.InsecureSkipVerify = true
+	check(t, f, p, "target=x", 1, "")
+}
