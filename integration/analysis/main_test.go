@@ -74,6 +74,7 @@ func TestAnalysis(t *testing.T) {
 		{"EgressHooks", e.testEgressHooks},
 		{"SecretBinding", e.testSecretBinding},
 		{"FlaggerMetrics", e.testFlaggerMetrics},
+		{"InfluxRelease", e.testInfluxRelease},
 	} {
 		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
 		// to the number of CPUs, and these scenarios mostly wait. At most

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -66,35 +65,14 @@ func wantVerdict(t *testing.T, res analysis.Result, verdict analysis.Verdict, ms
 	}
 }
 
-// influx runs an InfluxQL statement as the admin and fails on an error.
-func influx(t *testing.T, base, q string) {
-	t.Helper()
-	resp, err := http.PostForm(base+"/query?u=admin&p=admin-pw", url.Values{"q": {q}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
-		t.Fatalf("%s: %s %s", q, resp.Status, body)
-	}
-}
-
 // TestInfluxDB: InfluxQL templates against InfluxDB 1.x with
 // authentication on: the Secret's username and password, the database
 // from the address's db parameter, the first value of the first row.
 func TestInfluxDB(t *testing.T) {
-	base := startInfluxDB(t)
-	influx(t, base, "CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES")
-	influx(t, base, "CREATE DATABASE serin")
+	base := StartInfluxDB(t, "serin")
 	now := time.Now().Unix()
-	points := fmt.Sprintf("requests,app=podinfo-canary latency=12.5 %d\nrequests,app=podinfo-canary latency=17.5 %d\n"+
-		"requests,app=podinfo latency=900 %d\n", now-30, now-10, now-10)
-	resp, err := http.Post(base+"/write?db=serin&precision=s&u=admin&p=admin-pw", "text/plain", strings.NewReader(points))
-	if err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("write: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	InfluxWrite(t, base, "serin", fmt.Sprintf("requests,app=podinfo-canary latency=12.5 %d\nrequests,app=podinfo-canary latency=17.5 %d\n"+
+		"requests,app=podinfo latency=900 %d\n", now-30, now-10, now-10))
 
 	address := base + "/?db=serin"
 	tpl := func(query, secret string) *v1alpha1.MetricTemplate {

@@ -9,8 +9,10 @@ package providers
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,8 +123,16 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-// startInfluxDB runs influxd with authentication on and returns its URL.
-func startInfluxDB(t *testing.T) string {
+// InfluxAdmin and InfluxAdminPassword are the admin StartInfluxDB
+// creates.
+const (
+	InfluxAdmin         = "admin"
+	InfluxAdminPassword = "admin-pw"
+)
+
+// StartInfluxDB runs influxd with authentication on, creates the admin
+// and database db, and returns its URL.
+func StartInfluxDB(t *testing.T, db string) string {
 	need(t, "influxdb", "influxd")
 	dir := t.TempDir()
 	p := ports(t, 2)
@@ -142,11 +152,41 @@ bind-address = "127.0.0.1:%d"
   store-enabled = false
 `, p[0], filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), p[1]))
 	start(t, dir, "influxd.log", nil, "influxd", "run", "-config", filepath.Join(dir, "influxdb.conf"))
-	url := fmt.Sprintf("http://127.0.0.1:%d", p[1])
+	base := fmt.Sprintf("http://127.0.0.1:%d", p[1])
 	waitFor(t, "influxd", filepath.Join(dir, "influxd.log"), func(ctx context.Context) bool {
-		return httpOK(ctx, url+"/ping", http.StatusNoContent)
+		return httpOK(ctx, base+"/ping", http.StatusNoContent)
 	})
-	return url
+	InfluxQL(t, base, fmt.Sprintf("CREATE USER %s WITH PASSWORD '%s' WITH ALL PRIVILEGES", InfluxAdmin, InfluxAdminPassword))
+	InfluxQL(t, base, "CREATE DATABASE "+db)
+	return base
+}
+
+// InfluxQL runs a statement as the admin and fails the test on an error.
+func InfluxQL(t *testing.T, base, q string) {
+	t.Helper()
+	influxDo(t, base+"/query", url.Values{"q": {q}}, "")
+}
+
+// InfluxWrite writes points in line protocol (timestamps in seconds) to
+// db as the admin.
+func InfluxWrite(t *testing.T, base, db, lines string) {
+	t.Helper()
+	influxDo(t, base+"/write", url.Values{"db": {db}, "precision": {"s"}}, lines)
+}
+
+func influxDo(t *testing.T, endpoint string, params url.Values, body string) {
+	t.Helper()
+	params.Set("u", InfluxAdmin)
+	params.Set("p", InfluxAdminPassword)
+	resp, err := http.Post(endpoint+"?"+params.Encode(), "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 || strings.Contains(string(out), `"error"`) {
+		t.Fatalf("influxdb %s: %s %s", params.Get("q"), resp.Status, out)
+	}
 }
 
 // startGraphite runs carbon-cache (plaintext receiver, whisper files) and
