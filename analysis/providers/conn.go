@@ -59,7 +59,8 @@ const maxAnswer = 8 << 20
 // the headers of the template and the Secret's data.
 type conn struct {
 	typ v1alpha1.ProviderType
-	// address is the redacted address, for messages.
+	// address is the redacted address, for messages (CloudWatch without
+	// one: its region).
 	address string
 	// base is the parsed address ("" for CloudWatch without one).
 	base    *url.URL
@@ -67,8 +68,6 @@ type conn struct {
 	headers http.Header
 	secret  map[string][]byte
 	region  string
-	// insecure is the template's insecureSkipVerify.
-	insecure bool
 	// awsCredentials replaces AWS's chain when set (tests).
 	awsCredentials aws.CredentialsProvider
 }
@@ -76,7 +75,7 @@ type conn struct {
 // connect reads p's Secret (when it has one), settles the address and
 // checks that the Secret's credentials may go there.
 func (f *Factory) connect(ctx context.Context, namespace string, p *v1alpha1.MetricProvider) (*conn, error) {
-	c := &conn{typ: p.Type, headers: http.Header(p.Headers).Clone(), region: p.Region, insecure: p.InsecureSkipVerify,
+	c := &conn{typ: p.Type, headers: http.Header(p.Headers).Clone(), region: p.Region,
 		awsCredentials: f.AWSCredentials}
 	raw := p.Address
 	var sec prom.ProviderSecret
@@ -114,6 +113,8 @@ func (f *Factory) connect(ctx context.Context, namespace string, p *v1alpha1.Met
 			return nil, fmt.Errorf("address %s is not an http(s) URL", egress.Redact(raw))
 		}
 		c.base, c.address = u, egress.Redact(raw)
+	} else {
+		c.address = "in region " + p.Region
 	}
 	c.client = egress.Client(f.transport(p.InsecureSkipVerify), 0)
 	return c, nil
