@@ -74,7 +74,6 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("prometheus address %s is not an http(s) URL", egress.Redact(cfg.Address))
 	}
-	// Headers are set first (outermost), the credentials last.
 	rt := base
 	switch {
 	case cfg.BearerToken != "":
@@ -82,9 +81,8 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 	case cfg.Username != "" || cfg.Password != "":
 		rt = authRoundTripper{base: base, user: cfg.Username, pass: cfg.Password, basic: true}
 	}
-	if len(cfg.Headers) > 0 {
-		rt = headerRoundTripper{base: rt, headers: cfg.Headers.Clone()}
-	}
+	// The credentials are set after the headers, over them.
+	rt = WithHeaders(rt, cfg.Headers)
 	// Prometheus never redirects a query; following one could send
 	// credentials elsewhere.
 	c, err := api.NewClient(api.Config{Address: cfg.Address, Client: egress.Client(rt, 0)})
@@ -98,7 +96,16 @@ func newTransport(policy egress.Policy, insecure bool) *http.Transport {
 	return (&egress.Dialer{Policy: policy}).Transport(insecure)
 }
 
-// headerRoundTripper adds fixed headers to every request.
+// WithHeaders returns a RoundTripper that adds headers (a MetricTemplate's
+// provider.headers) to every request that does not carry them already:
+// the protocol's own headers and the credentials, set before, win.
+func WithHeaders(rt http.RoundTripper, headers http.Header) http.RoundTripper {
+	if len(headers) == 0 {
+		return rt
+	}
+	return headerRoundTripper{base: rt, headers: headers.Clone()}
+}
+
 type headerRoundTripper struct {
 	base    http.RoundTripper
 	headers http.Header
@@ -107,7 +114,9 @@ type headerRoundTripper struct {
 func (h headerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	for k, vs := range h.headers {
-		r.Header.Del(k)
+		if _, set := r.Header[http.CanonicalHeaderKey(k)]; set {
+			continue
+		}
 		for _, v := range vs {
 			r.Header.Add(k, v)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -46,7 +45,7 @@ func queryCloudWatch(ctx context.Context, c *conn, req Request) (float64, error)
 		return 0, fmt.Errorf("AWS configuration: %w", err)
 	}
 	client := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
-		o.HTTPClient = headerDoer{client: c.client, headers: c.headers}
+		o.HTTPClient = c.client
 		if c.base != nil {
 			o.BaseEndpoint = aws.String(c.base.String())
 		}
@@ -85,21 +84,4 @@ func describeAWS(err error) error {
 		return fmt.Errorf("GetMetricData failed: %w", describe(err))
 	}
 	return fmt.Errorf("GetMetricData failed: %s", truncate(err.Error(), 300))
-}
-
-// headerDoer sends the template's headers with every API call (after
-// signing: they are not part of the signature).
-type headerDoer struct {
-	client  *http.Client
-	headers http.Header
-}
-
-func (h headerDoer) Do(r *http.Request) (*http.Response, error) {
-	for k, vs := range h.headers {
-		r.Header.Del(k)
-		for _, v := range vs {
-			r.Header.Add(k, v)
-		}
-	}
-	return h.client.Do(r)
 }

@@ -63,11 +63,11 @@ type conn struct {
 	// one: its region).
 	address string
 	// base is the parsed address ("" for CloudWatch without one).
-	base    *url.URL
-	client  *http.Client
-	headers http.Header
-	secret  map[string][]byte
-	region  string
+	base *url.URL
+	// client sends the template's headers with every request.
+	client *http.Client
+	secret map[string][]byte
+	region string
 	// awsCredentials replaces AWS's chain when set (tests).
 	awsCredentials aws.CredentialsProvider
 }
@@ -75,7 +75,7 @@ type conn struct {
 // connect reads p's Secret (when it has one), settles the address and
 // checks that the Secret's credentials may go there.
 func (f *Factory) connect(ctx context.Context, namespace string, p *v1alpha1.MetricProvider) (*conn, error) {
-	c := &conn{typ: p.Type, headers: http.Header(p.Headers).Clone(), region: p.Region,
+	c := &conn{typ: p.Type, region: p.Region,
 		awsCredentials: f.AWSCredentials}
 	raw := p.Address
 	var sec prom.ProviderSecret
@@ -116,7 +116,7 @@ func (f *Factory) connect(ctx context.Context, namespace string, p *v1alpha1.Met
 	} else {
 		c.address = "in region " + p.Region
 	}
-	c.client = egress.Client(f.transport(p.InsecureSkipVerify), 0)
+	c.client = egress.Client(prom.WithHeaders(f.transport(p.InsecureSkipVerify), http.Header(p.Headers)), 0)
 	return c, nil
 }
 
@@ -151,16 +151,10 @@ func (c *conn) endpoint(path string, query url.Values) string {
 	return u.String()
 }
 
-// do sends req with the template's headers (then auth, which wins) and
+// do sends req with auth (which wins over the template's headers) and
 // decodes a 2xx JSON answer into out (a *[]byte takes it as it came). A non-2xx answer is an error by
 // class, with the API's own message when it gives one.
 func (c *conn) do(req *http.Request, auth func(http.Header), out any) error {
-	for k, vs := range c.headers {
-		req.Header.Del(k)
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
 	if auth != nil {
 		auth(req.Header)
 	}
