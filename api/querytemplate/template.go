@@ -86,7 +86,10 @@ const (
 	PromQL Dialect = iota
 	// Text is every other provider's language (Graphite targets, Flux,
 	// InfluxQL, Datadog and NRQL queries, CloudWatch's JSON): strings in
-	// "…", '…' and `…`, no comments. Outside strings a value must be a
+	// "…", '…' and `…` end at the end of their line at the latest (an
+	// apostrophe in a comment is no error: a value after it is escaped as
+	// in a string and cannot leave its line), no comments are known, and
+	// a placeholder on a later line is code again. Outside strings a value must be a
 	// number, a duration or a plain name (letters, digits, '_', '-', '.',
 	// not starting with '-' or '.'), which Kubernetes names always are;
 	// inside strings backslash and the quote are escaped with a backslash
@@ -189,12 +192,14 @@ func ParseDialect(query string, d Dialect) (*Template, error) {
 			case c == quote:
 				state = Code
 			case c == '\n':
-				l, cl := position(query, stringStart)
-				errs = append(errs, &Error{Line: l, Col: cl, Reason: "quoted string runs past the end of its line"})
+				if d == PromQL {
+					l, cl := position(query, stringStart)
+					errs = append(errs, &Error{Line: l, Col: cl, Reason: "quoted string runs past the end of its line"})
+				}
 				state = Code
 			}
 		case RawString:
-			if c == '`' {
+			if c == '`' || (c == '\n' && d == Text) {
 				state = Code
 			}
 		case Comment:
@@ -205,7 +210,7 @@ func ParseDialect(query string, d Dialect) (*Template, error) {
 		line, col = moveOver(query[i:i+1], line, col)
 		i++
 	}
-	if state == DoubleQuoted || state == SingleQuoted || state == RawString {
+	if d == PromQL && (state == DoubleQuoted || state == SingleQuoted || state == RawString) {
 		l, c := position(query, stringStart)
 		errs = append(errs, &Error{Line: l, Col: c, Reason: "unterminated string"})
 	}

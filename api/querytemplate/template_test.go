@@ -232,3 +232,26 @@ func TestTextDialectRefusesUnsafeValues(t *testing.T) {
 		}
 	}
 }
+
+// TestTextDialectLineEnds: in Text, an apostrophe or backtick in a comment
+// is no error, and what follows on later lines is code again, where only
+// plain values go.
+func TestTextDialectLineEnds(t *testing.T) {
+	query := "// don't use `raw\nfrom(bucket: \"b\") |> filter(fn: (r) => r.app == \"{{ target }}\")\n|> set(key: \"x\", value: {{ variables.v }})"
+	if err := ValidateDialect(query, Text); err != nil {
+		t.Fatalf("ValidateDialect(Text) = %v", err)
+	}
+	if err := Validate(query); err == nil {
+		t.Fatal("Validate(PromQL) accepted a string across lines")
+	}
+	v := values()
+	v.Variables = map[string]string{"v": `1") |> drop(`}
+	if got, err := RenderDialect(query, v, Text); err == nil {
+		t.Fatalf("RenderDialect() = %q, want the unsafe value refused in code", got)
+	}
+	v.Variables["v"] = "42"
+	got, err := RenderDialect(query, v, Text)
+	if err != nil || !strings.Contains(got, `r.app == "podinfo-canary"`) || !strings.HasSuffix(got, "value: 42)") {
+		t.Fatalf("RenderDialect() = %q, %v", got, err)
+	}
+}
