@@ -346,8 +346,12 @@ func (r *run) queryValues(m v1alpha1.CanaryMetric, win time.Duration) querytempl
 	if service == "" {
 		service = r.in.Spec.TargetRef.Name
 	}
-	return querytemplate.Values{Name: c.Name, Namespace: c.Namespace, Target: r.workloads.Canary, Canary: r.workloads.Canary,
+	v := querytemplate.Values{Name: c.Name, Namespace: c.Namespace, Target: r.workloads.Canary, Canary: r.workloads.Canary,
 		Stable: r.workloads.Stable, Service: service, Interval: win, Variables: m.TemplateVariables}
+	if ref := r.in.Spec.IngressRef; ref != nil {
+		v.Ingress = ref.Name
+	}
+	return v
 }
 
 // comparison gathers the comparative judge's input: cumulative counts over

@@ -21,6 +21,9 @@ type Values struct {
 	Canary  string
 	Stable  string
 	Service string
+	// Ingress is the Canary's spec.ingressRef name ("" when it has none:
+	// then {{ ingress }} has no value).
+	Ingress string
 	// Interval is the query window; it is written as a Prometheus duration,
 	// or with FormatInterval when set.
 	Interval time.Duration
@@ -47,6 +50,8 @@ func (v Values) lookup(name string) (string, bool) {
 		return v.Canary, true
 	case varStable:
 		return v.Stable, true
+	case varIngress:
+		return v.Ingress, v.Ingress != ""
 	case varService:
 		return v.Service, true
 	case varInterval:
@@ -90,7 +95,11 @@ func (t *Template) Render(v Values) (string, error) {
 		}
 		val, ok := v.lookup(p.Variable)
 		if !ok {
-			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: "has no value (set it in the metric's templateVariables)"})
+			reason := "has no value (set it in the metric's templateVariables)"
+			if p.Variable == varIngress {
+				reason = "has no value: the Canary has no spec.ingressRef"
+			}
+			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: reason})
 			continue
 		}
 		escapeFn := escape

@@ -26,7 +26,7 @@ import (
 )
 
 // Variables are the built-in variables a query may use as {{ name }}.
-var Variables = []string{varCanary, varInterval, varName, varNamespace, varService, varStable, varTarget}
+var Variables = []string{varCanary, varIngress, varInterval, varName, varNamespace, varService, varStable, varTarget}
 
 // Variable names.
 const (
@@ -36,6 +36,8 @@ const (
 	varCanary    = "canary"
 	varStable    = "stable"
 	varService   = "service"
+	// varIngress is Flagger's: the name of the Canary's spec.ingressRef.
+	varIngress = "ingress"
 	varInterval  = "interval"
 	// variablesPrefix starts a user variable, {{ variables.NAME }}, set in
 	// the Canary metric's templateVariables.

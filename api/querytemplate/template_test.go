@@ -20,7 +20,7 @@ func TestValidate(t *testing.T) {
 		{name: "user variable anywhere", query: `x{a="{{ variables.team-name }}"} > {{ variables.limit }}`},
 		{name: "raw string", query: "x{a=`{{ namespace }}`}"},
 		{name: "comment", query: "x # {{ namespace }}\n"},
-		{name: "unknown variable", query: `x{a="{{ ingress }}"}`, wantErr: []string{`variable "ingress"`, "unknown variable", "line 1 column 6"}},
+		{name: "unknown variable", query: `x{a="{{ deployment }}"}`, wantErr: []string{`variable "deployment"`, "unknown variable", "line 1 column 6"}},
 		{name: "built-in outside quotes", query: `{{ namespace }}_requests_total`, wantErr: []string{`variable "namespace"`, "inside a quoted string"}},
 		{name: "unterminated placeholder", query: `x{a="{{ namespace"}`, wantErr: []string{`without a closing "}}"`}},
 		{name: "go template syntax", query: `x{a="{{ .Namespace }}"}`, wantErr: []string{"not a variable name"}},
@@ -252,6 +252,20 @@ func TestTextDialectLineEnds(t *testing.T) {
 	v.Variables["v"] = "42"
 	got, err := RenderDialect(query, v, Text)
 	if err != nil || !strings.Contains(got, `r.app == "podinfo-canary"`) || !strings.HasSuffix(got, "value: 42)") {
+		t.Fatalf("RenderDialect() = %q, %v", got, err)
+	}
+}
+
+// TestIngress: Flagger's {{ ingress }} is the Canary's ingressRef name,
+// and has no value without one.
+func TestIngress(t *testing.T) {
+	const query = `SELECT count(*) FROM Metric WHERE ingress = '{{ ingress }}'`
+	v := values()
+	if _, err := RenderDialect(query, v, Text); err == nil || !strings.Contains(err.Error(), "no spec.ingressRef") {
+		t.Fatalf("RenderDialect() without ingress error = %v", err)
+	}
+	v.Ingress = "podinfo"
+	if got, err := RenderDialect(query, v, Text); err != nil || got != `SELECT count(*) FROM Metric WHERE ingress = 'podinfo'` {
 		t.Fatalf("RenderDialect() = %q, %v", got, err)
 	}
 }

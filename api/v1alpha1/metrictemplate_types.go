@@ -34,9 +34,10 @@ type MetricTemplateList struct {
 type MetricTemplateSpec struct {
 	Provider MetricProvider `json:"provider"`
 	// Query is the provider's query (PromQL for prometheus) with
-	// template variables: {{ namespace }}, {{ target }}, {{ canary }},
-	// {{ stable }}, {{ service }}, {{ interval }} and
-	// {{ variables.NAME }}. Every value is escaped for where it lands.
+	// template variables: {{ name }}, {{ namespace }}, {{ target }},
+	// {{ canary }}, {{ stable }}, {{ service }}, {{ ingress }},
+	// {{ interval }} and {{ variables.NAME }}. Every value is escaped for
+	// where it lands.
 	// +kubebuilder:validation:MinLength=1
 	Query string `json:"query"`
 }
