@@ -62,8 +62,12 @@ test: tools ## Run every test: unit, integration (real local cluster) and the Is
 test-unit: ## Unit tests with the race detector (no cluster)
 	$(GO) test -race -short -count=1 ./...
 
+.PHONY: test-deps
+test-deps: ## Install, when missing, the Debian packages of the real metric servers (influxdb, graphite-carbon, graphite-web; root)
+	hack/test-deps.sh
+
 .PHONY: test-integration
-test-integration: tools ## Integration tests on a real local cluster (etcd, kube-apiserver, kwok, podsim, Prometheus)
+test-integration: tools test-deps ## Integration tests on a real local cluster (etcd, kube-apiserver, kwok, podsim, Prometheus) and real metric servers
 	$(GO) test -race -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) ./integration/...
 
 .PHONY: test-istio

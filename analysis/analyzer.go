@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/analysis/providers"
 	"github.com/serin-dev/serin/api/querytemplate"
 	"github.com/serin-dev/serin/api/v1alpha1"
 )
@@ -16,6 +17,14 @@ import (
 // TemplateGetter reads MetricTemplates.
 type TemplateGetter interface {
 	MetricTemplate(ctx context.Context, namespace, name string) (*v1alpha1.MetricTemplate, error)
+}
+
+// MetricProviders answer the query of a MetricTemplate, or an inline
+// query, with one number: a nil provider is serin's default Prometheus,
+// and an error wrapping providers.ErrNoData means the backend had no
+// value (the judges wait).
+type MetricProviders interface {
+	Query(ctx context.Context, namespace string, p *v1alpha1.MetricProvider, req providers.Request) (float64, error)
 }
 
 // DefaultQueryTimeout bounds one Check when the context has no earlier
@@ -28,6 +37,9 @@ type Analyzer struct {
 	// Prometheus builds Prometheus clients (default address, templates'
 	// providers and their Secrets).
 	Prometheus *prom.Factory
+	// Providers runs MetricTemplate and inline queries; nil means
+	// Prometheus only, through the Prometheus factory.
+	Providers MetricProviders
 	// Templates reads MetricTemplates.
 	Templates TemplateGetter
 	// LoadReports reads the data plane's load reports (serin's LRS).
@@ -171,7 +183,7 @@ func (r *run) metric(m v1alpha1.CanaryMetric, win time.Duration) (MetricValue, e
 	switch {
 	case m.TemplateRef != nil:
 		mv.Kind, mv.Source = KindCustom, SourcePrometheus
-		mv.Canary, mv.Err = r.custom(m, win)
+		mv.Canary, mv.Source, mv.Err = r.custom(m, win)
 	case m.Name == v1alpha1.MetricRequestSuccessRate:
 		mv.Kind = KindSuccessRate
 		cr := r.stepCounts(win)
@@ -186,8 +198,11 @@ func (r *run) metric(m v1alpha1.CanaryMetric, win time.Duration) (MetricValue, e
 		mv.Canary, mv.Err = lr.canary, lr.err
 		st := lr.stable
 		mv.Stable = &st
+	case m.Query != "":
+		mv.Kind, mv.Source = KindCustom, SourcePrometheus
+		mv.Canary, mv.Err = r.inline(m, win)
 	default:
-		return mv, fmt.Errorf("metric %q is neither a built-in (%s, %s) nor has a templateRef",
+		return mv, fmt.Errorf("metric %q is neither a built-in (%s, %s) nor has a templateRef or a query",
 			m.Name, v1alpha1.MetricRequestSuccessRate, v1alpha1.MetricRequestDuration)
 	}
 	return mv, nil
@@ -221,7 +236,7 @@ func (r *run) countsBetween(since, until time.Time) countsResult {
 }
 
 func (r *run) promCounts(win time.Duration, at time.Time) (ErrorCounts, error) {
-	client, err := r.a.promClient(r.ctx, r.in.Canary.Namespace, nil)
+	client, err := r.a.promClient(r.ctx, r.in.Canary.Namespace, r.metricsServer())
 	if err != nil {
 		return ErrorCounts{}, err
 	}
@@ -256,7 +271,7 @@ func (r *run) durations(win time.Duration) latencyResult {
 		return lr
 	}
 	var lr latencyResult
-	client, err := r.a.promClient(r.ctx, r.in.Canary.Namespace, nil)
+	client, err := r.a.promClient(r.ctx, r.in.Canary.Namespace, r.metricsServer())
 	if err == nil {
 		var tv prom.TrackValues
 		tv, err = client.RequestDuration(r.ctx, r.workloads, win, r.in.Now)
@@ -272,36 +287,71 @@ func (r *run) durations(win time.Duration) latencyResult {
 	return lr
 }
 
-func (r *run) custom(m v1alpha1.CanaryMetric, win time.Duration) (Value, error) {
+func (r *run) custom(m v1alpha1.CanaryMetric, win time.Duration) (Value, string, error) {
+	source := SourcePrometheus
 	if r.a.Templates == nil {
-		return Value{}, errors.New("no MetricTemplate reader configured")
+		return Value{}, source, errors.New("no MetricTemplate reader configured")
 	}
-	c := r.in.Canary
 	ns := m.TemplateRef.Namespace
 	if ns == "" {
-		ns = c.Namespace
+		ns = r.in.Canary.Namespace
 	}
 	tpl, err := r.a.Templates.MetricTemplate(r.ctx, ns, m.TemplateRef.Name)
 	if err != nil {
-		return Value{}, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+		return Value{}, source, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
 	}
+	if t := tpl.Spec.Provider.Type; t != "" {
+		source = string(t)
+	}
+	vals := r.queryValues(m, win)
+	vals.FormatInterval = providers.IntervalFormat(tpl.Spec.Provider.Type)
+	query, err := querytemplate.RenderDialect(tpl.Spec.Query, vals, v1alpha1.QueryDialect(tpl.Spec.Provider.Type))
+	if err != nil {
+		return Value{}, source, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	v, err := r.a.query(r.ctx, tpl.Namespace, &tpl.Spec.Provider, providers.Request{Query: query, Window: win, End: r.in.Now})
+	if err != nil {
+		err = fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	return v, source, err
+}
+
+// inline runs Flagger's analysis.metrics[].query: PromQL against the
+// Canary's metricsServer, else serin's default Prometheus (whose
+// credentials never go to a metricsServer).
+func (r *run) inline(m v1alpha1.CanaryMetric, win time.Duration) (Value, error) {
+	query, err := querytemplate.Render(m.Query, r.queryValues(m, win))
+	if err != nil {
+		return Value{}, fmt.Errorf("metric %s query: %w", m.Name, err)
+	}
+	v, err := r.a.query(r.ctx, r.in.Canary.Namespace, r.metricsServer(), providers.Request{Query: query, Window: win, End: r.in.Now})
+	if err != nil {
+		err = fmt.Errorf("metric %s query: %w", m.Name, err)
+	}
+	return v, err
+}
+
+// metricsServer is the Canary's own Prometheus (spec.metricsServer) as a
+// provider, or nil for serin's default.
+func (r *run) metricsServer() *v1alpha1.MetricProvider {
+	if r.in.Spec.MetricsServer == "" {
+		return nil
+	}
+	return &v1alpha1.MetricProvider{Type: v1alpha1.ProviderPrometheus, Address: r.in.Spec.MetricsServer}
+}
+
+func (r *run) queryValues(m v1alpha1.CanaryMetric, win time.Duration) querytemplate.Values {
+	c := r.in.Canary
 	service := r.in.Spec.Service.Name
 	if service == "" {
 		service = r.in.Spec.TargetRef.Name
 	}
-	query, err := querytemplate.Render(tpl.Spec.Query, querytemplate.Values{
-		Name: c.Name, Namespace: c.Namespace, Target: r.workloads.Canary, Canary: r.workloads.Canary,
-		Stable: r.workloads.Stable, Service: service, Interval: win, Variables: m.TemplateVariables,
-	})
-	if err != nil {
-		return Value{}, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+	v := querytemplate.Values{Name: c.Name, Namespace: c.Namespace, Target: r.workloads.Canary, Canary: r.workloads.Canary,
+		Stable: r.workloads.Stable, Service: service, Interval: win, Variables: m.TemplateVariables}
+	if ref := r.in.Spec.IngressRef; ref != nil {
+		v.Ingress = ref.Name
 	}
-	client, err := r.a.promClient(r.ctx, tpl.Namespace, &tpl.Spec.Provider)
-	if err != nil {
-		return Value{}, fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
-	}
-	v, err := client.Query(r.ctx, query, r.in.Now)
-	return Value(v), err
+	return v
 }
 
 // comparison gathers the comparative judge's input: cumulative counts over
@@ -323,11 +373,28 @@ func (r *run) comparison(j JudgeConfig, stepWin time.Duration) *Comparison {
 	}
 	// Latency needs Prometheus; without one (load reports only) the
 	// comparison is on error rates alone.
-	if r.a.Prometheus != nil && r.a.Prometheus.Default.Address != "" {
+	if r.a.Prometheus != nil && (r.a.Prometheus.Default.Address != "" || r.in.Spec.MetricsServer != "") {
 		lr := r.durations(stepWin)
 		cmp.LatencyCanary, cmp.LatencyStable, cmp.LatencyErr = lr.canary, lr.stable, lr.err
 	}
 	return cmp
+}
+
+// query asks the providers, and reads their "no data" as a Value
+// without data.
+func (a *Analyzer) query(ctx context.Context, namespace string, p *v1alpha1.MetricProvider, req providers.Request) (Value, error) {
+	mp := a.Providers
+	if mp == nil {
+		mp = &providers.Factory{Prometheus: a.Prometheus}
+	}
+	v, err := mp.Query(ctx, namespace, p, req)
+	switch {
+	case errors.Is(err, providers.ErrNoData):
+		return Value{}, nil
+	case err != nil:
+		return Value{}, err
+	}
+	return Value{V: v, OK: true}, nil
 }
 
 func (a *Analyzer) promClient(ctx context.Context, namespace string, p *v1alpha1.MetricProvider) (*prom.Client, error) {

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/analysis/providers"
 	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/internal/egress"
 )
@@ -356,5 +357,73 @@ func TestCheckUsesEffectiveSpec(t *testing.T) {
 	}
 	if got := res.Summary(); got != "request-success-rate/canary=100% (min 99%) pass n=10 from prometheus; request-success-rate/stable=100% info n=90 from prometheus" {
 		t.Fatalf("Summary() = %q", got)
+	}
+}
+
+// TestCheckInlineQuery: Flagger's metrics[].query runs against the
+// Canary's metricsServer (without the default Prometheus's credentials),
+// else against the default Prometheus; the built-in metrics follow
+// metricsServer too.
+func TestCheckInlineQuery(t *testing.T) {
+	def, own := newPromServer(t), newPromServer(t)
+	def.custom, own.custom = "1", "12"
+	own.requests = map[string]string{"podinfo": "100", "podinfo-canary": "100"}
+	a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: def.URL, BearerToken: "default-token"}, Egress: loopback}}
+	m := v1alpha1.CanaryMetric{Name: "errors", Interval: "1m", ThresholdRange: rng(nil, ptr(10)),
+		Query: `sum(rate(errors{w="{{ target }}"}[{{ interval }}]))`}
+	c := canary(m)
+	res, err := a.Check(context.Background(), Input{Canary: c, WindowStart: t0, Now: t0.Add(5 * time.Minute)})
+	if err != nil || res.Verdict != Promote {
+		t.Fatalf("Check() on the default Prometheus = %s, %v", res, err)
+	}
+	if q := def.seen(); len(q) != 1 || q[0] != `sum(rate(errors{w="podinfo-canary"}[1m]))` || def.auth[0] != "Bearer default-token" {
+		t.Fatalf("default Prometheus saw %q with %q", q, def.auth)
+	}
+
+	c.Spec.MetricsServer = own.URL
+	c.Spec.Analysis.Metrics = append(c.Spec.Analysis.Metrics, srMetric())
+	res, err = a.Check(context.Background(), Input{Canary: c, WindowStart: t0, Now: t0.Add(5 * time.Minute)})
+	if err != nil || res.Verdict != Hold || !strings.Contains(res.Message, "errors 12.00 > 10") {
+		t.Fatalf("Check() on metricsServer = %s, %v", res, err)
+	}
+	if n := len(def.seen()); n != 1 {
+		t.Fatalf("the default Prometheus got %d more queries", n-1)
+	}
+	if q := own.seen(); len(q) < 2 {
+		t.Fatalf("metricsServer saw %q, want the inline query and the built-in's", q)
+	}
+	for _, auth := range own.auth {
+		if auth != "" {
+			t.Fatalf("metricsServer got credentials %q", auth)
+		}
+	}
+}
+
+// TestCheckGraphiteTemplate: a template of another provider type is
+// rendered in its own dialect and judged like any other.
+func TestCheckGraphiteTemplate(t *testing.T) {
+	var mu sync.Mutex
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.URL.Query().Get("target")
+		mu.Unlock()
+		fmt.Fprint(w, `[{"target":"x","datapoints":[[3,1],[null,2]]}]`)
+	}))
+	t.Cleanup(srv.Close)
+	tpl := &v1alpha1.MetricTemplate{ObjectMeta: metav1.ObjectMeta{Name: "errors", Namespace: "test"},
+		Spec: v1alpha1.MetricTemplateSpec{Provider: v1alpha1.MetricProvider{Type: v1alpha1.ProviderGraphite, Address: srv.URL},
+			Query: `target=summarize(sumSeries(stats.{{ namespace }}.{{ target }}.errors),'{{ interval }}','sum')`}}
+	a := &Analyzer{Providers: &providers.Factory{Egress: loopback}, Templates: templates{"test/errors": tpl}}
+	m := v1alpha1.CanaryMetric{Name: "errors", Interval: "1m", ThresholdRange: rng(nil, ptr(2)),
+		TemplateRef: &v1alpha1.CrossNamespaceObjectReference{Name: "errors"}}
+	res, err := a.Check(context.Background(), Input{Canary: canary(m), WindowStart: t0, Now: t0.Add(5 * time.Minute)})
+	if err != nil || res.Verdict != Hold || !strings.Contains(res.Message, "errors 3.00 > 2") {
+		t.Fatalf("Check() = %s, %v", res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got != "summarize(sumSeries(stats.test.podinfo-canary.errors),'1min','sum')" {
+		t.Fatalf("target = %q", got)
 	}
 }

@@ -40,6 +40,9 @@ type Config struct {
 	BearerToken string
 	// InsecureSkipVerify skips TLS verification.
 	InsecureSkipVerify bool
+	// Headers are sent with every query (a MetricTemplate's
+	// provider.headers); the credentials above win over them.
+	Headers http.Header
 }
 
 // Client queries one Prometheus. It is safe for concurrent use.
@@ -78,6 +81,8 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 	case cfg.Username != "" || cfg.Password != "":
 		rt = authRoundTripper{base: base, user: cfg.Username, pass: cfg.Password, basic: true}
 	}
+	// The credentials are set after the headers, over them.
+	rt = WithHeaders(rt, cfg.Headers)
 	// Prometheus never redirects a query; following one could send
 	// credentials elsewhere.
 	c, err := api.NewClient(api.Config{Address: cfg.Address, Client: egress.Client(rt, 0)})
@@ -89,6 +94,34 @@ func newWithTransport(cfg Config, base http.RoundTripper) (*Client, error) {
 
 func newTransport(policy egress.Policy, insecure bool) *http.Transport {
 	return (&egress.Dialer{Policy: policy}).Transport(insecure)
+}
+
+// WithHeaders returns a RoundTripper that adds headers (a MetricTemplate's
+// provider.headers) to every request that does not carry them already:
+// the protocol's own headers and the credentials, set before, win.
+func WithHeaders(rt http.RoundTripper, headers http.Header) http.RoundTripper {
+	if len(headers) == 0 {
+		return rt
+	}
+	return headerRoundTripper{base: rt, headers: headers.Clone()}
+}
+
+type headerRoundTripper struct {
+	base    http.RoundTripper
+	headers http.Header
+}
+
+func (h headerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, vs := range h.headers {
+		if _, set := r.Header[http.CanonicalHeaderKey(k)]; set {
+			continue
+		}
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
+	}
+	return h.base.RoundTrip(r)
 }
 
 type authRoundTripper struct {

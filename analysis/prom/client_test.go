@@ -372,3 +372,37 @@ func TestErrorsHideAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestFactoryHeaders: provider.headers go with every query; the Secret's
+// credentials win over an Authorization header of the template.
+func TestFactoryHeaders(t *testing.T) {
+	var mu sync.Mutex
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		fmt.Fprintf(w, `{"status":"success","data":%s}`, scalar("1"))
+	}))
+	t.Cleanup(srv.Close)
+	f := &Factory{Egress: loopback, Secrets: secrets{"mon/tok": bound(map[string][]byte{SecretToken: []byte("tok")}, srv.URL)}}
+	ctx := context.Background()
+	headers := map[string][]string{"X-Scope-OrgID": {"tenant-a"}, "Authorization": {"Bearer from-template"}}
+	for _, tc := range []struct {
+		secret   *corev1.LocalObjectReference
+		wantAuth string
+	}{{nil, "Bearer from-template"}, {&corev1.LocalObjectReference{Name: "tok"}, "Bearer tok"}} {
+		c, err := f.Client(ctx, "mon", &v1alpha1.MetricProvider{Address: srv.URL, Headers: headers, SecretRef: tc.secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Query(ctx, "up", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if got.Get("X-Scope-OrgID") != "tenant-a" || got.Get("Authorization") != tc.wantAuth {
+			t.Errorf("headers = %v, want X-Scope-OrgID tenant-a and Authorization %q", got, tc.wantAuth)
+		}
+		mu.Unlock()
+	}
+}

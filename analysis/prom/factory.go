@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
@@ -78,6 +80,9 @@ func (f *Factory) Client(ctx context.Context, namespace string, p *v1alpha1.Metr
 			cfg = Config{Address: p.Address}
 		}
 		cfg.InsecureSkipVerify = cfg.InsecureSkipVerify || p.InsecureSkipVerify
+		if len(p.Headers) > 0 {
+			cfg.Headers = http.Header(p.Headers)
+		}
 		if p.SecretRef != nil && p.SecretRef.Name != "" {
 			var err error
 			if cfg, err = f.withSecret(ctx, namespace, p, cfg); err != nil {
@@ -92,7 +97,8 @@ func (f *Factory) Client(ctx context.Context, namespace string, p *v1alpha1.Metr
 }
 
 func (f *Factory) cached(cfg Config) (*Client, error) {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s\x00%t", cfg.Address, cfg.Username, cfg.Password, cfg.BearerToken, cfg.InsecureSkipVerify))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s\x00%t\x00%s", cfg.Address, cfg.Username, cfg.Password,
+		cfg.BearerToken, cfg.InsecureSkipVerify, headerKey(cfg.Headers)))
 	key := hex.EncodeToString(sum[:])
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -143,4 +149,18 @@ func (f *Factory) withSecret(ctx context.Context, namespace string, p *v1alpha1.
 			SecretToken, SecretUsername, SecretPassword)
 	}
 	return cfg, nil
+}
+
+// headerKey writes headers in a canonical, sorted form for the cache key.
+func headerKey(h http.Header) string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%q:%q\n", k, h[k])
+	}
+	return b.String()
 }

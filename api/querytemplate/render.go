@@ -21,8 +21,15 @@ type Values struct {
 	Canary  string
 	Stable  string
 	Service string
-	// Interval is the query window; it is written as a Prometheus duration.
+	// Ingress is the Canary's spec.ingressRef name ("" when it has none:
+	// then {{ ingress }} has no value).
+	Ingress string
+	// Interval is the query window; it is written as a Prometheus duration,
+	// or with FormatInterval when set.
 	Interval time.Duration
+	// FormatInterval, when set, writes Interval (for languages whose
+	// durations differ from Prometheus's, such as Graphite's "5min").
+	FormatInterval func(time.Duration) string
 	// Variables are the Canary metric's templateVariables.
 	Variables map[string]string
 }
@@ -43,20 +50,28 @@ func (v Values) lookup(name string) (string, bool) {
 		return v.Canary, true
 	case varStable:
 		return v.Stable, true
+	case varIngress:
+		return v.Ingress, v.Ingress != ""
 	case varService:
 		return v.Service, true
 	case varInterval:
 		if v.Interval <= 0 {
 			return "", false
 		}
+		if v.FormatInterval != nil {
+			return v.FormatInterval(v.Interval), true
+		}
 		return FormatDuration(v.Interval), true
 	}
 	return "", false
 }
 
-// Render parses and renders a query in one go.
-func Render(query string, v Values) (string, error) {
-	t, err := Parse(query)
+// Render parses and renders a PromQL query in one go.
+func Render(query string, v Values) (string, error) { return RenderDialect(query, v, PromQL) }
+
+// RenderDialect parses and renders a query in dialect d in one go.
+func RenderDialect(query string, v Values, d Dialect) (string, error) {
+	t, err := ParseDialect(query, d)
 	if err != nil {
 		return "", err
 	}
@@ -74,16 +89,24 @@ func (t *Template) Render(v Values) (string, error) {
 	for _, p := range t.placeholders {
 		b.WriteString(t.query[last:p.Start])
 		last = p.End
-		if err := checkPlacement(p); err != nil {
+		if err := checkPlacement(p, t.dialect); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		val, ok := v.lookup(p.Variable)
 		if !ok {
-			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: "has no value (set it in the metric's templateVariables)"})
+			reason := "has no value (set it in the metric's templateVariables)"
+			if p.Variable == varIngress {
+				reason = "has no value: the Canary has no spec.ingressRef"
+			}
+			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: reason})
 			continue
 		}
-		out, err := escape(val, p.Context)
+		escapeFn := escape
+		if t.dialect == Text {
+			escapeFn = escapeText
+		}
+		out, err := escapeFn(val, p.Context)
 		if err != nil {
 			errs = append(errs, &Error{Variable: p.Variable, Line: p.Line, Col: p.Col, Reason: err.Error()})
 			continue
@@ -118,6 +141,31 @@ func escape(val string, c Context) (string, error) {
 			return val, nil
 		}
 		return "", fmt.Errorf("value %q outside quotes must be a number or a duration", truncate(val, 40))
+	}
+}
+
+// plainName is what a Text value may be outside strings.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// escapeText writes a value for its context in the Text dialect.
+func escapeText(val string, c Context) (string, error) {
+	switch c {
+	case DoubleQuoted, SingleQuoted:
+		if !utf8.ValidString(val) || strings.ContainsFunc(val, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return "", errors.New("value with control characters or invalid UTF-8 cannot go in a string")
+		}
+		quote := `"`
+		if c == SingleQuoted {
+			quote = "'"
+		}
+		return strings.NewReplacer(`\`, `\\`, quote, `\`+quote).Replace(val), nil
+	case RawString:
+		return escape(val, c)
+	default:
+		if numberRE.MatchString(val) || ValidDuration(val) || plainName.MatchString(val) {
+			return val, nil
+		}
+		return "", fmt.Errorf("value %q outside quotes must be a number, a duration or a plain name (letters, digits, '_', '-', '.')", truncate(val, 40))
 	}
 }
 

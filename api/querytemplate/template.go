@@ -26,7 +26,7 @@ import (
 )
 
 // Variables are the built-in variables a query may use as {{ name }}.
-var Variables = []string{varCanary, varInterval, varName, varNamespace, varService, varStable, varTarget}
+var Variables = []string{varCanary, varIngress, varInterval, varName, varNamespace, varService, varStable, varTarget}
 
 // Variable names.
 const (
@@ -36,6 +36,8 @@ const (
 	varCanary    = "canary"
 	varStable    = "stable"
 	varService   = "service"
+	// varIngress is Flagger's: the name of the Canary's spec.ingressRef.
+	varIngress = "ingress"
 	varInterval  = "interval"
 	// variablesPrefix starts a user variable, {{ variables.NAME }}, set in
 	// the Canary metric's templateVariables.
@@ -74,6 +76,29 @@ func (c Context) String() string {
 	}
 }
 
+// Dialect is the query language a template is written in: it decides
+// which characters open strings and comments, and how a value is written
+// where it lands.
+type Dialect int
+
+// Dialects.
+const (
+	// PromQL is the default: strings in "…", '…' and `…`, # comments,
+	// built-in variables other than interval inside strings only.
+	PromQL Dialect = iota
+	// Text is every other provider's language (Graphite targets, Flux,
+	// InfluxQL, Datadog and NRQL queries, CloudWatch's JSON): strings in
+	// "…", '…' and `…` end at the end of their line at the latest (an
+	// apostrophe in a comment is no error: a value after it is escaped as
+	// in a string and cannot leave its line), no comments are known, and
+	// a placeholder on a later line is code again. Outside strings a value must be a
+	// number, a duration or a plain name (letters, digits, '_', '-', '.',
+	// not starting with '-' or '.'), which Kubernetes names always are;
+	// inside strings backslash and the quote are escaped with a backslash
+	// and control characters are refused.
+	Text
+)
+
 // Placeholder is one {{ variable }} of a query.
 type Placeholder struct {
 	// Variable is the name inside the braces: "namespace" or
@@ -88,6 +113,7 @@ type Placeholder struct {
 
 // Template is a parsed query.
 type Template struct {
+	dialect      Dialect
 	query        string
 	placeholders []Placeholder
 }
@@ -108,11 +134,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("query line %d column %d: %s", e.Line, e.Col, e.Reason)
 }
 
-// Parse finds the placeholders of a query and the context of each. It
-// fails on an unterminated placeholder or string, or on a placeholder
+// Parse finds the placeholders of a PromQL query and the context of each.
+// It fails on an unterminated placeholder or string, or on a placeholder
 // that is not a plain variable name.
-func Parse(query string) (*Template, error) {
-	t := &Template{query: query}
+func Parse(query string) (*Template, error) { return ParseDialect(query, PromQL) }
+
+// ParseDialect is Parse for a query in dialect d.
+func ParseDialect(query string, d Dialect) (*Template, error) {
+	t := &Template{query: query, dialect: d}
 	var errs []error
 	state := Code
 	stringStart := 0
@@ -148,7 +177,9 @@ func Parse(query string) (*Template, error) {
 			case '`':
 				state, stringStart = RawString, i
 			case '#':
-				state = Comment
+				if d == PromQL {
+					state = Comment
+				}
 			}
 		case DoubleQuoted, SingleQuoted:
 			quote := byte('"')
@@ -163,12 +194,14 @@ func Parse(query string) (*Template, error) {
 			case c == quote:
 				state = Code
 			case c == '\n':
-				l, cl := position(query, stringStart)
-				errs = append(errs, &Error{Line: l, Col: cl, Reason: "quoted string runs past the end of its line"})
+				if d == PromQL {
+					l, cl := position(query, stringStart)
+					errs = append(errs, &Error{Line: l, Col: cl, Reason: "quoted string runs past the end of its line"})
+				}
 				state = Code
 			}
 		case RawString:
-			if c == '`' {
+			if c == '`' || (c == '\n' && d == Text) {
 				state = Code
 			}
 		case Comment:
@@ -179,7 +212,7 @@ func Parse(query string) (*Template, error) {
 		line, col = moveOver(query[i:i+1], line, col)
 		i++
 	}
-	if state == DoubleQuoted || state == SingleQuoted || state == RawString {
+	if d == PromQL && (state == DoubleQuoted || state == SingleQuoted || state == RawString) {
 		l, c := position(query, stringStart)
 		errs = append(errs, &Error{Line: l, Col: c, Reason: "unterminated string"})
 	}
@@ -193,21 +226,26 @@ func Parse(query string) (*Template, error) {
 // name known variables (built-ins or variables.NAME), and built-ins other
 // than interval sit inside a quoted string. Every problem is reported,
 // each with the variable's name and position.
-func Validate(query string) error {
-	t, err := Parse(query)
+func Validate(query string) error { return ValidateDialect(query, PromQL) }
+
+// ValidateDialect is Validate for a query in dialect d. In Text, built-in
+// variables may also sit outside strings: their values are checked when
+// the query is rendered.
+func ValidateDialect(query string, d Dialect) error {
+	t, err := ParseDialect(query, d)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, p := range t.placeholders {
-		if err := checkPlacement(p); err != nil {
+		if err := checkPlacement(p, d); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func checkPlacement(p Placeholder) error {
+func checkPlacement(p Placeholder, d Dialect) error {
 	if strings.HasPrefix(p.Variable, variablesPrefix) {
 		return nil // values are checked when rendered
 	}
@@ -215,7 +253,7 @@ func checkPlacement(p Placeholder) error {
 		return &Error{Variable: p.Variable, Line: p.Line, Col: p.Col,
 			Reason: "unknown variable; known are " + strings.Join(Variables, ", ") + " and variables.NAME"}
 	}
-	if p.Context == Code && p.Variable != varInterval {
+	if p.Context == Code && p.Variable != varInterval && d == PromQL {
 		return &Error{Variable: p.Variable, Line: p.Line, Col: p.Col,
 			Reason: `must be inside a quoted string, e.g. label="{{ ` + p.Variable + ` }}"`}
 	}

@@ -20,7 +20,7 @@ func TestValidate(t *testing.T) {
 		{name: "user variable anywhere", query: `x{a="{{ variables.team-name }}"} > {{ variables.limit }}`},
 		{name: "raw string", query: "x{a=`{{ namespace }}`}"},
 		{name: "comment", query: "x # {{ namespace }}\n"},
-		{name: "unknown variable", query: `x{a="{{ ingress }}"}`, wantErr: []string{`variable "ingress"`, "unknown variable", "line 1 column 6"}},
+		{name: "unknown variable", query: `x{a="{{ deployment }}"}`, wantErr: []string{`variable "deployment"`, "unknown variable", "line 1 column 6"}},
 		{name: "built-in outside quotes", query: `{{ namespace }}_requests_total`, wantErr: []string{`variable "namespace"`, "inside a quoted string"}},
 		{name: "unterminated placeholder", query: `x{a="{{ namespace"}`, wantErr: []string{`without a closing "}}"`}},
 		{name: "go template syntax", query: `x{a="{{ .Namespace }}"}`, wantErr: []string{"not a variable name"}},
@@ -191,5 +191,81 @@ func TestDurations(t *testing.T) {
 		if got := FormatDuration(d); got != want || !ValidDuration(got) {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+func TestTextDialect(t *testing.T) {
+	v := values()
+	v.Variables = map[string]string{"app": "web.v2", "q": `a"b\c'd`}
+	query := `sumSeries(stats.{{ target }}.{{ variables.app }}.count) # {{ namespace }}` + "\n" +
+		`x = "{{ variables.q }}" and y = '{{ variables.q }}' from -{{ interval }}`
+	if err := ValidateDialect(query, Text); err != nil {
+		t.Fatalf("ValidateDialect(Text) = %v", err)
+	}
+	if err := Validate(query); err == nil {
+		t.Fatal("Validate(PromQL) accepted a built-in outside quotes")
+	}
+	got, err := RenderDialect(query, v, Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `sumSeries(stats.podinfo-canary.web.v2.count) # test` + "\n" + `x = "a\"b\\c'd" and y = 'a"b\\c\'d' from -1m`
+	if got != want {
+		t.Fatalf("RenderDialect() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestTextDialectRefusesUnsafeValues(t *testing.T) {
+	for _, tc := range []struct{ query, value string }{
+		{`a.{{ variables.x }}.b`, "x,y"},
+		{`a.{{ variables.x }}.b`, "x)|y"},
+		{`a.{{ variables.x }}.b`, "-x"},
+		{`a.{{ variables.x }}.b`, "x y"},
+		{`"{{ variables.x }}"`, "line\nbreak"},
+		{`'{{ variables.x }}'`, "nul\x00"},
+		{`"{{ variables.x }}"`, "bad\xffutf8"},
+	} {
+		v := values()
+		v.Variables = map[string]string{"x": tc.value}
+		if got, err := RenderDialect(tc.query, v, Text); err == nil {
+			t.Errorf("RenderDialect(%q, x=%q) = %q, want an error", tc.query, tc.value, got)
+		}
+	}
+}
+
+// TestTextDialectLineEnds: in Text, an apostrophe or backtick in a comment
+// is no error, and what follows on later lines is code again, where only
+// plain values go.
+func TestTextDialectLineEnds(t *testing.T) {
+	query := "// don't use `raw\nfrom(bucket: \"b\") |> filter(fn: (r) => r.app == \"{{ target }}\")\n|> set(key: \"x\", value: {{ variables.v }})"
+	if err := ValidateDialect(query, Text); err != nil {
+		t.Fatalf("ValidateDialect(Text) = %v", err)
+	}
+	if err := Validate(query); err == nil {
+		t.Fatal("Validate(PromQL) accepted a string across lines")
+	}
+	v := values()
+	v.Variables = map[string]string{"v": `1") |> drop(`}
+	if got, err := RenderDialect(query, v, Text); err == nil {
+		t.Fatalf("RenderDialect() = %q, want the unsafe value refused in code", got)
+	}
+	v.Variables["v"] = "42"
+	got, err := RenderDialect(query, v, Text)
+	if err != nil || !strings.Contains(got, `r.app == "podinfo-canary"`) || !strings.HasSuffix(got, "value: 42)") {
+		t.Fatalf("RenderDialect() = %q, %v", got, err)
+	}
+}
+
+// TestIngress: Flagger's {{ ingress }} is the Canary's ingressRef name,
+// and has no value without one.
+func TestIngress(t *testing.T) {
+	const query = `SELECT count(*) FROM Metric WHERE ingress = '{{ ingress }}'`
+	v := values()
+	if _, err := RenderDialect(query, v, Text); err == nil || !strings.Contains(err.Error(), "no spec.ingressRef") {
+		t.Fatalf("RenderDialect() without ingress error = %v", err)
+	}
+	v.Ingress = "podinfo"
+	if got, err := RenderDialect(query, v, Text); err != nil || got != `SELECT count(*) FROM Metric WHERE ingress = 'podinfo'` {
+		t.Fatalf("RenderDialect() = %q, %v", got, err)
 	}
 }

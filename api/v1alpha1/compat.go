@@ -89,7 +89,7 @@ func canaryTop() map[string]FieldStatus {
 	m := map[string]FieldStatus{
 		"spec.provider": {HonouredValues: []string{"istio", "kubernetes"},
 			Reason: "serin routes through its own xDS server (and Istio's sidecars), and this provider is not a serin router"},
-		"spec.metricsServer":                      ignored("serin queries --prometheus-address, or a MetricTemplate's provider.address"),
+		"spec.metricsServer":                      honoured,
 		"spec.progressDeadlineSeconds":            honoured,
 		"spec.targetRef":                          honoured,
 		"spec.targetRef.apiVersion":               honoured,
@@ -230,7 +230,7 @@ func canaryAnalysis() map[string]FieldStatus {
 	ready := ignored("serin moves traffic once every pod of the canary copy is ready, and never waits for a share of the stable pods")
 	m[p+".primaryReadyThreshold"], m[p+".canaryReadyThreshold"] = ready, ready
 	m[p+".match[].sourceLabels"] = ignored(whyMatch)
-	m[p+".metrics[].query"] = ignored("inline queries are not run: put the query in a MetricTemplate and name it in templateRef")
+	m[p+".metrics[].query"] = honoured
 	m[p+".webhooks[].disableTLS"] = ignored("serin always verifies the TLS certificate of a hook's URL")
 	m[p+".sessionAffinity.primaryCookieName"] = ignored("serin pins both tracks with the one cookie cookieName, whose value names the revision")
 	for _, f := range []string{"domain", "httpOnly", "partitioned", "path", "sameSite", "secure"} {
@@ -241,16 +241,25 @@ func canaryAnalysis() map[string]FieldStatus {
 
 func metricTemplateFields() map[string]FieldStatus {
 	return map[string]FieldStatus{
-		"spec.provider":                    honoured,
-		"spec.provider.type":               honoured,
+		"spec.provider": honoured,
+		"spec.provider.type": {HonouredValues: providerTypeNames(),
+			Reason: "rejected at admission: serin has no client for this provider"},
 		"spec.provider.address":            honoured,
-		"spec.provider.headers":            ignored("not sent with serin's queries yet"),
+		"spec.provider.headers":            honoured,
 		"spec.provider.secretRef":          honoured,
 		"spec.provider.secretRef.name":     honoured,
-		"spec.provider.region":             ignored("a CloudWatch field, and serin queries Prometheus"),
+		"spec.provider.region":             honoured,
 		"spec.provider.insecureSkipVerify": honoured,
 		"spec.query":                       honoured,
 	}
+}
+
+func providerTypeNames() []string {
+	out := make([]string, len(ProviderTypes))
+	for i, t := range ProviderTypes {
+		out[i] = string(t)
+	}
+	return out
 }
 
 func alertProviderFields() map[string]FieldStatus {

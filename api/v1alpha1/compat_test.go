@@ -209,8 +209,16 @@ func TestIgnored(t *testing.T) {
 }
 
 func TestIgnoredOtherKinds(t *testing.T) {
-	mt := IgnoredMetricTemplate(&MetricTemplateSpec{Provider: MetricProvider{Type: ProviderPrometheus, Region: "eu", Headers: map[string][]string{"X": {"y"}}}, Query: "up"})
-	if len(mt) != 2 || mt[0].Path != "spec.provider.headers" || mt[1].Path != "spec.provider.region" {
+	// Every field of a MetricTemplate is honoured.
+	mt := IgnoredMetricTemplate(&MetricTemplateSpec{Provider: MetricProvider{Type: ProviderCloudWatch, Region: "eu-west-1",
+		Address: "https://monitoring.example", InsecureSkipVerify: true, Headers: map[string][]string{"X": {"y"}}}, Query: "[]"})
+	if len(mt) != 0 {
+		t.Errorf("MetricTemplate: %v", mt)
+	}
+	// A Flagger provider type serin has no client for is named (admission
+	// rejects it).
+	mt = IgnoredMetricTemplate(&MetricTemplateSpec{Provider: MetricProvider{Type: "stackdriver"}, Query: "q"})
+	if len(mt) != 1 || mt[0].String() != "spec.provider.type=stackdriver: rejected at admission: serin has no client for this provider" {
 		t.Errorf("MetricTemplate: %v", mt)
 	}
 	ap := IgnoredAlertProvider(&AlertProviderSpec{Type: AlertSlack, Proxy: "http://proxy"})

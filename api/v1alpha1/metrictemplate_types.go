@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/serin-dev/serin/api/querytemplate"
 )
 
 // MetricTemplate is a custom check: a Prometheus query with template
@@ -31,10 +33,11 @@ type MetricTemplateList struct {
 // MetricTemplateSpec is a query and where to run it.
 type MetricTemplateSpec struct {
 	Provider MetricProvider `json:"provider"`
-	// Query is a PromQL expression with template variables:
-	// {{ namespace }}, {{ target }}, {{ canary }}, {{ stable }},
-	// {{ service }}, {{ interval }} and {{ variables.NAME }}. Every value
-	// is escaped for a double-quoted PromQL string.
+	// Query is the provider's query (PromQL for prometheus) with
+	// template variables: {{ name }}, {{ namespace }}, {{ target }},
+	// {{ canary }}, {{ stable }}, {{ service }}, {{ ingress }},
+	// {{ interval }} and {{ variables.NAME }}. Every value is escaped for
+	// where it lands.
 	// +kubebuilder:validation:MinLength=1
 	Query string `json:"query"`
 }
@@ -43,10 +46,29 @@ type MetricTemplateSpec struct {
 // +kubebuilder:validation:Enum=prometheus;influxdb;datadog;externalmetrics;stackdriver;cloudwatch;newrelic;graphite;dynatrace;keptn;splunk
 type ProviderType string
 
-// Metric providers.
+// Metric providers serin queries. Thanos, Mimir and VictoriaMetrics
+// speak Prometheus's API and are type prometheus.
 const (
 	ProviderPrometheus ProviderType = "prometheus"
+	ProviderGraphite   ProviderType = "graphite"
+	ProviderInfluxDB   ProviderType = "influxdb"
+	ProviderDatadog    ProviderType = "datadog"
+	ProviderNewRelic   ProviderType = "newrelic"
+	ProviderCloudWatch ProviderType = "cloudwatch"
 )
+
+// ProviderTypes are the provider types serin queries, sorted.
+var ProviderTypes = []ProviderType{ProviderCloudWatch, ProviderDatadog, ProviderGraphite,
+	ProviderInfluxDB, ProviderNewRelic, ProviderPrometheus}
+
+// QueryDialect is the template language of a provider type's queries:
+// PromQL for Prometheus, Text for the others.
+func QueryDialect(t ProviderType) querytemplate.Dialect {
+	if t == "" || t == ProviderPrometheus {
+		return querytemplate.PromQL
+	}
+	return querytemplate.Text
+}
 
 // MetricProvider says where and how to query.
 type MetricProvider struct {
@@ -54,11 +76,16 @@ type MetricProvider struct {
 	// +optional
 	Type ProviderType `json:"type,omitempty"`
 	// Address of the provider, e.g. http://prometheus.istio-system:9090.
-	// Defaults to serin's --prometheus-address.
+	// Prometheus defaults to serin's --prometheus-address, Datadog and
+	// New Relic to their public APIs; CloudWatch takes it as an endpoint
+	// override.
 	// +optional
 	Address string `json:"address,omitempty"`
-	// SecretRef names a Secret in the template's namespace with either
-	// username and password (basic auth) or token (bearer).
+	// SecretRef names a Secret in the template's namespace with the
+	// provider's credentials: username and password (basic auth) or token
+	// (bearer) for prometheus and graphite; token and org for influxdb;
+	// datadog_api_key and datadog_application_key; newrelic_account_id
+	// and newrelic_query_key.
 	// +optional
 	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
 	// InsecureSkipVerify skips TLS verification of the provider.

@@ -12,6 +12,8 @@ import (
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/serin-dev/serin/api/querytemplate"
 )
 
 // ValidateCanary checks a Canary as written by its author (before
@@ -49,6 +51,12 @@ func ValidateCanarySpec(s *CanarySpec, p *field.Path) field.ErrorList {
 	errs = append(errs, validateServiceMetadata(&s.Service, p.Child("service"))...)
 	if s.Analysis != nil {
 		errs = append(errs, validateAnalysis(s.Analysis, &s.Service, p.Child("analysis"))...)
+	}
+	if s.MetricsServer != "" {
+		if err := httpURL(s.MetricsServer); err != nil {
+			// The value is not echoed: it may carry credentials.
+			errs = append(errs, field.Invalid(p.Child("metricsServer"), field.OmitValueType{}, err.Error()))
+		}
 	}
 	if r := s.CanaryReplicas; r != nil {
 		rp := p.Child("canaryReplicas")
@@ -291,8 +299,14 @@ func validateMetrics(metrics []CanaryMetric, p *field.Path) field.ErrorList {
 	for i, m := range metrics {
 		mp := p.Index(i)
 		errs = append(errs, uniqueName(mp.Child("name"), m.Name, seen)...)
-		if m.TemplateRef == nil && m.Name != "" && m.Name != MetricRequestSuccessRate && m.Name != MetricRequestDuration {
-			errs = append(errs, field.Invalid(mp.Child("name"), m.Name, fmt.Sprintf("is not a built-in metric (%s, %s); custom metrics need a templateRef", MetricRequestSuccessRate, MetricRequestDuration)))
+		builtin := m.Name == MetricRequestSuccessRate || m.Name == MetricRequestDuration
+		if m.TemplateRef == nil && m.Query == "" && m.Name != "" && !builtin {
+			errs = append(errs, field.Invalid(mp.Child("name"), m.Name, fmt.Sprintf("is not a built-in metric (%s, %s); custom metrics need a templateRef or a query", MetricRequestSuccessRate, MetricRequestDuration)))
+		}
+		if m.TemplateRef == nil && m.Query != "" && !builtin {
+			if err := querytemplate.Validate(m.Query); err != nil {
+				errs = append(errs, field.Invalid(mp.Child("query"), m.Query, err.Error()))
+			}
 		}
 		if m.TemplateRef != nil && m.TemplateRef.Name == "" {
 			errs = append(errs, field.Required(mp.Child("templateRef", "name"), "the MetricTemplate's name"))
@@ -411,9 +425,11 @@ func httpURL(s string) error {
 func ValidateMetricTemplate(t *MetricTemplate) field.ErrorList {
 	var errs field.ErrorList
 	p := field.NewPath("spec")
-	if t.Spec.Provider.Type != "" && t.Spec.Provider.Type != ProviderPrometheus {
-		errs = append(errs, field.NotSupported(p.Child("provider", "type"), t.Spec.Provider.Type, []ProviderType{ProviderPrometheus}))
+	pt := t.Spec.Provider.Type
+	if pt != "" && !slices.Contains(ProviderTypes, pt) {
+		errs = append(errs, field.NotSupported(p.Child("provider", "type"), pt, ProviderTypes))
 	}
+	errs = append(errs, validateProviderNeeds(p.Child("provider"), &t.Spec.Provider)...)
 	if a := t.Spec.Provider.Address; a != "" {
 		if err := httpURL(a); err != nil {
 			// The value is not echoed: it may carry credentials.
@@ -425,10 +441,27 @@ func ValidateMetricTemplate(t *MetricTemplate) field.ErrorList {
 	}
 	if strings.TrimSpace(t.Spec.Query) == "" {
 		errs = append(errs, field.Required(p.Child("query"), "a PromQL query"))
-	} else if err := ValidateQueryTemplate(t.Spec.Query); err != nil {
+	} else if err := querytemplate.ValidateDialect(t.Spec.Query, QueryDialect(pt)); err != nil {
 		errs = append(errs, field.Invalid(p.Child("query"), t.Spec.Query, err.Error()))
 	}
 	return errs
+}
+
+// validateProviderNeeds checks what a provider type cannot run without:
+// CloudWatch a region, Graphite and InfluxDB an address (in the template
+// or in its Secret's "address" key).
+func validateProviderNeeds(p *field.Path, mp *MetricProvider) field.ErrorList {
+	switch mp.Type {
+	case ProviderCloudWatch:
+		if mp.Region == "" {
+			return field.ErrorList{field.Required(p.Child("region"), "cloudwatch needs the AWS region, e.g. us-east-1")}
+		}
+	case ProviderGraphite, ProviderInfluxDB:
+		if mp.Address == "" && mp.SecretRef == nil {
+			return field.ErrorList{field.Required(p.Child("address"), fmt.Sprintf("%s has no default address", mp.Type))}
+		}
+	}
+	return nil
 }
 
 // ValidateAlertProvider checks an AlertProvider.

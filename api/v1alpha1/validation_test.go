@@ -55,6 +55,11 @@ func TestValidateCanary(t *testing.T) {
 		}, []string{"spec.analysis.metrics[0].thresholdRange", "min must not exceed max"}},
 		{"unknown metric without template", func(c *Canary) { c.Spec.Analysis.Metrics[0].Name = "error-budget" },
 			[]string{"spec.analysis.metrics[0].name", "error-budget", "templateRef"}},
+		{"inline query with an unsafe placeholder", func(c *Canary) {
+			c.Spec.Analysis.Metrics[0].Name, c.Spec.Analysis.Metrics[0].Query = "errors", `sum(x{w={{ target }}})`
+		}, []string{"spec.analysis.metrics[0].query", `variable "target"`, "quoted string"}},
+		{"metrics server not a URL", func(c *Canary) { c.Spec.MetricsServer = "prometheus:9090" },
+			[]string{"spec.metricsServer", "absolute http"}},
 		{"tcp with mirror", func(c *Canary) { c.Spec.Service.AppProtocol = "tcp"; c.Spec.Analysis.Mirror = true },
 			[]string{"spec.analysis.mirror", "TCP"}},
 		{"missing target", func(c *Canary) { c.Spec.TargetRef.Name = "" }, []string{"spec.targetRef.name", "Required"}},
@@ -142,6 +147,43 @@ func TestValidateMetricTemplate(t *testing.T) {
 	for _, w := range []string{"spec.query", `variable "deployment": unknown variable`, "namespace"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("%q does not contain %q", msg, w)
+		}
+	}
+}
+
+func TestValidateMetricTemplateProviders(t *testing.T) {
+	valid := []MetricProvider{
+		{Type: ProviderGraphite, Address: "http://graphite:8080"},
+		{Type: ProviderInfluxDB, Address: "http://influxdb:8086"},
+		{Type: ProviderDatadog},
+		{Type: ProviderNewRelic},
+		{Type: ProviderCloudWatch, Region: "eu-west-1"},
+	}
+	for _, p := range valid {
+		// Outside strings a name is allowed in every language but PromQL.
+		mt := &MetricTemplate{Spec: MetricTemplateSpec{Provider: p, Query: `sum:requests{workload:{{ target }}}.as_count()`}}
+		if errs := ValidateMetricTemplate(mt); len(errs) > 0 {
+			t.Errorf("%s: %v", p.Type, errs)
+		}
+	}
+	for _, tc := range []struct {
+		p    MetricProvider
+		want []string
+	}{
+		{MetricProvider{Type: "stackdriver"}, []string{"spec.provider.type", "stackdriver", "cloudwatch", "datadog", "graphite", "influxdb", "newrelic", "prometheus"}},
+		{MetricProvider{Type: ProviderCloudWatch}, []string{"spec.provider.region", "Required"}},
+		{MetricProvider{Type: ProviderGraphite}, []string{"spec.provider.address", "no default address"}},
+		{MetricProvider{Type: ProviderInfluxDB}, []string{"spec.provider.address", "no default address"}},
+	} {
+		msg := ValidateMetricTemplate(&MetricTemplate{Spec: MetricTemplateSpec{Provider: tc.p, Query: "q"}}).ToAggregate()
+		if msg == nil {
+			t.Errorf("%+v: no error", tc.p)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg.Error(), w) {
+				t.Errorf("%q does not contain %q", msg, w)
+			}
 		}
 	}
 }

@@ -57,6 +57,13 @@ spec:
 	}
 }
 
+func metricTemplateOf(provider, query string) func(ns, name string) string {
+	return func(ns, name string) string {
+		return fmt.Sprintf("apiVersion: serin.dev/v1alpha1\nkind: MetricTemplate\nmetadata: {name: %s, namespace: %s}\nspec:\n  provider: %s\n  query: %q\n",
+			name, ns, provider, query)
+	}
+}
+
 func alertProvider(spec string) func(ns, name string) string {
 	return func(ns, name string) string {
 		return fmt.Sprintf("apiVersion: serin.dev/v1alpha1\nkind: AlertProvider\nmetadata: {name: %s, namespace: %s}\nspec: %s\n", name, ns, spec)
@@ -113,6 +120,22 @@ var rejections = []rejection{
 		[]string{"spec.query", `variable "deployment"`, "unknown variable; known are", "namespace"}},
 	{"template-unquoted-variable", "metrictemplate", metricTemplate(`sum(rate(requests_total{app={{ target }}}[1m]))`), byMetricTemplate,
 		[]string{"spec.query", `variable "target"`, "must be inside a quoted string"}},
+
+	// MetricTemplate: Flagger's provider types serin has no client for
+	// pass the schema (Flagger's enum) and are refused by serin, naming
+	// the types it queries; a provider's own needs.
+	{"template-unqueried-type", "metrictemplate", metricTemplateOf(`{type: stackdriver}`, `fetch k8s_container`), byMetricTemplate,
+		[]string{"spec.provider.type", `"stackdriver"`, `supported values: "cloudwatch", "datadog", "graphite", "influxdb", "newrelic", "prometheus"`}},
+	{"template-cloudwatch-no-region", "metrictemplate", metricTemplateOf(`{type: cloudwatch}`, `[{"Id": "e1", "Expression": "1"}]`), byMetricTemplate,
+		[]string{"spec.provider.region", "Required value", "AWS region"}},
+	{"template-graphite-unsafe-string", "metrictemplate", metricTemplateOf(`{type: graphite, address: "http://graphite:8080"}`, `target=x.{{ deployment }}`), byMetricTemplate,
+		[]string{"spec.query", `variable "deployment"`, "unknown variable"}},
+	// Flagger's inline query is PromQL: the same placement rules.
+	{"canary-inline-query-unquoted", "canary", canary("    stepWeight: 10\n    metrics:\n    - {name: errors, query: \"sum(rate(errors{app={{ target }}}[1m]))\"}\n"), byCanary,
+		[]string{"spec.analysis.metrics[0].query", `variable "target"`, "must be inside a quoted string"}},
+	{"canary-metrics-server-not-url", "canary", func(ns, name string) string {
+		return strings.Replace(canary("    stepWeight: 10\n")(ns, name), "  service: {port: 9898}\n", "  service: {port: 9898}\n  metricsServer: prometheus:9090\n", 1)
+	}, byCanary, []string{"spec.metricsServer", "must be an absolute http:// or https:// URL"}},
 
 	// AlertProvider.
 	{"alert-unknown-type", "alertprovider", alertProvider(`{type: pagerduty, address: "https://events.example.com/"}`), "",

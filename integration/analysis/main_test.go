@@ -75,6 +75,7 @@ func TestAnalysis(t *testing.T) {
 		{"SecretBinding", e.testSecretBinding},
 		{"FlaggerMetrics", e.testFlaggerMetrics},
 		{"FlaggerRelease", e.testFlaggerRelease},
+		{"InfluxRelease", e.testInfluxRelease},
 	} {
 		// Concurrent t.Run calls rather than t.Parallel: -parallel defaults
 		// to the number of CPUs, and these scenarios mostly wait. At most

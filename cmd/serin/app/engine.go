@@ -11,6 +11,7 @@ import (
 	"github.com/serin-dev/serin/analysis/alerts"
 	"github.com/serin-dev/serin/analysis/hooks"
 	"github.com/serin-dev/serin/analysis/prom"
+	"github.com/serin-dev/serin/analysis/providers"
 	"github.com/serin-dev/serin/internal/egress"
 	"github.com/serin-dev/serin/rollout"
 	xdsserver "github.com/serin-dev/serin/xds/server"
@@ -55,11 +56,14 @@ func meshProvider(o controllerOptions) string {
 }
 
 // newAnalyzer is the analysis of the engine: Prometheus (--prometheus-address
-// for templates without one), MetricTemplates and Secrets read with rd, and
-// the load reports of the xDS server; every connection under policy.
+// for templates without one), the other MetricTemplate providers,
+// MetricTemplates and Secrets read with rd, and the load reports of the
+// xDS server; every connection under policy.
 func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, srv *xdsserver.Server, policy egress.Policy) *analysis.Analyzer {
+	pf := &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd, Egress: policy}
 	return &analysis.Analyzer{
-		Prometheus:  &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd, Egress: policy},
+		Prometheus:  pf,
+		Providers:   &providers.Factory{Prometheus: pf, Secrets: rd, Egress: policy},
 		Templates:   rd,
 		LoadReports: srv,
 		Log:         log.WithName("analysis"),
