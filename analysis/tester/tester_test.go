@@ -105,7 +105,7 @@ func TestGatesWithHookCaller(t *testing.T) {
 }
 
 func TestCommands(t *testing.T) {
-	_, srv := start(t, Options{AllowedCommands: []string{"printf", "false", "sleep", "/bin/echo"}, Timeout: 300 * time.Millisecond})
+	_, srv := start(t, Options{AllowedCommands: []string{"printf", "false", "sleep", "/bin/echo"}, Timeout: 3 * time.Second})
 	tests := []struct {
 		name   string
 		body   string
@@ -120,7 +120,7 @@ func TestCommands(t *testing.T) {
 		{"shell syntax refused", `{"name":"a","namespace":"b","metadata":{"cmd":"printf a | cat"}}`, 400, "not supported by type cmd"},
 		{"not allowed", `{"name":"a","namespace":"b","metadata":{"cmd":"rm -rf /tmp/x"}}`, 403, `command "rm" is not allowed`},
 		{"no paths", `{"name":"a","namespace":"b","metadata":{"cmd":"/bin/echo x"}}`, 403, "is not allowed"},
-		{"timeout", `{"name":"a","namespace":"b","metadata":{"cmd":"sleep 5","blocking":"true"}}`, 500, "timed out after 300ms"},
+		{"timeout", `{"name":"a","namespace":"b","metadata":{"cmd":"sleep 5","blocking":"true"}}`, 500, "timed out after 3s"},
 		{"bash disabled", `{"name":"a","namespace":"b","metadata":{"type":"bash","cmd":"echo hi"}}`, 403, "type bash is disabled"},
 		{"unknown type", `{"name":"a","namespace":"b","metadata":{"type":"helmv3","cmd":"test x"}}`, 400, "unknown task type helmv3"},
 		{"no metadata", `{"name":"a","namespace":"b"}`, 400, "metadata not found"},
