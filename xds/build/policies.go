@@ -132,11 +132,14 @@ func loadBalancer(lb *v1alpha1.LoadBalancerSettings, p model.Protocol) (*model.L
 			h.MinimumRingSize = uint64(*ch.MinimumRingSize)
 		}
 		if c := ch.HTTPCookie; c != nil {
-			ttl, err := optionalDuration("service.trafficPolicy.loadBalancer.consistentHash.httpCookie.ttl", c.TTL)
-			if err != nil {
-				return nil, err
+			h.Cookie = &model.HashCookie{Name: c.Name, Path: c.Path}
+			if c.TTL != "" {
+				ttl, err := optionalDuration("service.trafficPolicy.loadBalancer.consistentHash.httpCookie.ttl", c.TTL)
+				if err != nil {
+					return nil, err
+				}
+				h.Cookie.TTL = &ttl
 			}
-			h.Cookie = &model.HashCookie{Name: c.Name, Path: c.Path, TTL: ttl}
 		}
 		return &model.LoadBalancer{Policy: model.RingHash, Hash: h}, nil
 	}

@@ -203,12 +203,12 @@ type HashPolicy struct {
 	MinimumRingSize uint64      `yaml:"minimumRingSize,omitempty"`
 }
 
-// HashCookie is a cookie hashed on; with a TTL the proxy sets it when the
-// request has none.
+// HashCookie is a cookie hashed on. With a TTL the proxy sets it when the
+// request has none; a TTL of 0 makes that a session cookie.
 type HashCookie struct {
-	Name string        `yaml:"name"`
-	Path string        `yaml:"path,omitempty"`
-	TTL  time.Duration `yaml:"ttl,omitempty"`
+	Name string         `yaml:"name"`
+	Path string         `yaml:"path,omitempty"`
+	TTL  *time.Duration `yaml:"ttl,omitempty"`
 }
 
 // OutlierDetection ejects pods on consecutive errors, with Istio's

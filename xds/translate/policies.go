@@ -66,8 +66,8 @@ func (t *translator) hashPolicies() []*routev3.RouteAction_HashPolicy {
 	switch {
 	case h.Cookie != nil:
 		c := &routev3.RouteAction_HashPolicy_Cookie{Name: h.Cookie.Name, Path: h.Cookie.Path}
-		if h.Cookie.TTL > 0 {
-			c.Ttl = durationpb.New(h.Cookie.TTL)
+		if h.Cookie.TTL != nil {
+			c.Ttl = durationpb.New(*h.Cookie.TTL)
 		}
 		p = &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: c}}
 	case h.Header != "":
