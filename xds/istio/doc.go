@@ -37,8 +37,9 @@
 //     istiod inserts each at the top in turn, so they are listed last to
 //     first.
 //   - HTTP_ROUTE MERGE of the default route's action (the weighted
-//     cluster, mirror policy, timeout, retries, rewrites, headers and the
-//     session Set-Cookie) onto every forwarding route Istio already has in
+//     cluster, mirror policy, timeout, retries, rewrites, headers, hash
+//     policy, the session Set-Cookie and the CORS policy, which Istio's
+//     own CORS filter applies) onto every forwarding route Istio already has in
 //     that virtual host: its "default" route, or the routes of a
 //     VirtualService. Their names and matches stay Istio's. istiod applies
 //     merges before inserts, so serin's inserted routes are not merged.
