@@ -97,8 +97,9 @@
 //     serin translates, take effect in Envoy.
 //   - The Set-Cookie's name comes from endpoint metadata, like its value:
 //     the default route goes to one weighted cluster and cannot know which
-//     track will serve. A request that no host served gets a cookie
-//     without a name rather than one that clears the user's cookie.
+//     track will serve. A request that no host served gets a Set-Cookie
+//     without a name=value pair, which browsers ignore, rather than one
+//     that clears the user's cookie.
 //
 // # Validation
 //
@@ -107,7 +108,8 @@
 // ValidateAll itself never enters — and adds what protoc-gen-validate
 // cannot express but Envoy or grpc-go reject: locality weights summing to
 // 0, localities without an ID, duplicate endpoint addresses, duplicate
-// virtual-host domains, invalid RE2, a connection manager whose last (and
-// only last) HTTP filter is not the router, a mirror policy without exactly
+// virtual-host domains, invalid RE2, a hash ring whose minimum size is above
+// its maximum, a connection manager whose last (and only last) HTTP filter
+// is not the router, a mirror policy without exactly
 // one target, weighted clusters summing to 0, and Anys of unknown types.
 package translate
