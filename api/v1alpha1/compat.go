@@ -51,7 +51,6 @@ const (
 	whyPrimaryHPA   = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
 	whyAppMesh      = "App Mesh is not a serin router"
 	whyMatch        = "selects the client proxies or gateways a route applies to, and serin's routes apply to every proxy that receives the release"
-	whyServiceMatch = "serin translates this condition in analysis.match (A/B routes), and service.match does not restrict serin's routes yet"
 	whyLocality     = "serin's clusters use localities for the split between stable and canary, not for zones"
 )
 
@@ -167,20 +166,11 @@ func canaryService() map[string]FieldStatus {
 
 func canaryMatch() map[string]FieldStatus {
 	p := "spec.service.match[]"
-	// authority, scheme, ignoreUriCase, withoutHeaders, port and name are
-	// translated wherever serin routes on a match (analysis.match, the A/B
-	// routes); service.match does not restrict serin's routes yet.
-	later := ignored(whyServiceMatch)
 	m := map[string]FieldStatus{p: honoured, p + ".headers": honoured, p + ".queryParams": honoured,
-		p + ".ignoreUriCase": later, p + ".name": later, p + ".port": later, p + ".withoutHeaders": later,
+		p + ".ignoreUriCase": honoured, p + ".name": honoured, p + ".port": honoured, p + ".withoutHeaders": honoured,
 		p + ".gateways[]": ignored(whyMatch), p + ".sourceLabels": ignored(whyMatch), p + ".sourceNamespace": ignored(whyMatch)}
-	for _, sm := range []string{"uri", "method"} {
+	for _, sm := range []string{"uri", "method", "authority", "scheme"} {
 		for k, v := range withPrefix(p+"."+sm, honoured, ".exact", ".prefix", ".regex") {
-			m[k] = v
-		}
-	}
-	for _, sm := range []string{"authority", "scheme"} {
-		for k, v := range withPrefix(p+"."+sm, later, ".exact", ".prefix", ".regex") {
 			m[k] = v
 		}
 	}

@@ -189,7 +189,6 @@ func TestIgnored(t *testing.T) {
 		"spec.provider=nginx",
 		"spec.service.apex=",
 		"spec.service.gatewayRefs[]=",
-		"spec.service.match[].authority=",
 		"spec.service.portDiscovery=",
 	}
 	if !slices.Equal(got, want) {

@@ -169,6 +169,7 @@ func addPolicies(r *model.Release, spec *v1alpha1.CanarySpec) error {
 			r.Rewrite = &model.Rewrite{URI: rw.URI, Authority: rw.Authority}
 		}
 		r.Headers = headers(svcSpec.Headers)
+		r.ServiceMatch = requestMatches(r.Port, svcSpec.Match)
 		c, err := cors(svcSpec.CorsPolicy)
 		if err != nil {
 			return err

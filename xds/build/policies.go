@@ -54,7 +54,11 @@ func requestMatch(m v1alpha1.HTTPMatchRequest) model.RequestMatch {
 	out.Authority = optionalMatch(m.Authority)
 	out.Scheme = optionalMatch(m.Scheme)
 	if m.Method != nil {
-		out.Method = m.Method.Exact
+		if m.Method.Exact != "" {
+			out.Method = m.Method.Exact
+		} else {
+			out.MethodPattern = optionalMatch(m.Method)
+		}
 	}
 	return out
 }

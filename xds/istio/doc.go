@@ -115,6 +115,9 @@
 //     release's public hosts are assumed to route to that release only:
 //     every forwarding route of those virtual hosts is merged.
 //   - EnvoyFilter cannot target ambient waypoints (istio.io#16477).
+//   - A service match (service.match) narrows serin's inserted routes
+//     only: which requests Istio's own routes take stays Istio's (or your
+//     VirtualService's) decision, and the MERGE applies to all of them.
 //   - The MERGE sets prefix_rewrite when the release rewrites URIs; a
 //     VirtualService route that already uses regex_rewrite would then be
 //     rejected by Envoy.

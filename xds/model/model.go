@@ -54,6 +54,9 @@ type Release struct {
 	// CanaryWeight is the share of traffic, 0 to 100, that goes to canary.
 	CanaryWeight uint32 `yaml:"canaryWeight"`
 
+	// ServiceMatch limits every route of the release to the requests that
+	// match one of its entries (Flagger's service.match); empty means all.
+	ServiceMatch []RequestMatch `yaml:"serviceMatch,omitempty"`
 	// Match lists request matches that always go to canary (A/B testing).
 	// The entries are ORed; the conditions inside one entry are ANDed.
 	Match []RequestMatch `yaml:"match,omitempty"`
@@ -112,6 +115,8 @@ type RequestMatch struct {
 	QueryParams []StringMatch `yaml:"queryParams,omitempty"`
 	URI         *StringMatch  `yaml:"uri,omitempty"`
 	Method      string        `yaml:"method,omitempty"`
+	// MethodPattern matches the method by prefix, suffix or regex.
+	MethodPattern *StringMatch `yaml:"methodPattern,omitempty"`
 	// Authority matches the Host (:authority) header.
 	Authority *StringMatch `yaml:"authority,omitempty"`
 	// Scheme matches the request's scheme (:scheme), http or https.
@@ -402,12 +407,17 @@ func (r *Release) Validate() error {
 			errs = append(errs, fmt.Errorf("hosts: %q is not a host name", h))
 		}
 	}
-	if r.Protocol == TCP && (len(r.Match) > 0 || r.Mirror != nil || r.SessionAffinity != nil || r.Retries != nil || r.Rewrite != nil || r.Headers != nil) {
+	if r.Protocol == TCP && (len(r.Match) > 0 || len(r.ServiceMatch) > 0 || r.Mirror != nil || r.SessionAffinity != nil || r.Retries != nil || r.Rewrite != nil || r.Headers != nil) {
 		errs = append(errs, errors.New("TCP releases support weights only: match, mirror, sessionAffinity, retries, rewrite and headers need HTTP or GRPC"))
 	}
 	for i, m := range r.Match {
 		if err := m.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("match[%d]: %w", i, err))
+		}
+	}
+	for i, m := range r.ServiceMatch {
+		if err := m.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("serviceMatch[%d]: %w", i, err))
 		}
 	}
 	if r.Mirror != nil && (r.Mirror.Percent == 0 || r.Mirror.Percent > 100) {
@@ -429,7 +439,7 @@ func (r *Release) Validate() error {
 }
 
 func (m *RequestMatch) validate() error {
-	if len(m.Headers) == 0 && len(m.QueryParams) == 0 && m.URI == nil && m.Method == "" &&
+	if len(m.Headers) == 0 && len(m.QueryParams) == 0 && m.URI == nil && m.Method == "" && m.MethodPattern == nil &&
 		m.Authority == nil && m.Scheme == nil && len(m.WithoutHeaders) == 0 {
 		return errors.New("a match needs at least one condition")
 	}
@@ -444,7 +454,7 @@ func (m *RequestMatch) validate() error {
 			}
 		}
 	}
-	for field, sm := range map[string]*StringMatch{"authority": m.Authority, "scheme": m.Scheme} {
+	for field, sm := range map[string]*StringMatch{"authority": m.Authority, "scheme": m.Scheme, "methodPattern": m.MethodPattern} {
 		if sm == nil {
 			continue
 		}

@@ -48,6 +48,11 @@
 //     matches add :authority and :scheme header matchers, inverted
 //     matchers for withoutHeaders, case_sensitive false (and (?i) on a
 //     regex) for ignoreUriCase; a match's name suffixes its route's name.
+//     A service match (Flagger's service.match) narrows every route: each
+//     is repeated once per service match with its conditions ANDed, so a
+//     request that matches none has no route. A route match has one path
+//     condition, so a second one becomes a :path header matcher, which
+//     grpc-go cannot match (that copy never fires for it).
 //   - LDS, only where serin owns the listener: an API listener per name a
 //     proxyless gRPC client dials (host:port; not the bare service name,
 //     which services in two namespaces may share), an HTTP connection manager

@@ -17,9 +17,11 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -421,4 +423,43 @@ func TestGRPCGoConsistentHashAndMatchConditions(t *testing.T) {
 		}
 		return users["stable"] > 0 && users["canary"] > 0, users
 	})
+}
+
+// TestGRPCGoServiceMatch runs a real grpc-go client against a release
+// whose service match admits only calls with x-tenant: blue; an A/B match
+// sends the insiders among them to the canary.
+func TestGRPCGoServiceMatch(t *testing.T) {
+	s := startXDSServer(t)
+	stablePort, canaryPort := backend(t, "stable"), backend(t, "canary")
+	r := &model.Release{
+		Namespace: "test", Service: "echo", Port: 8080, Protocol: model.GRPC,
+		Stable:       model.TrackEndpoints{Revision: "aaa", Endpoints: []model.Endpoint{{IP: "127.0.0.1", Port: stablePort, Ready: true}}},
+		Canary:       model.TrackEndpoints{Revision: "bbb", Endpoints: []model.Endpoint{{IP: "127.0.0.1", Port: canaryPort, Ready: true}}},
+		ServiceMatch: []model.RequestMatch{{Headers: []model.StringMatch{{Name: "x-tenant", Exact: "blue"}}}},
+		Match:        []model.RequestMatch{{Headers: []model.StringMatch{{Name: "x-canary", Exact: "insider"}}}},
+	}
+	res, err := Translate(r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publish(t, "svcmatch", "1", res)
+	conn := s.xdsClient(t, "svcmatch", "echo.test:8080")
+	conn.Connect()
+	s.waitACKs(t, "svcmatch", "1")
+	all := func(track string, n int, md ...string) func() (bool, map[string]int) {
+		return func() (bool, map[string]int) {
+			got := whoServes(t, conn, n, md...)
+			return got[track] == n, got
+		}
+	}
+	eventually(t, "tenant blue: on stable", all("stable", 10, "x-tenant", "blue"))
+	eventually(t, "tenant blue insider: on canary", all("canary", 10, "x-tenant", "blue", "x-canary", "insider"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-canary", "insider")
+	err = conn.Invoke(ctx, "/serin.test.Echo/Who", &emptypb.Empty{}, &emptypb.Empty{})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a call outside the service match: got %v, want UNAVAILABLE (no route)", err)
+	}
 }

@@ -127,9 +127,12 @@ func (t *translator) cookieMetadata(track v1alpha1.Track, revision string) strin
 	return sa.CookieNameOf(track) + "=" + revision
 }
 
-// extraMatch adds the authority, scheme, case and withoutHeaders
-// conditions of an A/B match to its route match.
+// extraMatch adds the method pattern, authority, scheme, case and
+// withoutHeaders conditions of an A/B match to its route match.
 func extraMatch(rm *routev3.RouteMatch, m model.RequestMatch) {
+	if m.MethodPattern != nil {
+		rm.Headers = append(rm.Headers, headerMatcher(":method", *m.MethodPattern))
+	}
 	if m.Authority != nil {
 		rm.Headers = append(rm.Headers, headerMatcher(":authority", *m.Authority))
 	}

@@ -74,8 +74,13 @@ func (t *translator) domains() []string {
 
 // routes are, in order: the A/B matches (to canary), the sticky-session
 // routes (to the track named by the cookie), and the default route (to the
-// weighted cluster). The first match wins.
+// weighted cluster), each narrowed to the service's matches. The first
+// match wins.
 func (t *translator) routes() []*routev3.Route {
+	return t.narrow(t.releaseRoutes())
+}
+
+func (t *translator) releaseRoutes() []*routev3.Route {
 	var out []*routev3.Route
 	canary := t.r.TrackClusterName(v1alpha1.TrackCanary)
 	for i, m := range t.r.Match {
