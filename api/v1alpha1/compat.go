@@ -45,13 +45,12 @@ func ignored(reason string) FieldStatus { return FieldStatus{Reason: reason} }
 
 // Reasons shared by several fields.
 const (
-	whyRouter       = "serin routes through its own xDS server (and Istio's sidecars), not through %s"
-	whyNotClustered = "not translated into serin's clusters yet"
-	whyTLS          = "serin serves trafficPolicy.tls.mode DISABLE and ISTIO_MUTUAL only, which take no certificates"
-	whyPrimaryHPA   = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
-	whyAppMesh      = "App Mesh is not a serin router"
-	whyMatch        = "selects the client proxies or gateways a route applies to, and serin's routes apply to every proxy that receives the release"
-	whyLocality     = "serin's clusters use localities for the split between stable and canary, not for zones"
+	whyRouter     = "serin routes through its own xDS server (and Istio's sidecars), not through %s"
+	whyTLS        = "serin serves trafficPolicy.tls.mode DISABLE and ISTIO_MUTUAL only, which take no certificates"
+	whyPrimaryHPA = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
+	whyAppMesh    = "App Mesh is not a serin router"
+	whyMatch      = "selects the client proxies or gateways a route applies to, and serin's routes apply to every proxy that receives the release"
+	whyLocality   = "serin's clusters use localities for the split between stable and canary, not for zones"
 )
 
 // withPrefix gives every path the same status.
@@ -196,7 +195,7 @@ func canaryTrafficPolicy() map[string]FieldStatus {
 			".distribute[].to", ".enabled", ".failover[]", ".failover[].from", ".failover[].to"),
 		{p + ".loadBalancer.simple": {HonouredValues: []string{"ROUND_ROBIN", "LEAST_CONN", "LEAST_REQUEST", "RANDOM"},
 			Reason: "the original destination would bypass the split between stable and canary, so serin keeps round robin"},
-			p + ".loadBalancer.warmupDurationSecs": ignored(whyNotClustered)},
+			p + ".loadBalancer.warmupDurationSecs": honoured},
 		withPrefix(p+".outlierDetection", honoured, ".baseEjectionTime", ".consecutive5xxErrors",
 			".consecutiveErrors", ".consecutiveGatewayErrors", ".consecutiveLocalOriginFailures", ".interval",
 			".maxEjectionPercent", ".splitExternalLocalOriginErrors"),

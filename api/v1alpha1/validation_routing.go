@@ -39,8 +39,11 @@ func validateRouting(s *CanaryService, p *field.Path) field.ErrorList {
 		return errs
 	}
 	tpp := p.Child("trafficPolicy")
-	if lb := tp.LoadBalancer; lb != nil && lb.ConsistentHash != nil {
-		errs = append(errs, validateConsistentHash(lb.ConsistentHash, tpp.Child("loadBalancer", "consistentHash"))...)
+	if lb := tp.LoadBalancer; lb != nil {
+		errs = append(errs, durationOrZero(tpp.Child("loadBalancer", "warmupDurationSecs"), lb.WarmupDurationSecs)...)
+		if lb.ConsistentHash != nil {
+			errs = append(errs, validateConsistentHash(lb.ConsistentHash, tpp.Child("loadBalancer", "consistentHash"))...)
+		}
 	}
 	if od := tp.OutlierDetection; od != nil {
 		op := tpp.Child("outlierDetection")

@@ -86,6 +86,9 @@ func TestValidateCanary(t *testing.T) {
 			c.Spec.Service.TrafficPolicy = &TrafficPolicy{LoadBalancer: &LoadBalancerSettings{ConsistentHash: &ConsistentHashLB{
 				HTTPHeaderName: "x-user", MinimumRingSize: ptrTo[int64](1 << 30)}}}
 		}, []string{"spec.service.trafficPolicy.loadBalancer.consistentHash.minimumRingSize", "1073741824", "8388608"}},
+		{"warmup not a duration", func(c *Canary) {
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{LoadBalancer: &LoadBalancerSettings{WarmupDurationSecs: "60"}}
+		}, []string{"spec.service.trafficPolicy.loadBalancer.warmupDurationSecs", "60", "duration"}},
 		{"ejection percent above 100", func(c *Canary) {
 			c.Spec.Service.TrafficPolicy = &TrafficPolicy{OutlierDetection: &OutlierDetection{MaxEjectionPercent: ptrTo[int32](150)}}
 		}, []string{"spec.service.trafficPolicy.outlierDetection.maxEjectionPercent", "150", "0 to 100"}},

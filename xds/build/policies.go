@@ -124,39 +124,51 @@ func addTrafficPolicy(r *model.Release, tp *v1alpha1.TrafficPolicy) error {
 	return nil
 }
 
-// loadBalancer maps Istio's simple policies and consistent hash. LEAST_CONN
-// is Istio's old name of LEAST_REQUEST. PASSTHROUGH (the original
-// destination) would bypass the split, so it keeps round robin; grpc-go
-// knows no RANDOM, so gRPC releases keep round robin for it too.
+// loadBalancer maps Istio's simple policies, warmup and consistent hash.
+// LEAST_CONN is Istio's old name of LEAST_REQUEST. PASSTHROUGH (the
+// original destination) would bypass the split, so it keeps round robin;
+// grpc-go knows no RANDOM, so gRPC releases keep round robin for it too.
+// Warmup applies to round robin and least request, as in Istio.
 func loadBalancer(lb *v1alpha1.LoadBalancerSettings, p model.Protocol) (*model.LoadBalancer, error) {
 	if ch := lb.ConsistentHash; ch != nil && p != model.TCP {
-		h := &model.HashPolicy{Header: ch.HTTPHeaderName, QueryParameter: ch.HTTPQueryParameterName}
-		h.SourceIP = ch.UseSourceIP != nil && *ch.UseSourceIP
-		if ch.MinimumRingSize != nil && *ch.MinimumRingSize > 0 {
-			h.MinimumRingSize = uint64(*ch.MinimumRingSize)
-		}
-		if c := ch.HTTPCookie; c != nil {
-			h.Cookie = &model.HashCookie{Name: c.Name, Path: c.Path}
-			if c.TTL != "" {
-				ttl, err := optionalDuration("service.trafficPolicy.loadBalancer.consistentHash.httpCookie.ttl", c.TTL)
-				if err != nil {
-					return nil, err
-				}
-				h.Cookie.TTL = &ttl
-			}
-		}
-		return &model.LoadBalancer{Policy: model.RingHash, Hash: h}, nil
+		return consistentHash(ch)
 	}
+	warmup, err := optionalDuration("service.trafficPolicy.loadBalancer.warmupDurationSecs", lb.WarmupDurationSecs)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.LoadBalancer{Policy: model.RoundRobin, Warmup: warmup}
 	switch lb.Simple {
 	case "LEAST_REQUEST", "LEAST_CONN":
-		return &model.LoadBalancer{Policy: model.LeastRequest}, nil
+		out.Policy = model.LeastRequest
 	case "RANDOM":
-		if p == model.GRPC {
-			return nil, nil
+		if p != model.GRPC {
+			out = &model.LoadBalancer{Policy: model.Random}
 		}
-		return &model.LoadBalancer{Policy: model.Random}, nil
 	}
-	return nil, nil
+	if *out == (model.LoadBalancer{Policy: model.RoundRobin}) {
+		return nil, nil
+	}
+	return out, nil
+}
+
+func consistentHash(ch *v1alpha1.ConsistentHashLB) (*model.LoadBalancer, error) {
+	h := &model.HashPolicy{Header: ch.HTTPHeaderName, QueryParameter: ch.HTTPQueryParameterName}
+	h.SourceIP = ch.UseSourceIP != nil && *ch.UseSourceIP
+	if ch.MinimumRingSize != nil && *ch.MinimumRingSize > 0 {
+		h.MinimumRingSize = uint64(*ch.MinimumRingSize)
+	}
+	if c := ch.HTTPCookie; c != nil {
+		h.Cookie = &model.HashCookie{Name: c.Name, Path: c.Path}
+		if c.TTL != "" {
+			ttl, err := optionalDuration("service.trafficPolicy.loadBalancer.consistentHash.httpCookie.ttl", c.TTL)
+			if err != nil {
+				return nil, err
+			}
+			h.Cookie.TTL = &ttl
+		}
+	}
+	return &model.LoadBalancer{Policy: model.RingHash, Hash: h}, nil
 }
 
 func outlierDetection(od *v1alpha1.OutlierDetection) (*model.OutlierDetection, error) {

@@ -196,6 +196,9 @@ const (
 type LoadBalancer struct {
 	Policy LBPolicy    `yaml:"policy"`
 	Hash   *HashPolicy `yaml:"hash,omitempty"`
+	// Warmup ramps a new pod's share of requests up over this window
+	// (round robin and least request only).
+	Warmup time.Duration `yaml:"warmup,omitempty"`
 }
 
 // HashPolicy is what a consistent hash hashes: one of Cookie, Header,
@@ -546,6 +549,9 @@ func (r *Release) validatePolicies() []error {
 		case RoundRobin, LeastRequest, Random:
 			if lb.Hash != nil {
 				errs = append(errs, fmt.Errorf("loadBalancer: a hash needs policy %s", RingHash))
+			}
+			if lb.Warmup < 0 || (lb.Warmup > 0 && lb.Policy == Random) {
+				errs = append(errs, fmt.Errorf("loadBalancer.warmup %s: needs ROUND_ROBIN or LEAST_REQUEST and must not be negative", lb.Warmup))
 			}
 		case RingHash:
 			if err := lb.Hash.validate(); err != nil {

@@ -23,9 +23,16 @@ func (t *translator) lbPolicy(c *clusterv3.Cluster) {
 		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
 		return
 	}
+	var slow *clusterv3.Cluster_SlowStartConfig
+	if lb.Warmup > 0 {
+		slow = &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: durationpb.New(lb.Warmup)}
+	}
 	switch lb.Policy {
 	case model.LeastRequest:
 		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		if slow != nil {
+			c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: slow}}
+		}
 	case model.Random:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
 	case model.RingHash:
@@ -37,6 +44,9 @@ func (t *translator) lbPolicy(c *clusterv3.Cluster) {
 		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: cfg}
 	default:
 		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+		if slow != nil {
+			c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: slow}}
+		}
 	}
 }
 

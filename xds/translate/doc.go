@@ -22,8 +22,9 @@
 //     and for mirroring.
 //   - CDS with the same three names: EDS clusters with locality-weighted
 //     balancing (round robin unless the release's load balancer says least
-//     request, random or ring hash; the locality weights split the tracks
-//     under every policy). Panic mode is off (healthy_panic_threshold 0): Envoy's
+//     request, random or ring hash, with a slow-start window for round
+//     robin and least request when it has a warmup; the locality weights
+//     split the tracks under every policy). Panic mode is off (healthy_panic_threshold 0): Envoy's
 //     default would spread traffic onto unready pods once half of them are
 //     unready, which for a canary is exactly the wrong moment. gRPC
 //     releases get HTTP/2 upstreams (so does a connection pool that
