@@ -169,6 +169,8 @@ func addPolicies(r *model.Release, spec *v1alpha1.CanarySpec) error {
 			r.Rewrite = &model.Rewrite{URI: rw.URI, Authority: rw.Authority}
 		}
 		r.Headers = headers(svcSpec.Headers)
+		// Entries for other ports are left out; when none is for this
+		// port, the service's routes here are not narrowed.
 		r.ServiceMatch = requestMatches(r.Port, svcSpec.Match)
 		c, err := cors(svcSpec.CorsPolicy)
 		if err != nil {
