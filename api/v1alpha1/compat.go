@@ -166,7 +166,8 @@ func canaryService() map[string]FieldStatus {
 func canaryMatch() map[string]FieldStatus {
 	p := "spec.service.match[]"
 	m := map[string]FieldStatus{p: honoured, p + ".headers": honoured, p + ".queryParams": honoured,
-		p + ".ignoreUriCase": honoured, p + ".name": honoured, p + ".port": honoured, p + ".withoutHeaders": honoured,
+		p + ".ignoreUriCase": honoured, p + ".port": honoured, p + ".withoutHeaders": honoured,
+		p + ".name":       ignored("only labels Istio's routes in access logs, and the routes serin narrows by a service match keep serin's names"),
 		p + ".gateways[]": ignored(whyMatch), p + ".sourceLabels": ignored(whyMatch), p + ".sourceNamespace": ignored(whyMatch)}
 	for _, sm := range []string{"uri", "method", "authority", "scheme"} {
 		for k, v := range withPrefix(p+"."+sm, honoured, ".exact", ".prefix", ".regex") {
