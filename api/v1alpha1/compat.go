@@ -45,14 +45,12 @@ func ignored(reason string) FieldStatus { return FieldStatus{Reason: reason} }
 
 // Reasons shared by several fields.
 const (
-	whyRouter       = "serin routes through its own xDS server (and Istio's sidecars), not through %s"
-	whyNotRouted    = "not translated into serin's routes yet"
-	whyNotClustered = "not translated into serin's clusters yet"
-	whyTLS          = "serin serves trafficPolicy.tls.mode DISABLE and ISTIO_MUTUAL only, which take no certificates"
-	whyPrimaryHPA   = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
-	whyAppMesh      = "App Mesh is not a serin router"
-	whyCookie       = "serin's affinity cookie is set with Path=/ and Max-Age only"
-	whyMatch        = "serin's route match knows headers, uri, method and queryParams only"
+	whyRouter     = "serin routes through its own xDS server (and Istio's sidecars), not through %s"
+	whyTLS        = "serin serves trafficPolicy.tls.mode DISABLE and ISTIO_MUTUAL only, which take no certificates"
+	whyPrimaryHPA = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
+	whyAppMesh    = "App Mesh is not a serin router"
+	whyMatch      = "selects the client proxies or gateways a route applies to, and serin's routes apply to every proxy that receives the release"
+	whyLocality   = "serin's clusters use localities for the split between stable and canary, not for zones"
 )
 
 // withPrefix gives every path the same status.
@@ -136,7 +134,7 @@ func canaryService() map[string]FieldStatus {
 		"spec.service.hosts[]":                         honoured,
 		"spec.service.gateways[]":                      honoured,
 		"spec.service.delegation":                      ignored("serin writes no Istio VirtualService that another could delegate to"),
-		"spec.service.corsPolicy":                      ignored(whyNotRouted),
+		"spec.service.corsPolicy":                      honoured,
 		"spec.service.unmanagedMetadata":               ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
 		"spec.service.unmanagedMetadata.annotations[]": ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
 		"spec.service.unmanagedMetadata.labels[]":      ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
@@ -151,7 +149,7 @@ func canaryService() map[string]FieldStatus {
 			".response", ".response.add", ".response.remove[]", ".response.set"),
 		withPrefix("spec.service.gatewayRefs[]", ignored("serin writes no HTTPRoute: its proxies receive their routes over xDS"),
 			".group", ".kind", ".name", ".namespace", ".sectionName", ".port"),
-		withPrefix("spec.service.corsPolicy", ignored(whyNotRouted), ".allowCredentials", ".allowHeaders[]", ".allowMethods[]",
+		withPrefix("spec.service.corsPolicy", honoured, ".allowCredentials", ".allowHeaders[]", ".allowMethods[]",
 			".allowOrigin[]", ".allowOrigins[]", ".allowOrigins[].exact", ".allowOrigins[].prefix", ".allowOrigins[].regex",
 			".exposeHeaders[]", ".maxAge"),
 		withPrefix("spec.service.apex", ignored("serin never modifies your Service <name>"), ".labels", ".annotations"),
@@ -168,16 +166,11 @@ func canaryService() map[string]FieldStatus {
 func canaryMatch() map[string]FieldStatus {
 	p := "spec.service.match[]"
 	m := map[string]FieldStatus{p: honoured, p + ".headers": honoured, p + ".queryParams": honoured,
-		p + ".gateways[]": ignored(whyMatch), p + ".ignoreUriCase": ignored(whyMatch), p + ".name": ignored(whyMatch),
-		p + ".port": ignored(whyMatch), p + ".sourceLabels": ignored(whyMatch), p + ".sourceNamespace": ignored(whyMatch),
-		p + ".withoutHeaders": ignored(whyMatch)}
-	for _, sm := range []string{"uri", "method"} {
+		p + ".ignoreUriCase": honoured, p + ".port": honoured, p + ".withoutHeaders": honoured,
+		p + ".name":       ignored("only labels Istio's routes in access logs, and the routes serin narrows by a service match keep serin's names"),
+		p + ".gateways[]": ignored(whyMatch), p + ".sourceLabels": ignored(whyMatch), p + ".sourceNamespace": ignored(whyMatch)}
+	for _, sm := range []string{"uri", "method", "authority", "scheme"} {
 		for k, v := range withPrefix(p+"."+sm, honoured, ".exact", ".prefix", ".regex") {
-			m[k] = v
-		}
-	}
-	for _, sm := range []string{"authority", "scheme"} {
-		for k, v := range withPrefix(p+"."+sm, ignored(whyMatch), ".exact", ".prefix", ".regex") {
 			m[k] = v
 		}
 	}
@@ -193,18 +186,21 @@ func canaryTrafficPolicy() map[string]FieldStatus {
 	}
 	m[p+".tls"] = honoured
 	for _, part := range []map[string]FieldStatus{
-		withPrefix(p+".connectionPool", ignored(whyNotClustered), ".http", ".http.h2UpgradePolicy", ".http.http1MaxPendingRequests",
+		withPrefix(p+".connectionPool", honoured, ".http", ".http.h2UpgradePolicy", ".http.http1MaxPendingRequests",
 			".http.http2MaxRequests", ".http.idleTimeout", ".http.maxRequestsPerConnection", ".http.maxRetries"),
-		withPrefix(p+".loadBalancer", ignored(whyNotClustered), ".consistentHash", ".consistentHash.httpCookie",
+		withPrefix(p+".loadBalancer", honoured, ".consistentHash", ".consistentHash.httpCookie",
 			".consistentHash.httpCookie.name", ".consistentHash.httpCookie.path", ".consistentHash.httpCookie.ttl",
 			".consistentHash.httpHeaderName", ".consistentHash.httpQueryParameterName", ".consistentHash.minimumRingSize",
-			".consistentHash.useSourceIp", ".localityLbSetting", ".localityLbSetting.distribute[]",
-			".localityLbSetting.distribute[].from", ".localityLbSetting.distribute[].to", ".localityLbSetting.enabled",
-			".localityLbSetting.failover[]", ".localityLbSetting.failover[].from", ".localityLbSetting.failover[].to",
-			".simple", ".warmupDurationSecs"),
-		withPrefix(p+".outlierDetection", ignored(whyNotClustered), ".baseEjectionTime", ".consecutive5xxErrors",
+			".consistentHash.useSourceIp"),
+		withPrefix(p+".loadBalancer.localityLbSetting", ignored(whyLocality), ".distribute[]", ".distribute[].from",
+			".distribute[].to", ".enabled", ".failover[]", ".failover[].from", ".failover[].to"),
+		{p + ".loadBalancer.simple": {HonouredValues: []string{"ROUND_ROBIN", "LEAST_CONN", "LEAST_REQUEST", "RANDOM"},
+			Reason: "the original destination would bypass the split between stable and canary, so serin keeps round robin"},
+			p + ".loadBalancer.warmupDurationSecs": honoured},
+		withPrefix(p+".outlierDetection", honoured, ".baseEjectionTime", ".consecutive5xxErrors",
 			".consecutiveErrors", ".consecutiveGatewayErrors", ".consecutiveLocalOriginFailures", ".interval",
-			".maxEjectionPercent", ".minHealthPercent", ".splitExternalLocalOriginErrors"),
+			".maxEjectionPercent", ".splitExternalLocalOriginErrors"),
+		{p + ".outlierDetection.minHealthPercent": ignored("serin keeps panic routing off (healthy_panic_threshold 0) so that pods Kubernetes says are not ready never take traffic")},
 	} {
 		for k, v := range part {
 			m[k] = v
@@ -224,7 +220,9 @@ func canaryAnalysis() map[string]FieldStatus {
 		".alerts[]", ".alerts[].name", ".alerts[].severity", ".alerts[].providerRef", ".alerts[].providerRef.name",
 		".alerts[].providerRef.namespace", ".webhooks[]", ".webhooks[].name", ".webhooks[].type", ".webhooks[].muteAlert",
 		".webhooks[].url", ".webhooks[].timeout", ".webhooks[].retries", ".webhooks[].metadata",
-		".sessionAffinity", ".sessionAffinity.cookieName", ".sessionAffinity.maxAge"} {
+		".sessionAffinity", ".sessionAffinity.cookieName", ".sessionAffinity.maxAge", ".sessionAffinity.primaryCookieName",
+		".sessionAffinity.domain", ".sessionAffinity.httpOnly", ".sessionAffinity.partitioned", ".sessionAffinity.path",
+		".sessionAffinity.sameSite", ".sessionAffinity.secure"} {
 		m[p+f] = honoured
 	}
 	ready := ignored("serin moves traffic once every pod of the canary copy is ready, and never waits for a share of the stable pods")
@@ -232,10 +230,6 @@ func canaryAnalysis() map[string]FieldStatus {
 	m[p+".match[].sourceLabels"] = ignored(whyMatch)
 	m[p+".metrics[].query"] = honoured
 	m[p+".webhooks[].disableTLS"] = ignored("serin always verifies the TLS certificate of a hook's URL")
-	m[p+".sessionAffinity.primaryCookieName"] = ignored("serin pins both tracks with the one cookie cookieName, whose value names the revision")
-	for _, f := range []string{"domain", "httpOnly", "partitioned", "path", "sameSite", "secure"} {
-		m[p+".sessionAffinity."+f] = ignored(whyCookie)
-	}
 	return m
 }
 

@@ -185,14 +185,10 @@ func TestIgnored(t *testing.T) {
 		got = append(got, n.Path+"="+n.Value)
 	}
 	want := []string{
-		"spec.analysis.sessionAffinity.primaryCookieName=",
-		"spec.analysis.sessionAffinity.secure=",
 		"spec.ingressRef=",
 		"spec.provider=nginx",
 		"spec.service.apex=",
-		"spec.service.corsPolicy=",
 		"spec.service.gatewayRefs[]=",
-		"spec.service.match[].authority=",
 		"spec.service.portDiscovery=",
 	}
 	if !slices.Equal(got, want) {
@@ -205,6 +201,19 @@ func TestIgnored(t *testing.T) {
 	}
 	if n := Ignored(&CanarySpec{Service: CanaryService{TrafficPolicy: &TrafficPolicy{TLS: &TLSSettings{Mode: "MUTUAL"}}}}); len(n) != 1 || n[0].String() != "spec.service.trafficPolicy.tls.mode=MUTUAL: "+whyTLS {
 		t.Errorf("tls mode MUTUAL: %v", n)
+	}
+	lb := func(simple SimpleLB) []FieldNote {
+		return Ignored(&CanarySpec{Service: CanaryService{TrafficPolicy: &TrafficPolicy{
+			LoadBalancer:     &LoadBalancerSettings{Simple: simple},
+			OutlierDetection: &OutlierDetection{Consecutive5xxErrors: ptr[int32](3), MinHealthPercent: ptr[int32](50)},
+		}}})
+	}
+	if n := lb("PASSTHROUGH"); len(n) != 2 || n[0].Path != "spec.service.trafficPolicy.loadBalancer.simple" || n[0].Value != "PASSTHROUGH" ||
+		n[1].Path != "spec.service.trafficPolicy.outlierDetection.minHealthPercent" {
+		t.Errorf("PASSTHROUGH and minHealthPercent: %v", n)
+	}
+	if n := lb("LEAST_REQUEST"); len(n) != 1 {
+		t.Errorf("LEAST_REQUEST: %v", n)
 	}
 }
 

@@ -163,6 +163,7 @@ func validateService(s *CanaryService, p *field.Path) field.ErrorList {
 	if tp := s.TrafficPolicy; tp != nil && tp.TLS != nil && tp.TLS.Mode != TLSDisable && tp.TLS.Mode != TLSIstioMutual {
 		errs = append(errs, field.NotSupported(p.Child("trafficPolicy", "tls", "mode"), tp.TLS.Mode, []TLSMode{TLSDisable, TLSIstioMutual}))
 	}
+	errs = append(errs, validateRouting(s, p)...)
 	if proto == "tcp" {
 		for name, set := range map[string]bool{"match": len(s.Match) > 0, "rewrite": s.Rewrite != nil, "retries": s.Retries != nil, "headers": s.Headers != nil, "timeout": s.Timeout != ""} {
 			if set {
@@ -267,6 +268,7 @@ func validateFeatures(a *CanaryAnalysis, svc *CanaryService, p *field.Path) fiel
 		if a.SessionAffinity.MaxAge < 0 {
 			errs = append(errs, field.Invalid(sp.Child("maxAge"), a.SessionAffinity.MaxAge, "must not be negative"))
 		}
+		errs = append(errs, validateCookieAttributes(a.SessionAffinity, sp)...)
 		if a.Iterations > 0 && !weighted {
 			errs = append(errs, field.Forbidden(sp, "session affinity needs weighted steps (stepWeight or stepWeights)"))
 		}
@@ -367,8 +369,20 @@ func validateAlerts(alerts []CanaryAlert, p *field.Path) field.ErrorList {
 
 func validateMatch(m *HTTPMatchRequest, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if len(m.Headers) == 0 && len(m.QueryParams) == 0 && m.URI == nil && m.Method == nil {
-		errs = append(errs, field.Required(p, "a match needs at least one of headers, queryParams, uri or method"))
+	if len(m.Headers) == 0 && len(m.QueryParams) == 0 && m.URI == nil && m.Method == nil &&
+		m.Authority == nil && m.Scheme == nil && len(m.WithoutHeaders) == 0 {
+		errs = append(errs, field.Required(p, "a match needs at least one of headers, queryParams, uri, method, authority, scheme or withoutHeaders"))
+	}
+	for k, sm := range m.WithoutHeaders {
+		errs = append(errs, validateStringMatch(&sm, p.Child("withoutHeaders").Key(k))...)
+	}
+	for name, sm := range map[string]*StringMatch{"authority": m.Authority, "scheme": m.Scheme} {
+		if sm != nil {
+			errs = append(errs, validateStringMatch(sm, p.Child(name))...)
+		}
+	}
+	if m.Port < 0 || m.Port > 65535 {
+		errs = append(errs, field.Invalid(p.Child("port"), m.Port, "must be from 1 to 65535"))
 	}
 	for k, sm := range m.Headers {
 		errs = append(errs, validateStringMatch(&sm, p.Child("headers").Key(k))...)

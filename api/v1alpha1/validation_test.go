@@ -26,6 +26,15 @@ func TestValidateCanary(t *testing.T) {
 		want   []string // substrings of the error: field, value, what is allowed
 	}{
 		{"valid", func(*Canary) {}, nil},
+		{"valid Flagger routing fields", func(c *Canary) {
+			c.Spec.Service.CorsPolicy = &CorsPolicy{AllowOrigins: []OriginMatch{{Regex: "https://.*"}}, AllowHeaders: []string{"*"}, MaxAge: "24h"}
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{
+				LoadBalancer:     &LoadBalancerSettings{ConsistentHash: &ConsistentHashLB{HTTPCookie: &HTTPCookie{Name: "user", TTL: "0s"}}},
+				OutlierDetection: &OutlierDetection{Interval: "10s", MaxEjectionPercent: ptrTo[int32](100)},
+			}
+			c.Spec.Service.Match = []HTTPMatchRequest{{Authority: &StringMatch{Prefix: "app."}, Port: 9898, IgnoreURICase: true}}
+			c.Spec.Analysis.SessionAffinity = &SessionAffinity{CookieName: "c", PrimaryCookieName: "p", Path: "/app", Domain: ".example.com", SameSite: "Lax"}
+		}, nil},
 		{"step weight above 100", func(c *Canary) { c.Spec.Analysis.StepWeight = 150 },
 			[]string{"spec.analysis.stepWeight", "150", "from 1 to 100"}},
 		{"max weight below step weight", func(c *Canary) { c.Spec.Analysis.StepWeight, c.Spec.Analysis.MaxWeight = 30, 20 },
@@ -63,6 +72,37 @@ func TestValidateCanary(t *testing.T) {
 		{"tcp with mirror", func(c *Canary) { c.Spec.Service.AppProtocol = "tcp"; c.Spec.Analysis.Mirror = true },
 			[]string{"spec.analysis.mirror", "TCP"}},
 		{"missing target", func(c *Canary) { c.Spec.TargetRef.Name = "" }, []string{"spec.targetRef.name", "Required"}},
+		{"primary cookie same as cookie", func(c *Canary) {
+			c.Spec.Analysis.SessionAffinity = &SessionAffinity{CookieName: "flagger-cookie", PrimaryCookieName: "flagger-cookie"}
+		}, []string{"spec.analysis.sessionAffinity.primaryCookieName", "flagger-cookie", "other than cookieName"}},
+		{"cookie path with a separator", func(c *Canary) {
+			c.Spec.Analysis.SessionAffinity = &SessionAffinity{CookieName: "a", Path: "/x; Domain=evil"}
+		}, []string{"spec.analysis.sessionAffinity.path", "/x; Domain=evil", "without ';'"}},
+		{"cors origin with two patterns", func(c *Canary) {
+			c.Spec.Service.CorsPolicy = &CorsPolicy{AllowOrigins: []OriginMatch{{Exact: "https://a", Prefix: "https://"}}}
+		}, []string{"spec.service.corsPolicy.allowOrigins[0]", "exactly one"}},
+		{"cors max age not a duration", func(c *Canary) { c.Spec.Service.CorsPolicy = &CorsPolicy{MaxAge: "a day"} },
+			[]string{"spec.service.corsPolicy.maxAge", "a day", "duration"}},
+		{"consistent hash on two keys", func(c *Canary) {
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{LoadBalancer: &LoadBalancerSettings{ConsistentHash: &ConsistentHashLB{
+				HTTPHeaderName: "x-user", UseSourceIP: ptrTo(true)}}}
+		}, []string{"spec.service.trafficPolicy.loadBalancer.consistentHash", "exactly one of httpCookie"}},
+		{"ring too large", func(c *Canary) {
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{LoadBalancer: &LoadBalancerSettings{ConsistentHash: &ConsistentHashLB{
+				HTTPHeaderName: "x-user", MinimumRingSize: ptrTo[int64](1 << 30)}}}
+		}, []string{"spec.service.trafficPolicy.loadBalancer.consistentHash.minimumRingSize", "1073741824", "8388608"}},
+		{"warmup not a duration", func(c *Canary) {
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{LoadBalancer: &LoadBalancerSettings{WarmupDurationSecs: "60"}}
+		}, []string{"spec.service.trafficPolicy.loadBalancer.warmupDurationSecs", "60", "duration"}},
+		{"ejection percent above 100", func(c *Canary) {
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{OutlierDetection: &OutlierDetection{MaxEjectionPercent: ptrTo[int32](150)}}
+		}, []string{"spec.service.trafficPolicy.outlierDetection.maxEjectionPercent", "150", "0 to 100"}},
+		{"idle timeout not a duration", func(c *Canary) {
+			c.Spec.Service.TrafficPolicy = &TrafficPolicy{ConnectionPool: &ConnectionPoolSettings{HTTP: &HTTPConnectionPool{IdleTimeout: "soon"}}}
+		}, []string{"spec.service.trafficPolicy.connectionPool.http.idleTimeout", "soon", "duration"}},
+		{"match port out of range", func(c *Canary) {
+			c.Spec.Service.Match = []HTTPMatchRequest{{Authority: &StringMatch{Exact: "a"}, Port: 70000}}
+		}, []string{"spec.service.match[0].port", "70000", "1 to 65535"}},
 		{"bad judge rate", func(c *Canary) { c.Spec.Judge = &Judge{FalseRollbackRate: "0.9"} },
 			[]string{"spec.judge.falseRollbackRate", "0.9", "probability"}},
 		{"service metadata", func(c *Canary) {

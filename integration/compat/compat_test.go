@@ -33,8 +33,7 @@ type flavour struct {
 
 var flavours = []flavour{
 	{"istio.yaml", []string{
-		"spec.analysis.sessionAffinity.primaryCookieName", "spec.service.apex", "spec.service.corsPolicy",
-		"spec.service.portDiscovery", "spec.service.trafficPolicy.loadBalancer", "spec.service.trafficPolicy.outlierDetection",
+		"spec.service.apex", "spec.service.portDiscovery",
 	}},
 	{"gatewayapi.yaml", []string{
 		"spec.provider=gatewayapi:v1", "spec.service.backendTimeout", "spec.service.gatewayRefs[]", "spec.service.rewrite.type",

@@ -245,11 +245,17 @@ func checkMerged(t *testing.T, r *routev3.Route, c testCase) {
 	if sa := c.Release.SessionAffinity; sa != nil {
 		found := false
 		for _, h := range r.GetResponseHeadersToAdd() {
-			found = found || (h.GetHeader().GetKey() == "set-cookie" && strings.HasPrefix(h.GetHeader().GetValue(), sa.CookieName+"=%UPSTREAM_METADATA(serin:revision)%"))
+			found = found || (h.GetHeader().GetKey() == "set-cookie" && strings.HasPrefix(h.GetHeader().GetValue(), "%UPSTREAM_METADATA(serin:cookie)%; "))
 		}
 		if !found {
 			t.Errorf("route %q sets no session cookie", r.GetName())
 		}
+	}
+	if c.Release.CORS != nil && r.GetTypedPerFilterConfig()[translate.CORSFilter] == nil {
+		t.Errorf("route %q has no CORS policy", r.GetName())
+	}
+	if lb := c.Release.LoadBalancer; lb != nil && lb.Hash != nil && len(a.GetHashPolicy()) != 1 {
+		t.Errorf("route %q hash policies %v", r.GetName(), a.GetHashPolicy())
 	}
 	if rp := c.Release.Retries; rp != nil && a.GetRetryPolicy().GetNumRetries().GetValue() != rp.Attempts {
 		t.Errorf("route %q retries %v", r.GetName(), a.GetRetryPolicy())

@@ -41,6 +41,8 @@ func TestTraffic(t *testing.T) {
 		}{
 			{"Weights", testWeights},
 			{"ABHeader", testABHeader},
+			{"ABConditions", testABConditions},
+			{"ConsistentHash", testConsistentHash},
 			{"Rollback", testRollback},
 			{"UnreadyPod", testUnreadyPod},
 			{"IstioWriter", testIstioWriter},

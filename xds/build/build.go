@@ -133,15 +133,12 @@ func addRouteFeatures(r *model.Release, st v1alpha1.CanaryStatus, a *v1alpha1.Ca
 			r.Mirror = &model.Mirror{Percent: uint32(w)}
 		}
 		if st.Matching {
-			for _, m := range a.Match {
-				r.Match = append(r.Match, requestMatch(m))
-			}
+			r.Match = requestMatches(r.Port, a.Match)
 		}
 		// Sticky sessions only while a canary runs: the cookie routes name
 		// both tracks' revisions.
 		if a.SessionAffinity != nil && st.CanaryRevision != "" && r.Protocol != model.TCP {
-			r.SessionAffinity = &model.SessionAffinity{CookieName: a.SessionAffinity.CookieName,
-				MaxAge: time.Duration(a.SessionAffinity.MaxAge) * time.Second}
+			r.SessionAffinity = sessionAffinity(a.SessionAffinity)
 		}
 	}
 }
@@ -172,6 +169,17 @@ func addPolicies(r *model.Release, spec *v1alpha1.CanarySpec) error {
 			r.Rewrite = &model.Rewrite{URI: rw.URI, Authority: rw.Authority}
 		}
 		r.Headers = headers(svcSpec.Headers)
+		// Entries for other ports are left out; when none is for this
+		// port, the service's routes here are not narrowed.
+		r.ServiceMatch = requestMatches(r.Port, svcSpec.Match)
+		c, err := cors(svcSpec.CorsPolicy)
+		if err != nil {
+			return err
+		}
+		r.CORS = c
+	}
+	if err := addTrafficPolicy(r, spec.Service.TrafficPolicy); err != nil {
+		return err
 	}
 	if tp := spec.Service.TrafficPolicy; tp != nil && tp.TLS != nil && tp.TLS.Mode == v1alpha1.TLSIstioMutual {
 		r.IstioMutualTLS = true
@@ -224,24 +232,6 @@ func endpoint(p *corev1.Pod, spec *v1alpha1.CanarySpec) (model.Endpoint, bool) {
 		}
 	}
 	return model.Endpoint{Pod: p.Name, IP: p.Status.PodIP, Port: port, Ready: ready && found}, true
-}
-
-func requestMatch(m v1alpha1.HTTPMatchRequest) model.RequestMatch {
-	var out model.RequestMatch
-	for _, name := range sortedKeys(m.Headers) {
-		out.Headers = append(out.Headers, stringMatch(name, m.Headers[name]))
-	}
-	for _, name := range sortedKeys(m.QueryParams) {
-		out.QueryParams = append(out.QueryParams, stringMatch(name, m.QueryParams[name]))
-	}
-	if m.URI != nil {
-		sm := stringMatch("", *m.URI)
-		out.URI = &sm
-	}
-	if m.Method != nil {
-		out.Method = m.Method.Exact
-	}
-	return out
 }
 
 func stringMatch(name string, s v1alpha1.StringMatch) model.StringMatch {

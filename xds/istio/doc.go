@@ -37,8 +37,9 @@
 //     istiod inserts each at the top in turn, so they are listed last to
 //     first.
 //   - HTTP_ROUTE MERGE of the default route's action (the weighted
-//     cluster, mirror policy, timeout, retries, rewrites, headers and the
-//     session Set-Cookie) onto every forwarding route Istio already has in
+//     cluster, mirror policy, timeout, retries, rewrites, headers, hash
+//     policy, the session Set-Cookie and the CORS policy, which Istio's
+//     own CORS filter applies) onto every forwarding route Istio already has in
 //     that virtual host: its "default" route, or the routes of a
 //     VirtualService. Their names and matches stay Istio's. istiod applies
 //     merges before inserts, so serin's inserted routes are not merged.
@@ -114,6 +115,9 @@
 //     release's public hosts are assumed to route to that release only:
 //     every forwarding route of those virtual hosts is merged.
 //   - EnvoyFilter cannot target ambient waypoints (istio.io#16477).
+//   - A service match (service.match) narrows serin's inserted routes
+//     only: which requests Istio's own routes take stays Istio's (or your
+//     VirtualService's) decision, and the MERGE applies to all of them.
 //   - The MERGE sets prefix_rewrite when the release rewrites URIs; a
 //     VirtualService route that already uses regex_rewrite would then be
 //     rejected by Envoy.

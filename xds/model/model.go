@@ -54,6 +54,9 @@ type Release struct {
 	// CanaryWeight is the share of traffic, 0 to 100, that goes to canary.
 	CanaryWeight uint32 `yaml:"canaryWeight"`
 
+	// ServiceMatch limits every route of the release to the requests that
+	// match one of its entries (Flagger's service.match); empty means all.
+	ServiceMatch []RequestMatch `yaml:"serviceMatch,omitempty"`
 	// Match lists request matches that always go to canary (A/B testing).
 	// The entries are ORed; the conditions inside one entry are ANDed.
 	Match []RequestMatch `yaml:"match,omitempty"`
@@ -66,6 +69,16 @@ type Release struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 	Rewrite *Rewrite      `yaml:"rewrite,omitempty"`
 	Headers *Headers      `yaml:"headers,omitempty"`
+	// CORS is the browser cross-origin policy of every route.
+	CORS *CORS `yaml:"cors,omitempty"`
+
+	// LoadBalancer picks the pod within a track; the split between the
+	// tracks stays the locality weights whatever the policy.
+	LoadBalancer *LoadBalancer `yaml:"loadBalancer,omitempty"`
+	// OutlierDetection ejects pods that keep failing.
+	OutlierDetection *OutlierDetection `yaml:"outlierDetection,omitempty"`
+	// ConnectionPool limits the connections and requests to the pods.
+	ConnectionPool *ConnectionPool `yaml:"connectionPool,omitempty"`
 
 	// IstioMutualTLS adds Istio's mTLS transport socket to the clusters.
 	IstioMutualTLS bool `yaml:"istioMutualTLS,omitempty"`
@@ -96,10 +109,22 @@ type Endpoint struct {
 
 // RequestMatch is one A/B match: every condition must hold.
 type RequestMatch struct {
+	// Name labels the match's route (Envoy's route name, in access logs).
+	Name        string        `yaml:"name,omitempty"`
 	Headers     []StringMatch `yaml:"headers,omitempty"`
 	QueryParams []StringMatch `yaml:"queryParams,omitempty"`
 	URI         *StringMatch  `yaml:"uri,omitempty"`
 	Method      string        `yaml:"method,omitempty"`
+	// MethodPattern matches the method by prefix, suffix or regex.
+	MethodPattern *StringMatch `yaml:"methodPattern,omitempty"`
+	// Authority matches the Host (:authority) header.
+	Authority *StringMatch `yaml:"authority,omitempty"`
+	// Scheme matches the request's scheme (:scheme), http or https.
+	Scheme *StringMatch `yaml:"scheme,omitempty"`
+	// IgnoreURICase matches URI case-insensitively.
+	IgnoreURICase bool `yaml:"ignoreUriCase,omitempty"`
+	// WithoutHeaders must all fail to match.
+	WithoutHeaders []StringMatch `yaml:"withoutHeaders,omitempty"`
 }
 
 // StringMatch matches a named value (a header, a query parameter) or, for
@@ -121,10 +146,101 @@ type Mirror struct {
 }
 
 // SessionAffinity keeps a client on one track with a cookie that carries
-// the track's revision.
+// the track's revision: CookieName on the canary's pods, and on the stable
+// pods too unless PrimaryCookieName names the stable track's own cookie.
 type SessionAffinity struct {
-	CookieName string        `yaml:"cookieName"`
-	MaxAge     time.Duration `yaml:"maxAge,omitempty"`
+	CookieName        string        `yaml:"cookieName"`
+	PrimaryCookieName string        `yaml:"primaryCookieName,omitempty"`
+	MaxAge            time.Duration `yaml:"maxAge,omitempty"`
+	// Cookie attributes. Path defaults to "/".
+	Path        string `yaml:"path,omitempty"`
+	Domain      string `yaml:"domain,omitempty"`
+	HTTPOnly    bool   `yaml:"httpOnly,omitempty"`
+	Secure      bool   `yaml:"secure,omitempty"`
+	SameSite    string `yaml:"sameSite,omitempty"`
+	Partitioned bool   `yaml:"partitioned,omitempty"`
+}
+
+// CookieNameOf is the name of the affinity cookie of track t.
+func (s *SessionAffinity) CookieNameOf(t v1alpha1.Track) string {
+	if t == v1alpha1.TrackStable && s.PrimaryCookieName != "" {
+		return s.PrimaryCookieName
+	}
+	return s.CookieName
+}
+
+// CORS is a cross-origin resource sharing policy (Istio's corsPolicy).
+type CORS struct {
+	// AllowOrigins match the Origin header; each sets one of Exact,
+	// Prefix or Regex.
+	AllowOrigins     []StringMatch `yaml:"allowOrigins,omitempty"`
+	AllowMethods     []string      `yaml:"allowMethods,omitempty"`
+	AllowHeaders     []string      `yaml:"allowHeaders,omitempty"`
+	ExposeHeaders    []string      `yaml:"exposeHeaders,omitempty"`
+	MaxAge           time.Duration `yaml:"maxAge,omitempty"`
+	AllowCredentials *bool         `yaml:"allowCredentials,omitempty"`
+}
+
+// LBPolicy is how a proxy picks a pod within a track.
+type LBPolicy string
+
+// Load-balancing policies.
+const (
+	RoundRobin   LBPolicy = "ROUND_ROBIN"
+	LeastRequest LBPolicy = "LEAST_REQUEST"
+	Random       LBPolicy = "RANDOM"
+	RingHash     LBPolicy = "RING_HASH"
+)
+
+// LoadBalancer is the policy of the clusters; RingHash needs Hash.
+type LoadBalancer struct {
+	Policy LBPolicy    `yaml:"policy"`
+	Hash   *HashPolicy `yaml:"hash,omitempty"`
+	// Warmup ramps a new pod's share of requests up over this window
+	// (round robin and least request only).
+	Warmup time.Duration `yaml:"warmup,omitempty"`
+}
+
+// HashPolicy is what a consistent hash hashes: one of Cookie, Header,
+// QueryParameter or SourceIP.
+type HashPolicy struct {
+	Cookie          *HashCookie `yaml:"cookie,omitempty"`
+	Header          string      `yaml:"header,omitempty"`
+	QueryParameter  string      `yaml:"queryParameter,omitempty"`
+	SourceIP        bool        `yaml:"sourceIP,omitempty"`
+	MinimumRingSize uint64      `yaml:"minimumRingSize,omitempty"`
+}
+
+// HashCookie is a cookie hashed on. With a TTL the proxy sets it when the
+// request has none; a TTL of 0 makes that a session cookie.
+type HashCookie struct {
+	Name string         `yaml:"name"`
+	Path string         `yaml:"path,omitempty"`
+	TTL  *time.Duration `yaml:"ttl,omitempty"`
+}
+
+// OutlierDetection ejects pods on consecutive errors, with Istio's
+// meanings: a nil count leaves the proxy's default, 0 turns the check off.
+type OutlierDetection struct {
+	Consecutive5xxErrors           *uint32       `yaml:"consecutive5xxErrors,omitempty"`
+	ConsecutiveGatewayErrors       *uint32       `yaml:"consecutiveGatewayErrors,omitempty"`
+	ConsecutiveLocalOriginFailures *uint32       `yaml:"consecutiveLocalOriginFailures,omitempty"`
+	SplitExternalLocalOriginErrors bool          `yaml:"splitExternalLocalOriginErrors,omitempty"`
+	Interval                       time.Duration `yaml:"interval,omitempty"`
+	BaseEjectionTime               time.Duration `yaml:"baseEjectionTime,omitempty"`
+	MaxEjectionPercent             *uint32       `yaml:"maxEjectionPercent,omitempty"`
+}
+
+// ConnectionPool limits the requests to the pods (Istio's
+// connectionPool.http). Limits left nil are unlimited, as in Istio.
+type ConnectionPool struct {
+	MaxPendingRequests       *uint32       `yaml:"maxPendingRequests,omitempty"`
+	MaxRequests              *uint32       `yaml:"maxRequests,omitempty"`
+	MaxRetries               *uint32       `yaml:"maxRetries,omitempty"`
+	MaxRequestsPerConnection uint32        `yaml:"maxRequestsPerConnection,omitempty"`
+	IdleTimeout              time.Duration `yaml:"idleTimeout,omitempty"`
+	// HTTP2 upgrades HTTP/1.1 releases to HTTP/2 towards the pods.
+	HTTP2 bool `yaml:"http2,omitempty"`
 }
 
 // Retries is the retry policy of the default route.
@@ -294,7 +410,7 @@ func (r *Release) Validate() error {
 			errs = append(errs, fmt.Errorf("hosts: %q is not a host name", h))
 		}
 	}
-	if r.Protocol == TCP && (len(r.Match) > 0 || r.Mirror != nil || r.SessionAffinity != nil || r.Retries != nil || r.Rewrite != nil || r.Headers != nil) {
+	if r.Protocol == TCP && (len(r.Match) > 0 || len(r.ServiceMatch) > 0 || r.Mirror != nil || r.SessionAffinity != nil || r.Retries != nil || r.Rewrite != nil || r.Headers != nil) {
 		errs = append(errs, errors.New("TCP releases support weights only: match, mirror, sessionAffinity, retries, rewrite and headers need HTTP or GRPC"))
 	}
 	for i, m := range r.Match {
@@ -302,12 +418,20 @@ func (r *Release) Validate() error {
 			errs = append(errs, fmt.Errorf("match[%d]: %w", i, err))
 		}
 	}
+	for i, m := range r.ServiceMatch {
+		if err := m.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("serviceMatch[%d]: %w", i, err))
+		}
+	}
 	if r.Mirror != nil && (r.Mirror.Percent == 0 || r.Mirror.Percent > 100) {
 		errs = append(errs, fmt.Errorf("mirror.percent %d: must be 1 to 100", r.Mirror.Percent))
 	}
-	if r.SessionAffinity != nil && !v1alpha1.ValidCookieName(r.SessionAffinity.CookieName) {
-		errs = append(errs, fmt.Errorf("sessionAffinity.cookieName %q: must be a cookie token", r.SessionAffinity.CookieName))
+	if r.SessionAffinity != nil {
+		if err := r.SessionAffinity.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("sessionAffinity: %w", err))
+		}
 	}
+	errs = append(errs, r.validatePolicies()...)
 	if r.Retries != nil && r.Retries.Attempts == 0 {
 		errs = append(errs, errors.New("retries.attempts: must be at least 1"))
 	}
@@ -318,16 +442,27 @@ func (r *Release) Validate() error {
 }
 
 func (m *RequestMatch) validate() error {
-	if len(m.Headers) == 0 && len(m.QueryParams) == 0 && m.URI == nil && m.Method == "" {
+	if len(m.Headers) == 0 && len(m.QueryParams) == 0 && m.URI == nil && m.Method == "" && m.MethodPattern == nil &&
+		m.Authority == nil && m.Scheme == nil && len(m.WithoutHeaders) == 0 {
 		return errors.New("a match needs at least one condition")
 	}
 	var errs []error
-	for i, h := range m.Headers {
-		if h.Name == "" {
-			errs = append(errs, fmt.Errorf("headers[%d]: name is required", i))
+	for field, list := range map[string][]StringMatch{"headers": m.Headers, "withoutHeaders": m.WithoutHeaders} {
+		for i, h := range list {
+			if h.Name == "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: name is required", field, i))
+			}
+			if err := h.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d] (%s): %w", field, i, h.Name, err))
+			}
 		}
-		if err := h.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("headers[%d] (%s): %w", i, h.Name, err))
+	}
+	for field, sm := range map[string]*StringMatch{"authority": m.Authority, "scheme": m.Scheme, "methodPattern": m.MethodPattern} {
+		if sm == nil {
+			continue
+		}
+		if err := sm.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
 		}
 	}
 	for i, q := range m.QueryParams {
@@ -361,6 +496,95 @@ func (s *StringMatch) validate() error {
 		if _, err := regexp.Compile(s.Regex); err != nil {
 			return fmt.Errorf("regex %q: %w", s.Regex, err)
 		}
+	}
+	return nil
+}
+
+// cookieAttrRE is what a cookie's Path or Domain may hold: no separator,
+// no control character, no % (Envoy's formatter would read it).
+var cookieAttrRE = regexp.MustCompile(`^[!#$&-+\--:<-~]*$`)
+
+func (s *SessionAffinity) validate() error {
+	var errs []error
+	if !v1alpha1.ValidCookieName(s.CookieName) {
+		errs = append(errs, fmt.Errorf("cookieName %q: must be a cookie token", s.CookieName))
+	}
+	if s.PrimaryCookieName != "" && (!v1alpha1.ValidCookieName(s.PrimaryCookieName) || s.PrimaryCookieName == s.CookieName) {
+		errs = append(errs, fmt.Errorf("primaryCookieName %q: must be a cookie token other than cookieName", s.PrimaryCookieName))
+	}
+	for name, v := range map[string]string{"path": s.Path, "domain": s.Domain} {
+		if !cookieAttrRE.MatchString(v) {
+			errs = append(errs, fmt.Errorf("%s %q: must be printable ASCII without ';', ',', spaces or '%%'", name, v))
+		}
+	}
+	switch s.SameSite {
+	case "", "Strict", "Lax", "None":
+	default:
+		errs = append(errs, fmt.Errorf("sameSite %q: must be Strict, Lax or None", s.SameSite))
+	}
+	return errors.Join(errs...)
+}
+
+// maxRingSize is the largest ring grpc-go (and Envoy's default) allows.
+const maxRingSize = 8 * 1024 * 1024
+
+// validatePolicies checks CORS and the cluster policies.
+func (r *Release) validatePolicies() []error {
+	var errs []error
+	if r.Protocol == TCP && (r.CORS != nil || r.ConnectionPool != nil || (r.LoadBalancer != nil && r.LoadBalancer.Hash != nil)) {
+		errs = append(errs, errors.New("TCP releases take no cors, connectionPool or consistent hash"))
+	}
+	if c := r.CORS; c != nil {
+		for i, o := range c.AllowOrigins {
+			if err := o.validate(); err != nil || o.Present {
+				errs = append(errs, fmt.Errorf("cors.allowOrigins[%d]: set one of exact, prefix, suffix or regex", i))
+			}
+		}
+		if c.MaxAge < 0 {
+			errs = append(errs, fmt.Errorf("cors.maxAge %s: must not be negative", c.MaxAge))
+		}
+	}
+	if lb := r.LoadBalancer; lb != nil {
+		switch lb.Policy {
+		case RoundRobin, LeastRequest, Random:
+			if lb.Hash != nil {
+				errs = append(errs, fmt.Errorf("loadBalancer: a hash needs policy %s", RingHash))
+			}
+			if lb.Warmup < 0 || (lb.Warmup > 0 && lb.Policy == Random) {
+				errs = append(errs, fmt.Errorf("loadBalancer.warmup %s: needs ROUND_ROBIN or LEAST_REQUEST and must not be negative", lb.Warmup))
+			}
+		case RingHash:
+			if err := lb.Hash.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("loadBalancer.hash: %w", err))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("loadBalancer.policy %q: must be ROUND_ROBIN, LEAST_REQUEST, RANDOM or RING_HASH", lb.Policy))
+		}
+	}
+	if od := r.OutlierDetection; od != nil && od.MaxEjectionPercent != nil && *od.MaxEjectionPercent > 100 {
+		errs = append(errs, fmt.Errorf("outlierDetection.maxEjectionPercent %d: must be 0 to 100", *od.MaxEjectionPercent))
+	}
+	return errs
+}
+
+func (h *HashPolicy) validate() error {
+	if h == nil {
+		return errors.New("required with RING_HASH")
+	}
+	n := 0
+	for _, set := range []bool{h.Cookie != nil, h.Header != "", h.QueryParameter != "", h.SourceIP} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return errors.New("set exactly one of cookie, header, queryParameter or sourceIP")
+	}
+	if h.Cookie != nil && !v1alpha1.ValidCookieName(h.Cookie.Name) {
+		return fmt.Errorf("cookie.name %q: must be a cookie token", h.Cookie.Name)
+	}
+	if h.MinimumRingSize > maxRingSize {
+		return fmt.Errorf("minimumRingSize %d: must be at most %d", h.MinimumRingSize, maxRingSize)
 	}
 	return nil
 }

@@ -6,9 +6,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/serin-dev/serin/xds/model"
@@ -35,7 +33,6 @@ func (t *translator) clusters() []*clusterv3.Cluster {
 	// read them.
 	shared := clusterv3.Cluster{
 		ConnectTimeout: durationpb.New(t.o.ConnectTimeout),
-		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{
 			// Panic mode would send traffic to pods Kubernetes says are not
 			// ready as soon as fewer than half are; for a canary that is
@@ -46,17 +43,10 @@ func (t *translator) clusters() []*clusterv3.Cluster {
 			},
 		},
 	}
-	if t.r.Protocol == model.GRPC {
-		shared.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: toAny(&upstreamhttpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
-					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-					},
-				},
-			},
-		})}
-	}
+	shared.TypedExtensionProtocolOptions = t.protocolOptions()
+	shared.OutlierDetection = t.outlierDetection()
+	shared.CircuitBreakers = t.circuitBreakers()
+	t.lbPolicy(&shared)
 	if t.r.LoadReporting {
 		// "self": report to the server the cluster came from. This is the
 		// only value grpc-go accepts.
@@ -81,6 +71,9 @@ func (t *translator) clusters() []*clusterv3.Cluster {
 			EdsClusterConfig:              &clusterv3.Cluster_EdsClusterConfig{EdsConfig: t.source, ServiceName: name},
 			ConnectTimeout:                shared.ConnectTimeout,
 			LbPolicy:                      shared.LbPolicy,
+			LbConfig:                      shared.LbConfig,
+			OutlierDetection:              shared.OutlierDetection,
+			CircuitBreakers:               shared.CircuitBreakers,
 			CommonLbConfig:                shared.CommonLbConfig,
 			TypedExtensionProtocolOptions: shared.TypedExtensionProtocolOptions,
 			LrsServer:                     shared.LrsServer,

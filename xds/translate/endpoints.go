@@ -46,7 +46,7 @@ func (t *translator) locality(track v1alpha1.Track, weight uint32) *endpointv3.L
 		}
 		return cmp.Compare(a.Port, b.Port)
 	})
-	md := trackMetadata(track, te.Revision)
+	md := trackMetadata(track, te.Revision, t.cookieMetadata(track, te.Revision))
 	l := &endpointv3.LocalityLbEndpoints{
 		Locality:            &corev3.Locality{Region: LocalityRegion, SubZone: string(track)},
 		LoadBalancingWeight: wrapperspb.UInt32(weight),
@@ -72,11 +72,16 @@ func (t *translator) locality(track v1alpha1.Track, weight uint32) *endpointv3.L
 }
 
 // trackMetadata is the endpoint metadata filter_metadata["serin"] =
-// {track, revision}. One value is shared by the endpoints of a locality.
-func trackMetadata(track v1alpha1.Track, revision string) *corev3.Metadata {
+// {track, revision, cookie}; cookie (the Set-Cookie pair of session
+// affinity) only under session affinity. One value is shared by the
+// endpoints of a locality.
+func trackMetadata(track v1alpha1.Track, revision, cookie string) *corev3.Metadata {
 	fields := map[string]*structpb.Value{MetadataTrack: structpb.NewStringValue(string(track))}
 	if revision != "" {
 		fields[MetadataRevision] = structpb.NewStringValue(revision)
+	}
+	if cookie != "" {
+		fields[MetadataCookie] = structpb.NewStringValue(cookie)
 	}
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 		MetadataNamespace: {Fields: fields},

@@ -17,9 +17,11 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -188,7 +190,8 @@ func (s *xdsServer) xdsClient(t *testing.T, node, target string) *grpc.ClientCon
 // plugins, not SDS), and the static-cluster and google_grpc sources are for
 // Envoy: grpc-go accepts only ADS and self.
 func grpcGoAccepts(c goldenCase) bool {
-	return c.Release.Protocol != model.TCP && !c.Release.IstioMutualTLS &&
+	random := c.Release.LoadBalancer != nil && c.Release.LoadBalancer.Policy == model.Random
+	return c.Release.Protocol != model.TCP && !c.Release.IstioMutualTLS && !random &&
 		(c.Options.Source.Kind == "" || c.Options.Source.Kind == SourceADS)
 }
 
@@ -345,4 +348,118 @@ func TestGRPCGoRoutesTraffic(t *testing.T) {
 	publish("3", 100)
 	s.waitACKs(t, node, "3")
 	eventually(t, "weight 100: a stable cookie no longer pins, every call on canary", all("canary", 20, "cookie", "serin-session=aaa"))
+}
+
+// TestGRPCGoNACKsRandom pins down why RANDOM is an Envoy-only policy (the
+// builder keeps round robin for gRPC releases): grpc-go rejects the
+// cluster.
+func TestGRPCGoNACKsRandom(t *testing.T) {
+	s := startXDSServer(t)
+	c := readCase(t, filepath.Join("testdata", "in", "lb-random.yaml"))
+	res, err := Translate(&c.Release, c.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publish(t, "random", "1", res)
+	s.xdsClient(t, "random", c.Release.ListenerNames()[0]).Connect()
+	err = s.awaitACKs("random", "1")
+	if !errors.Is(err, errNACK) || !strings.Contains(err.Error(), "RANDOM") {
+		t.Fatalf("want a CDS NACK for RANDOM, got %v", err)
+	}
+}
+
+// TestGRPCGoConsistentHashAndMatchConditions runs a real grpc-go client
+// against a ring-hash release with A/B matches that use withoutHeaders
+// and ignoreUriCase.
+func TestGRPCGoConsistentHashAndMatchConditions(t *testing.T) {
+	s := startXDSServer(t)
+	stablePort, canaryPort := backend(t, "stable"), backend(t, "canary")
+	r := &model.Release{
+		Namespace: "test", Service: "echo", Port: 8080, Protocol: model.GRPC,
+		Stable: model.TrackEndpoints{Revision: "aaa", Endpoints: []model.Endpoint{{IP: "127.0.0.1", Port: stablePort, Ready: true}}},
+		Canary: model.TrackEndpoints{Revision: "bbb", Endpoints: []model.Endpoint{{IP: "127.0.0.1", Port: canaryPort, Ready: true}}},
+		Match: []model.RequestMatch{
+			{Headers: []model.StringMatch{{Name: "x-canary", Exact: "insider"}}, WithoutHeaders: []model.StringMatch{{Name: "x-opt-out", Present: true}}},
+			{URI: &model.StringMatch{Prefix: "/SERIN.TEST.ECHO/"}, IgnoreURICase: true, Headers: []model.StringMatch{{Name: "x-case", Present: true}}},
+		},
+		LoadBalancer: &model.LoadBalancer{Policy: model.RingHash, Hash: &model.HashPolicy{Header: "x-user-id"}},
+	}
+	const node = "hash"
+	publish := func(version string, weight uint32) {
+		t.Helper()
+		r.CanaryWeight = weight
+		res, err := Translate(r, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.publish(t, node, version, res)
+		s.waitACKs(t, node, version)
+	}
+	conn := s.xdsClient(t, node, "echo.test:8080")
+	conn.Connect()
+	publish("1", 0)
+	all := func(track string, n int, md ...string) func() (bool, map[string]int) {
+		return func() (bool, map[string]int) {
+			got := whoServes(t, conn, n, md...)
+			return got[track] == n, got
+		}
+	}
+	eventually(t, "weight 0: every call on stable", all("stable", 10))
+	eventually(t, "A/B header: on canary", all("canary", 10, "x-canary", "insider"))
+	eventually(t, "A/B header with the withoutHeaders header: on stable", all("stable", 10, "x-canary", "insider", "x-opt-out", "1"))
+	eventually(t, "A/B path in another case: on canary", all("canary", 10, "x-case", "1"))
+
+	publish("2", 50)
+	eventually(t, "weight 50, ring hash on x-user-id: each user on one track, both tracks used", func() (bool, map[string]int) {
+		users := map[string]int{}
+		for i := range 40 {
+			got := whoServes(t, conn, 5, "x-user-id", fmt.Sprintf("user-%d", i))
+			if len(got) != 1 {
+				return false, got
+			}
+			for track := range got {
+				users[track]++
+			}
+		}
+		return users["stable"] > 0 && users["canary"] > 0, users
+	})
+}
+
+// TestGRPCGoServiceMatch runs a real grpc-go client against a release
+// whose service match admits only calls with x-tenant: blue; an A/B match
+// sends the insiders among them to the canary.
+func TestGRPCGoServiceMatch(t *testing.T) {
+	s := startXDSServer(t)
+	stablePort, canaryPort := backend(t, "stable"), backend(t, "canary")
+	r := &model.Release{
+		Namespace: "test", Service: "echo", Port: 8080, Protocol: model.GRPC,
+		Stable:       model.TrackEndpoints{Revision: "aaa", Endpoints: []model.Endpoint{{IP: "127.0.0.1", Port: stablePort, Ready: true}}},
+		Canary:       model.TrackEndpoints{Revision: "bbb", Endpoints: []model.Endpoint{{IP: "127.0.0.1", Port: canaryPort, Ready: true}}},
+		ServiceMatch: []model.RequestMatch{{Headers: []model.StringMatch{{Name: "x-tenant", Exact: "blue"}}}},
+		Match:        []model.RequestMatch{{Headers: []model.StringMatch{{Name: "x-canary", Exact: "insider"}}}},
+	}
+	res, err := Translate(r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publish(t, "svcmatch", "1", res)
+	conn := s.xdsClient(t, "svcmatch", "echo.test:8080")
+	conn.Connect()
+	s.waitACKs(t, "svcmatch", "1")
+	all := func(track string, n int, md ...string) func() (bool, map[string]int) {
+		return func() (bool, map[string]int) {
+			got := whoServes(t, conn, n, md...)
+			return got[track] == n, got
+		}
+	}
+	eventually(t, "tenant blue: on stable", all("stable", 10, "x-tenant", "blue"))
+	eventually(t, "tenant blue insider: on canary", all("canary", 10, "x-tenant", "blue", "x-canary", "insider"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-canary", "insider")
+	err = conn.Invoke(ctx, "/serin.test.Echo/Who", &emptypb.Empty{}, &emptypb.Empty{})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a call outside the service match: got %v, want UNAVAILABLE (no route)", err)
+	}
 }

@@ -19,7 +19,16 @@ const (
 
 // httpConnectionManager fetches the release's route configuration over the
 // configured source and ends in the router, the only filter grpc-go needs.
-func (t *translator) httpConnectionManager() *anypb.Any {
+// With cors (a socket listener of a release with a CORS policy) the CORS
+// filter goes before the router: the routes carry the policy.
+func (t *translator) httpConnectionManager(cors bool) *anypb.Any {
+	filters := []*hcmv3.HttpFilter{{
+		Name:       RouterFilter,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(&routerv3.Router{})},
+	}}
+	if cors {
+		filters = append([]*hcmv3.HttpFilter{corsFilter()}, filters...)
+	}
 	return toAny(&hcmv3.HttpConnectionManager{
 		StatPrefix: t.statPrefix(),
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
@@ -27,10 +36,7 @@ func (t *translator) httpConnectionManager() *anypb.Any {
 			ConfigSource:    t.source,
 			RouteConfigName: t.r.RouteName(),
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       RouterFilter,
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(&routerv3.Router{})},
-		}},
+		HttpFilters: filters,
 	})
 }
 
@@ -38,7 +44,7 @@ func (t *translator) httpConnectionManager() *anypb.Any {
 // name a client may dial (xds:///podinfo.test:9898). They share one HTTP
 // connection manager.
 func (t *translator) apiListeners() []*listenerv3.Listener {
-	hcm := t.httpConnectionManager()
+	hcm := t.httpConnectionManager(false)
 	names := t.r.ListenerNames()
 	out := make([]*listenerv3.Listener, 0, len(names))
 	for _, name := range names {
@@ -55,7 +61,7 @@ func (t *translator) apiListeners() []*listenerv3.Listener {
 // HTTP and gRPC go through the same connection manager as the API
 // listeners; TCP is proxied straight to the weighted cluster.
 func (t *translator) socketListener() *listenerv3.Listener {
-	f := &listenerv3.Filter{Name: HTTPConnectionManager, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.httpConnectionManager()}}
+	f := &listenerv3.Filter{Name: HTTPConnectionManager, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.httpConnectionManager(t.r.CORS != nil)}}
 	if t.r.Protocol == model.TCP {
 		f = &listenerv3.Filter{Name: TCPProxyFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&tcpproxyv3.TcpProxy{
 			StatPrefix:       t.statPrefix(),

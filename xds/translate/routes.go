@@ -42,13 +42,13 @@ const (
 	defaultGRPCRetryOn = "connect-failure,refused-stream,unavailable,cancelled,resource-exhausted"
 )
 
-// upstreamRevision is the header formatter that reads the serin.revision
-// metadata of the host that served the request. Envoy 1.36 deprecated the
+// upstreamCookie is the header formatter that reads the serin.cookie
+// metadata (name=revision) of the host that served the request. Envoy 1.36 deprecated the
 // JSON-array spelling %UPSTREAM_METADATA(["serin","revision"])% in route
 // headers (runtime guard envoy.reloadable_features.remove_legacy_route_formatter);
 // the colon form is what the substitution formatter parses natively, and
 // older Envoys pass it through unchanged.
-const upstreamRevision = "%UPSTREAM_METADATA(" + MetadataNamespace + ":" + MetadataRevision + ")%"
+const upstreamCookie = "%UPSTREAM_METADATA(" + MetadataNamespace + ":" + MetadataCookie + ")%"
 
 func (t *translator) routeConfiguration() *routev3.RouteConfiguration {
 	return &routev3.RouteConfiguration{
@@ -74,12 +74,17 @@ func (t *translator) domains() []string {
 
 // routes are, in order: the A/B matches (to canary), the sticky-session
 // routes (to the track named by the cookie), and the default route (to the
-// weighted cluster). The first match wins.
+// weighted cluster), each narrowed to the service's matches. The first
+// match wins.
 func (t *translator) routes() []*routev3.Route {
+	return t.narrow(t.releaseRoutes())
+}
+
+func (t *translator) releaseRoutes() []*routev3.Route {
 	var out []*routev3.Route
 	canary := t.r.TrackClusterName(v1alpha1.TrackCanary)
 	for i, m := range t.r.Match {
-		out = append(out, t.route(fmt.Sprintf("%s%d", MatchRoutePrefix, i), abMatch(m), canary))
+		out = append(out, t.route(matchRouteName(i, m), abMatch(m), canary))
 	}
 	if sa := t.r.SessionAffinity; sa != nil {
 		seen := map[string]bool{}
@@ -93,7 +98,7 @@ func (t *translator) routes() []*routev3.Route {
 				continue
 			}
 			seen[rev] = true
-			out = append(out, t.route(StickyRoutePrefix+string(track), cookieMatch(sa.CookieName, rev), t.r.TrackClusterName(track)))
+			out = append(out, t.route(StickyRoutePrefix+string(track), cookieMatch(sa.CookieNameOf(track), rev), t.r.TrackClusterName(track)))
 		}
 	}
 	def := t.route(DefaultRouteName, &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, t.r.ClusterName())
@@ -107,13 +112,8 @@ func (t *translator) routes() []*routev3.Route {
 		}}
 	}
 	if sa := t.r.SessionAffinity; sa != nil {
-		maxAge := sa.MaxAge
-		if maxAge <= 0 {
-			maxAge = DefaultCookieMaxAge
-		}
-		cookie := fmt.Sprintf("%s=%s; Path=/; Max-Age=%d", sa.CookieName, upstreamRevision, int64(maxAge.Seconds()))
 		def.ResponseHeadersToAdd = append(def.ResponseHeadersToAdd, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: "set-cookie", Value: cookie},
+			Header:       &corev3.HeaderValue{Key: "set-cookie", Value: sessionCookie(sa)},
 			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
 		})
 	}
@@ -150,7 +150,8 @@ func (t *translator) route(name string, match *routev3.RouteMatch, cluster strin
 			a.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Authority}
 		}
 	}
-	r := &routev3.Route{Name: name, Match: match, Action: &routev3.Route_Route{Route: a}}
+	a.HashPolicy = t.hashPolicies()
+	r := &routev3.Route{Name: name, Match: match, Action: &routev3.Route_Route{Route: a}, TypedPerFilterConfig: t.perFilterConfig()}
 	if h := t.r.Headers; h != nil {
 		r.RequestHeadersToAdd = headerOptions(h.RequestAdd)
 		r.RequestHeadersToRemove = slices.Clone(h.RequestRemove)
@@ -204,6 +205,7 @@ func abMatch(m model.RequestMatch) *routev3.RouteMatch {
 		}
 		rm.QueryParameters = append(rm.QueryParameters, qm)
 	}
+	extraMatch(rm, m)
 	return rm
 }
 

@@ -24,6 +24,7 @@ const (
 	MetadataNamespace   = "serin"
 	MetadataTrack       = "track"
 	MetadataRevision    = "revision"
+	MetadataCookie      = "cookie"
 	LocalityRegion      = "serin"
 	localityWeightTotal = 100
 )

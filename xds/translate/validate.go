@@ -12,6 +12,7 @@ import (
 
 	udpatypev1 "github.com/cncf/xds/go/udpa/type/v1"
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -37,6 +38,7 @@ var (
 	ErrRouterNotLast       = errors.New("the router must be the last HTTP filter, and only there")
 	ErrMirrorClusterTarget = errors.New("a mirror policy needs exactly one of cluster and cluster_header")
 	ErrZeroClusterWeights  = errors.New("weighted cluster weights sum to 0")
+	ErrRingSize            = errors.New("ring hash minimum_ring_size above maximum_ring_size")
 )
 
 // Validate checks every resource the way the proxies will: the
@@ -200,6 +202,7 @@ var checkedTypes = map[protoreflect.FullName]bool{
 	"envoy.type.matcher.v3.RegexMatcher":                                                true,
 	"envoy.config.route.v3.RouteAction.RequestMirrorPolicy":                             true,
 	"envoy.config.route.v3.WeightedCluster":                                             true,
+	"envoy.config.cluster.v3.Cluster.RingHashLbConfig":                                  true,
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": true,
 }
 
@@ -349,6 +352,13 @@ func (w *walker) check(m proto.Message) {
 	case *routev3.RouteAction_RequestMirrorPolicy:
 		if (x.GetCluster() == "") == (x.GetClusterHeader() == "") {
 			w.fail(ErrMirrorClusterTarget)
+		}
+	case *clusterv3.Cluster_RingHashLbConfig:
+		// Envoy and grpc-go both reject a minimum above the maximum (the
+		// maximum defaults to 8M).
+		lo, hi := x.GetMinimumRingSize(), x.GetMaximumRingSize()
+		if lo != nil && lo.GetValue() > 8*1024*1024 || lo != nil && hi != nil && lo.GetValue() > hi.GetValue() {
+			w.fail(ErrRingSize)
 		}
 	case *routev3.WeightedCluster:
 		var sum uint64

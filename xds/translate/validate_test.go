@@ -103,6 +103,14 @@ func TestValidateChecks(t *testing.T) {
 		want   error
 		where  string // a fragment of the error's path
 	}{{
+		name: "ring minimum above maximum",
+		break_: func(_ *testing.T, res *Resources) {
+			res.Clusters[0].LbPolicy = clusterv3.Cluster_RING_HASH
+			res.Clusters[0].LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{
+				MinimumRingSize: wrapperspb.UInt64(4096), MaximumRingSize: wrapperspb.UInt64(1024)}}
+		},
+		want: ErrRingSize, where: "cluster",
+	}, {
 		name: "locality weights sum to 0",
 		break_: func(_ *testing.T, res *Resources) {
 			for _, l := range endpoints(res, weighted).GetEndpoints() {
