@@ -16,6 +16,8 @@ KWOK_VERSION=v0.8.0
 CONTROLLER_GEN_VERSION=v0.21.0
 HELM_VERSION=v4.3.1
 STATICCHECK_VERSION=v0.8.2
+# istiod (pilot-discovery) at the istio.io/istio version the Istio checks pin.
+ISTIO_VERSION=$(awk '$1=="istio.io/istio"{print $2}' "$ROOT/integration/istiocheck/go.mod")
 # Prometheus 2.54.1 (module versions v0.<minor>.<patch>).
 PROMETHEUS_VERSION=v0.54.1
 
@@ -133,6 +135,13 @@ prometheus() {
 	link prometheus "$dir"
 }
 
+# istiod for the tests that run serin's EnvoyFilters through a real Istio
+# control plane. istio.io/istio has no replace directives, so go install
+# builds it at the pinned version.
+istiod() {
+	go_install pilot-discovery "istiod-$ISTIO_VERSION-$GOVER" "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIO_VERSION"
+}
+
 # Debian packages: hey for load.
 apt_packages() {
 	local missing=()
@@ -162,7 +171,9 @@ all)
 	go_install helm "helm-$HELM_VERSION-$GOVER" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 	go_install staticcheck "staticcheck-$STATICCHECK_VERSION-$GOVER" "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 	kube
+	istiod
 	;;
+istiod) istiod ;;
 kube) kube ;;
 etcd) etcd ;;
 kwok) kwok ;;

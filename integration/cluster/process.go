@@ -29,6 +29,8 @@ type ProcessOptions struct {
 	Detach bool
 	// ExtraFiles are inherited by the process, from file descriptor 3 on.
 	ExtraFiles []*os.File
+	// Env is added to the caller's environment.
+	Env []string
 }
 
 // Process is a running command whose output goes to a log file.
@@ -53,6 +55,9 @@ func StartProcess(name, bin string, args []string, opts ProcessOptions) (*Proces
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Dir = opts.Dir
 	cmd.ExtraFiles = opts.ExtraFiles
+	if len(opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), opts.Env...)
+	}
 	if opts.Detach {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	} else {
