@@ -52,6 +52,8 @@ type Target struct {
 	Paused            bool
 	// Replicas is the desired replica count.
 	Replicas int32
+	// ReadyReplicas is the number of its ready pods.
+	ReadyReplicas int32
 	// Available is true when the stable pods are available (at least one,
 	// or zero wanted).
 	Available bool
@@ -68,6 +70,10 @@ type Copy struct {
 	// Ready is true when all its desired replicas are ready.
 	Ready         bool
 	ReadyReplicas int32
+	// Desired is its desired replica count; RolledOut is true when every
+	// one of its pods runs its current template (ready or not).
+	Desired   int32
+	RolledOut bool
 }
 
 // Traffic is what the data plane has applied of the traffic in status.

@@ -459,14 +459,16 @@ type CanaryAnalysis struct {
 
 	// Flagger's fields (see compat.go for what serin makes of each).
 
-	// PrimaryReadyThreshold is the percentage of primary pods that must be
-	// ready before a release starts.
+	// PrimaryReadyThreshold is the percentage of the stable pods (the
+	// Deployment's desired replicas, rounded up) that must be ready before
+	// a release's traffic moves or its checks run; 100 when not set.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	PrimaryReadyThreshold *int32 `json:"primaryReadyThreshold,omitempty"`
-	// CanaryReadyThreshold is the percentage of canary pods that must be
-	// ready before traffic moves.
+	// CanaryReadyThreshold is the percentage of the canary copy's pods
+	// (its desired replicas, rounded up) that must be ready, on its current
+	// template, before traffic moves; 100 when not set.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100

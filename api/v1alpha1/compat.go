@@ -227,8 +227,7 @@ func canaryAnalysis() map[string]FieldStatus {
 		".sessionAffinity", ".sessionAffinity.cookieName", ".sessionAffinity.maxAge"} {
 		m[p+f] = honoured
 	}
-	ready := ignored("serin moves traffic once every pod of the canary copy is ready, and never waits for a share of the stable pods")
-	m[p+".primaryReadyThreshold"], m[p+".canaryReadyThreshold"] = ready, ready
+	m[p+".primaryReadyThreshold"], m[p+".canaryReadyThreshold"] = honoured, honoured
 	m[p+".match[].sourceLabels"] = ignored(whyMatch)
 	m[p+".metrics[].query"] = ignored("inline queries are not run: put the query in a MetricTemplate and name it in templateRef")
 	m[p+".webhooks[].disableTLS"] = ignored("serin always verifies the TLS certificate of a hook's URL")

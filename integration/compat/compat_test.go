@@ -40,7 +40,7 @@ var flavours = []flavour{
 		"spec.provider=gatewayapi:v1", "spec.service.backendTimeout", "spec.service.gatewayRefs[]", "spec.service.rewrite.type",
 	}},
 	{"linkerd.yaml", []string{
-		"spec.analysis.canaryReadyThreshold", "spec.analysis.primaryReadyThreshold", "spec.analysis.webhooks[].disableTLS",
+		"spec.analysis.webhooks[].disableTLS",
 		"spec.autoscalerRef.primaryScalerReplicas", "spec.provider=linkerd",
 	}},
 	{"kubernetes.yaml", []string{"spec.ingressRef", "spec.service.portDiscovery"}},
