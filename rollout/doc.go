@@ -80,7 +80,9 @@
 //     user's Service <svc>, which it never touches (built by BuildServices
 //     in services.go, owned by the Canary): <svc>-canary selects the canary
 //     pods only, <svc>-primary the stable pods only, so hooks reach each
-//     track by name. Step asks for it on every step while the Deployment
+//     track by name; when there is no Service <svc> at all, serin makes
+//     that one too, as Flagger does. Others' labels and annotations listed
+//     in service.unmanagedMetadata stay. Step asks for it on every step while the Deployment
 //     exists, from the first one on; DeleteServices, on termination, comes
 //     before the finalizer goes.
 //   - PromoteTarget records the revision as stable and unpauses the user's

@@ -157,7 +157,8 @@ type DeleteCopy struct{}
 
 // EnsureServices creates or updates the Services serin owns beside the
 // user's Service, <svc>-canary (canary pods only) and <svc>-primary (stable
-// pods only), and deletes any others the Canary owns.
+// pods only), and the apex <svc> when there is none of the user's, and
+// deletes any others the Canary owns.
 type EnsureServices struct{}
 
 // DeleteServices deletes the Services the Canary owns.

@@ -189,11 +189,9 @@ func TestIgnored(t *testing.T) {
 		"spec.analysis.sessionAffinity.secure=",
 		"spec.ingressRef=",
 		"spec.provider=nginx",
-		"spec.service.apex=",
 		"spec.service.corsPolicy=",
 		"spec.service.gatewayRefs[]=",
 		"spec.service.match[].authority=",
-		"spec.service.portDiscovery=",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Ignored:\n got %q\nwant %q", got, want)

@@ -33,8 +33,8 @@ type flavour struct {
 
 var flavours = []flavour{
 	{"istio.yaml", []string{
-		"spec.analysis.sessionAffinity.primaryCookieName", "spec.service.apex", "spec.service.corsPolicy",
-		"spec.service.portDiscovery", "spec.service.trafficPolicy.loadBalancer", "spec.service.trafficPolicy.outlierDetection",
+		"spec.analysis.sessionAffinity.primaryCookieName", "spec.service.corsPolicy",
+		"spec.service.trafficPolicy.loadBalancer", "spec.service.trafficPolicy.outlierDetection",
 	}},
 	{"gatewayapi.yaml", []string{
 		"spec.provider=gatewayapi:v1", "spec.service.backendTimeout", "spec.service.gatewayRefs[]", "spec.service.rewrite.type",
@@ -43,7 +43,7 @@ var flavours = []flavour{
 		"spec.analysis.webhooks[].disableTLS",
 		"spec.autoscalerRef.primaryScalerReplicas", "spec.provider=linkerd",
 	}},
-	{"kubernetes.yaml", []string{"spec.ingressRef", "spec.service.portDiscovery"}},
+	{"kubernetes.yaml", []string{"spec.ingressRef"}},
 }
 
 // TestFlaggerManifests installs serin once and applies each flavour in a
