@@ -74,8 +74,10 @@
 // which the next reconcile decides again:
 //
 //   - EnsureCopy creates or updates the canary copy, <name>-canary (built by
-//     BuildCopy in copy.go, owned by the Canary), and a copy of the HPA
-//     named in autoscalerRef; DeleteCopy deletes both.
+//     BuildCopy in copy.go, owned by the Canary), and a copy of the HPA or
+//     KEDA ScaledObject named in autoscalerRef (scaledobject.go: unstructured,
+//     read from the API server, so no informer waits on an absent CRD);
+//     DeleteCopy deletes both.
 //   - EnsureServices creates or updates the Services serin owns beside the
 //     user's Service <svc>, which it never touches (built by BuildServices
 //     in services.go, owned by the Canary): <svc>-canary selects the canary

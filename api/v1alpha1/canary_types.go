@@ -43,7 +43,8 @@ type CanarySpec struct {
 	// Canary's namespace.
 	TargetRef LocalObjectReference `json:"targetRef"`
 
-	// AutoscalerRef is an HPA of the target; serin copies it for the canary.
+	// AutoscalerRef is an HPA or a KEDA ScaledObject of the target; serin
+	// copies it for the canary copy.
 	// +optional
 	AutoscalerRef *AutoscalerReference `json:"autoscalerRef,omitempty"`
 

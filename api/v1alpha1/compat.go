@@ -49,7 +49,7 @@ const (
 	whyNotRouted    = "not translated into serin's routes yet"
 	whyNotClustered = "not translated into serin's clusters yet"
 	whyTLS          = "serin serves trafficPolicy.tls.mode DISABLE and ISTIO_MUTUAL only, which take no certificates"
-	whyPrimaryHPA   = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
+	whyPrimaryHPA   = "serin makes no primary autoscaler: the stable pods are your Deployment, scaled by your own HPA or ScaledObject, whose replicas and queries serin never changes: set them there"
 	whyAppMesh      = "App Mesh is not a serin router"
 	whyCookie       = "serin's affinity cookie is set with Path=/ and Max-Age only"
 	whyMatch        = "serin's route match knows headers, uri, method and queryParams only"
