@@ -163,7 +163,9 @@ func (r *Reconciler) ensureServices(ctx context.Context, c *v1alpha1.Canary, spe
 		return err
 	}
 	want := BuildServices(target, spec, *metav1.NewControllerRef(c, v1alpha1.GroupVersion.WithKind("Canary")), apex)
-	keep := map[string]bool{}
+	// The apex name is never cleaned up here: when serin did not make it
+	// this time, it is the user's (or was just handed over to them).
+	keep := map[string]bool{spec.Service.Name: true}
 	for _, s := range want {
 		keep[s.Name] = true
 		if err := r.ensureService(ctx, c, s, spec.Service.UnmanagedMetadata, s.Name == spec.Service.Name); err != nil {
@@ -184,7 +186,35 @@ func (r *Reconciler) makesApex(ctx context.Context, c *v1alpha1.Canary, name str
 	case err != nil:
 		return false, fmt.Errorf("service %s: %w", name, err)
 	}
-	return metav1.IsControlledBy(&got, c), nil
+	if !metav1.IsControlledBy(&got, c) {
+		return false, nil
+	}
+	if !appliedByOthers(&got) {
+		return true, nil
+	}
+	// Someone applied their own Service over the one serin made: it is
+	// theirs from now on, and goes neither with the Canary nor with serin.
+	got.OwnerReferences = slices.DeleteFunc(got.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == c.UID })
+	if got.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue {
+		delete(got.Labels, v1alpha1.LabelManagedBy)
+	}
+	if err := r.Client.Update(ctx, &got, fieldOwner); err != nil {
+		return false, fmt.Errorf("hand service %s over: %w", name, err)
+	}
+	r.event(ctx, c, nil, Event{Reason: "ServiceHandedOver", Action: "HandOver",
+		Message: fmt.Sprintf("Service %s.%s was applied by someone else; it is theirs now and serin leaves it alone", name, c.Namespace)})
+	return false, nil
+}
+
+// appliedByOthers tells whether a manager other than serin set fields of
+// a Service's spec.
+func appliedByOthers(svc *corev1.Service) bool {
+	for _, mf := range svc.ManagedFields {
+		if mf.Manager != string(fieldOwner) && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:spec"`) {
+			return true
+		}
+	}
+	return false
 }
 
 // ensureService creates want, or updates the Service serin owns under its
@@ -277,7 +307,9 @@ func (r *Reconciler) deleteServices(ctx context.Context, c *v1alpha1.Canary, kee
 		if keep[s.Name] || !metav1.IsControlledBy(s, c) {
 			continue
 		}
-		if err := r.Client.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
+		// As read: a Service changed since (handed over to its user) is
+		// looked at again on the next reconcile.
+		if err := r.Client.Delete(ctx, s, client.Preconditions{UID: &s.UID, ResourceVersion: &s.ResourceVersion}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete service %s: %w", s.Name, err)
 		}
 	}

@@ -17,7 +17,6 @@ import (
 // without a verdict, a failed check or a weight step.
 func TestStepReadyThresholds(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	pct := func(v int32) *int32 { return &v }
 	// Four desired pods everywhere; ready counts vary.
 	copyWith := func(ready int32) Copy {
 		return Copy{Exists: true, Revision: "v2", Desired: 4, RolledOut: true, ReadyReplicas: ready, Ready: ready == 4}
@@ -40,14 +39,14 @@ func TestStepReadyThresholds(t *testing.T) {
 		{name: "defaults, canary 3 of 4", copy: copyWith(3), target: stableWith(4), wait: "podinfo-canary.test to be ready"},
 		{name: "defaults, stable 3 of 4", copy: copyWith(4), target: stableWith(3),
 			wait: "3 of 4 stable pods ready, 4 needed (primaryReadyThreshold 100%)"},
-		{name: "canary 50%, 2 of 4 ready", canary: pct(50), copy: copyWith(2), target: stableWith(4), checks: true},
-		{name: "canary 51%, 2 of 4 ready: rounds up to 3", canary: pct(51), copy: copyWith(2), target: stableWith(4), wait: "podinfo-canary.test to be ready"},
-		{name: "canary 50%, copy still has old pods", canary: pct(50),
+		{name: "canary 50%, 2 of 4 ready", canary: ptrTo[int32](50), copy: copyWith(2), target: stableWith(4), checks: true},
+		{name: "canary 51%, 2 of 4 ready: rounds up to 3", canary: ptrTo[int32](51), copy: copyWith(2), target: stableWith(4), wait: "podinfo-canary.test to be ready"},
+		{name: "canary 50%, copy still has old pods", canary: ptrTo[int32](50),
 			copy: Copy{Exists: true, Revision: "v2", Desired: 4, ReadyReplicas: 4}, target: stableWith(4), wait: "podinfo-canary.test to be ready"},
-		{name: "primary 75%, 3 of 4 ready", primary: pct(75), copy: copyWith(4), target: stableWith(3), checks: true},
-		{name: "primary 76%, 3 of 4 ready", primary: pct(76), copy: copyWith(4), target: stableWith(3),
+		{name: "primary 75%, 3 of 4 ready", primary: ptrTo[int32](75), copy: copyWith(4), target: stableWith(3), checks: true},
+		{name: "primary 76%, 3 of 4 ready", primary: ptrTo[int32](76), copy: copyWith(4), target: stableWith(3),
 			wait: "3 of 4 stable pods ready, 4 needed (primaryReadyThreshold 76%)"},
-		{name: "primary 0%, none ready", primary: pct(0), copy: copyWith(4), target: stableWith(0), checks: true},
+		{name: "primary 0%, none ready", primary: ptrTo[int32](0), copy: copyWith(4), target: stableWith(0), checks: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,3 +82,39 @@ func TestReadyPodsNeeded(t *testing.T) {
 		}
 	}
 }
+
+// TestStepCutOverReadyThreshold: promotion routes all traffic to the copy
+// once it runs as many ready pods as the stable and the share of its own
+// canaryReadyThreshold asks for, not only once every pod of it is ready.
+func TestStepCutOverReadyThreshold(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name      string
+		threshold *int32
+		ready     int32
+		cut       bool
+	}{
+		{name: "default, 3 of 4 ready", ready: 3},
+		{name: "75%, 3 of 4 ready", threshold: ptrTo[int32](75), ready: 3, cut: true},
+		{name: "50%, 2 of 4 ready: fewer than the 3 stable pods", threshold: ptrTo[int32](50), ready: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := weightedSpec()
+			spec.Analysis.CanaryReadyThreshold = tt.threshold
+			v1alpha1.SetDefaults(spec)
+			status := v1alpha1.CanaryStatus{Phase: v1alpha1.PhasePromoting, StableRevision: "v1", CanaryRevision: "v2", CanaryWeight: 50,
+				ReleaseStartTime: &metav1.Time{Time: now}, LastTransitionTime: metav1.Time{Time: now}}
+			out := Step(Input{Name: "podinfo", Namespace: "test", Spec: spec, Status: status, Now: now.Add(time.Second),
+				Obs: Observations{
+					Target:  Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v1", Paused: true, Replicas: 3, ReadyReplicas: 3, Available: true, RolledOut: true},
+					Copy:    Copy{Exists: true, Revision: "v2", Desired: 4, RolledOut: true, ReadyReplicas: tt.ready},
+					Traffic: Traffic{Applied: true, Proxies: 2},
+				}})
+			if got := out.Status.CanaryWeight == 100; got != tt.cut {
+				t.Fatalf("cut over: %v, want %v (weight %d, message %q)", got, tt.cut, out.Status.CanaryWeight, out.Status.Message)
+			}
+		})
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
