@@ -21,7 +21,10 @@
 //     names them), and the start of a release: initialization, the idle
 //     phases between releases (cleaning up, holding a revision that slipped
 //     past the webhook, starting the next release), the confirm-rollout
-//     gate, and the progressing phases up to the point where a check runs.
+//     gate, and the progressing phases up to the point where a check runs
+//     (among them the ready thresholds: the share of the copy's pods and of
+//     the stable pods that must be ready, canaryReadyThreshold and
+//     primaryReadyThreshold, all by default).
 //   - step_check.go: the analysis half: waiting until the data plane has
 //     applied the traffic in status (trafficInForce), the first check with
 //     its pre-rollout hooks, the periodic checks (verdicts, rollout and
