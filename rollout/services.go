@@ -210,7 +210,7 @@ func (r *Reconciler) makesApex(ctx context.Context, c *v1alpha1.Canary, name str
 // a Service's spec.
 func appliedByOthers(svc *corev1.Service) bool {
 	for _, mf := range svc.ManagedFields {
-		if mf.Manager != string(fieldOwner) && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:spec"`) {
+		if mf.Manager != string(fieldOwner) && mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:spec"`) {
 			return true
 		}
 	}

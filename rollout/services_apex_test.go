@@ -146,3 +146,28 @@ func portStrings(ports []corev1.ServicePort) []string {
 	}
 	return out
 }
+
+// TestAppliedByOthers: a Service is someone else's once a manager other
+// than serin set a field of its spec; metadata alone does not count.
+func TestAppliedByOthers(t *testing.T) {
+	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
+		f := &metav1.FieldsV1{}
+		f.SetRawString(fields)
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: f}
+	}
+	serins := entry("serin", `{"f:metadata":{"f:labels":{}},"f:spec":{"f:ports":{}}}`)
+	for _, tt := range []struct {
+		name    string
+		entries []metav1.ManagedFieldsEntry
+		want    bool
+	}{
+		{"serin's only", []metav1.ManagedFieldsEntry{serins}, false},
+		{"someone labelled it", []metav1.ManagedFieldsEntry{serins, entry("kubectl-label", `{"f:metadata":{"f:labels":{"f:mesh":{}}}}`)}, false},
+		{"someone applied a spec", []metav1.ManagedFieldsEntry{serins, entry("kubectl-client-side-apply", `{"f:spec":{"f:ports":{}}}`)}, true},
+	} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{ManagedFields: tt.entries}}
+		if got := appliedByOthers(svc); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
