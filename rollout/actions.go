@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -124,19 +125,35 @@ func (r *Reconciler) event(ctx context.Context, c *v1alpha1.Canary, spec *v1alph
 }
 
 // ensureCopy creates or updates the canary copy to run a.Revision with
-// a.Replicas pods (or as many as the HPA copy chose), and the HPA copy.
+// a.Replicas pods (or as many as its autoscaler chose), and the copy of
+// the autoscaler named in autoscalerRef.
 func (r *Reconciler) ensureCopy(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, target *appsv1.Deployment, a EnsureCopy) error {
 	if target == nil || v1alpha1.TemplateHash(&target.Spec.Template) != a.Revision {
 		// The Deployment moved on; the next step sees the new revision.
 		return nil
 	}
 	owner := *metav1.NewControllerRef(c, v1alpha1.GroupVersion.WithKind("Canary"))
-	want := BuildCopy(target, owner, a.Revision, a.Replicas)
-	hpa, err := r.hpa(ctx, c, spec)
+	scaler, err := r.scalerCopy(ctx, c, spec, owner)
 	if err != nil {
 		return err
 	}
-	existing, err := r.deployment(ctx, c.Namespace, want.Name)
+	if err := r.ensureCopyDeployment(ctx, BuildCopy(target, owner, a.Revision, a.Replicas), a.Revision, scaler != nil); err != nil {
+		return err
+	}
+	switch s := scaler.(type) {
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return r.ensureHPACopy(ctx, s)
+	case *unstructured.Unstructured:
+		return r.ensureScaledObjectCopy(ctx, s)
+	}
+	return nil
+}
+
+// ensureCopyDeployment creates the canary copy want, or updates the one
+// there to run revision; an autoscaler copy, when scaled, owns its
+// replicas once it runs the revision.
+func (r *Reconciler) ensureCopyDeployment(ctx context.Context, want *appsv1.Deployment, revision string, scaled bool) error {
+	existing, err := r.deployment(ctx, want.Namespace, want.Name)
 	if err != nil {
 		return err
 	}
@@ -144,26 +161,41 @@ func (r *Reconciler) ensureCopy(ctx context.Context, c *v1alpha1.Canary, spec *v
 		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
-	} else {
-		replicas := want.Spec.Replicas
-		if hpa != nil && existing.Annotations[v1alpha1.AnnotationRevision] == a.Revision {
-			// The HPA copy owns the replicas.
-			replicas = existing.Spec.Replicas
-		}
-		if existing.Annotations[v1alpha1.AnnotationRevision] != a.Revision || *existing.Spec.Replicas != *replicas {
-			existing.Annotations = want.Annotations
-			existing.Labels = want.Labels
-			existing.Spec.Template = want.Spec.Template
-			existing.Spec.Replicas = replicas
-			if err := r.Client.Update(ctx, existing); err != nil {
-				return err
-			}
-		}
+		return nil
 	}
-	if hpa != nil {
-		return r.ensureHPACopy(ctx, BuildHPACopy(hpa, owner))
+	replicas := want.Spec.Replicas
+	if scaled && existing.Annotations[v1alpha1.AnnotationRevision] == revision {
+		replicas = existing.Spec.Replicas
 	}
-	return nil
+	if existing.Annotations[v1alpha1.AnnotationRevision] == revision && *existing.Spec.Replicas == *replicas {
+		return nil
+	}
+	existing.Annotations = want.Annotations
+	existing.Labels = want.Labels
+	existing.Spec.Template = want.Spec.Template
+	existing.Spec.Replicas = replicas
+	return r.Client.Update(ctx, existing)
+}
+
+// scalerCopy is the copy of the autoscaler named in autoscalerRef, an HPA
+// or a KEDA ScaledObject, built to scale the canary copy (nil when there
+// is none).
+func (r *Reconciler) scalerCopy(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, owner metav1.OwnerReference) (client.Object, error) {
+	if spec.AutoscalerRef == nil {
+		return nil, nil
+	}
+	if scalesWithKEDA(spec) {
+		so, err := r.scaledObject(ctx, c, spec)
+		if err != nil || so == nil {
+			return nil, err
+		}
+		return BuildScaledObjectCopy(so, owner)
+	}
+	hpa, err := r.hpa(ctx, c, spec)
+	if err != nil || hpa == nil {
+		return nil, err
+	}
+	return BuildHPACopy(hpa, owner), nil
 }
 
 // ensureHPACopy creates or updates the copy of the target's HPA that
@@ -198,7 +230,7 @@ func (r *Reconciler) hpa(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1
 	return &hpa, nil
 }
 
-// deleteCopy deletes the canary copy and its HPA copy.
+// deleteCopy deletes the canary copy and its autoscaler's copy.
 func (r *Reconciler) deleteCopy(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, target *appsv1.Deployment) error {
 	name := targetName(c)
 	if target != nil {
@@ -208,6 +240,9 @@ func (r *Reconciler) deleteCopy(ctx context.Context, c *v1alpha1.Canary, spec *v
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: v1alpha1.CopyName(name)}}
 	if err := r.Client.Delete(ctx, d, &client.DeleteOptions{PropagationPolicy: &propagation}); client.IgnoreNotFound(err) != nil {
 		return err
+	}
+	if scalesWithKEDA(spec) {
+		return r.deleteScaledObjectCopy(ctx, c.Namespace, spec.AutoscalerRef.Name)
 	}
 	if spec.AutoscalerRef != nil {
 		h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: v1alpha1.CopyName(spec.AutoscalerRef.Name)}}

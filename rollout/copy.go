@@ -72,13 +72,14 @@ func ObserveTarget(d *appsv1.Deployment) Target {
 	}
 	st := d.Status
 	return Target{
-		Found:        true,
-		TemplateHash: v1alpha1.TemplateHash(&d.Spec.Template),
-		Candidate:    d.Annotations[v1alpha1.AnnotationCandidateRevision],
-		Stable:       d.Annotations[v1alpha1.AnnotationStableRevision],
-		Paused:       d.Spec.Paused,
-		Replicas:     want,
-		Available:    want == 0 || st.AvailableReplicas > 0,
+		Found:         true,
+		TemplateHash:  v1alpha1.TemplateHash(&d.Spec.Template),
+		Candidate:     d.Annotations[v1alpha1.AnnotationCandidateRevision],
+		Stable:        d.Annotations[v1alpha1.AnnotationStableRevision],
+		Paused:        d.Spec.Paused,
+		Replicas:      want,
+		ReadyReplicas: st.ReadyReplicas,
+		Available:     want == 0 || st.AvailableReplicas > 0,
 		RolledOut: st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
 			st.Replicas == want && st.AvailableReplicas == want,
 	}
@@ -98,6 +99,8 @@ func ObserveCopy(d *appsv1.Deployment) Copy {
 		Exists:        true,
 		Revision:      d.Annotations[v1alpha1.AnnotationRevision],
 		ReadyReplicas: st.ReadyReplicas,
+		Desired:       want,
+		RolledOut:     st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want && st.Replicas == want,
 		Ready: st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
 			st.ReadyReplicas >= want && st.AvailableReplicas >= want,
 	}

@@ -21,7 +21,10 @@
 //     names them), and the start of a release: initialization, the idle
 //     phases between releases (cleaning up, holding a revision that slipped
 //     past the webhook, starting the next release), the confirm-rollout
-//     gate, and the progressing phases up to the point where a check runs.
+//     gate, and the progressing phases up to the point where a check runs
+//     (among them the ready thresholds: the share of the copy's pods and of
+//     the stable pods that must be ready, canaryReadyThreshold and
+//     primaryReadyThreshold, all by default).
 //   - step_check.go: the analysis half: waiting until the data plane has
 //     applied the traffic in status (trafficInForce), the first check with
 //     its pre-rollout hooks, the periodic checks (verdicts, rollout and
@@ -74,13 +77,17 @@
 // which the next reconcile decides again:
 //
 //   - EnsureCopy creates or updates the canary copy, <name>-canary (built by
-//     BuildCopy in copy.go, owned by the Canary), and a copy of the HPA
-//     named in autoscalerRef; DeleteCopy deletes both.
+//     BuildCopy in copy.go, owned by the Canary), and a copy of the HPA or
+//     KEDA ScaledObject named in autoscalerRef (scaledobject.go: unstructured,
+//     read from the API server, so no informer waits on an absent CRD);
+//     DeleteCopy deletes both.
 //   - EnsureServices creates or updates the Services serin owns beside the
 //     user's Service <svc>, which it never touches (built by BuildServices
 //     in services.go, owned by the Canary): <svc>-canary selects the canary
 //     pods only, <svc>-primary the stable pods only, so hooks reach each
-//     track by name. Step asks for it on every step while the Deployment
+//     track by name; when there is no Service <svc> at all, serin makes
+//     that one too, as Flagger does. Others' labels and annotations listed
+//     in service.unmanagedMetadata stay. Step asks for it on every step while the Deployment
 //     exists, from the first one on; DeleteServices, on termination, comes
 //     before the finalizer goes.
 //   - PromoteTarget records the revision as stable and unpauses the user's

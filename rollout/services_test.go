@@ -50,7 +50,7 @@ func servicesSpec() *v1alpha1.CanarySpec {
 func TestBuildServices(t *testing.T) {
 	target := servicesTarget()
 	owner := metav1.OwnerReference{APIVersion: "serin.dev/v1alpha1", Kind: "Canary", Name: "podinfo", UID: "u1", Controller: ptr.To(true)}
-	svcs := BuildServices(target, servicesSpec(), owner)
+	svcs := BuildServices(target, servicesSpec(), owner, false)
 	if len(svcs) != 2 || svcs[0].Name != "podinfo-canary" || svcs[1].Name != "podinfo-primary" {
 		t.Fatalf("services: %+v", svcs)
 	}
@@ -93,7 +93,7 @@ func TestBuildServices(t *testing.T) {
 	noPort.Service.Port = 0
 	long := servicesSpec()
 	long.Service.Name = strings.Repeat("a", 60)
-	if BuildServices(target, noPort, owner) != nil || BuildServices(target, long, owner) != nil {
+	if BuildServices(target, noPort, owner, true) != nil || BuildServices(target, long, owner, true) != nil {
 		t.Error("Services built without a port, or with names that are not DNS labels")
 	}
 }

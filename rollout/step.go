@@ -287,6 +287,35 @@ func (s *stepper) hasHooks(typ v1alpha1.HookType) bool {
 	return false
 }
 
+// copyReady tells whether the canary copy runs enough ready pods of its
+// current template to take traffic: all of them, or the share
+// analysis.canaryReadyThreshold asks for.
+func (s *stepper) copyReady() bool {
+	c := s.in.Obs.Copy
+	pct, _ := s.in.Spec.ReadyThresholds()
+	if pct >= 100 {
+		return c.Ready
+	}
+	return c.RolledOut && c.ReadyReplicas >= v1alpha1.ReadyPodsNeeded(c.Desired, pct)
+}
+
+// stableReady tells whether the stable pods meet
+// analysis.primaryReadyThreshold, as a release needs before its traffic
+// moves or its checks run; otherwise it holds the release, with a message,
+// and looks again.
+func (s *stepper) stableReady() bool {
+	t := s.in.Obs.Target
+	_, pct := s.in.Spec.ReadyThresholds()
+	need := v1alpha1.ReadyPodsNeeded(t.Replicas, pct)
+	if t.ReadyReplicas >= need {
+		return true
+	}
+	s.st.Message = fmt.Sprintf("waiting for deployment %s: %d of %d stable pods ready, %d needed (primaryReadyThreshold %d%%)",
+		s.target(), t.ReadyReplicas, t.Replicas, need, pct)
+	s.after(pollRollout)
+	return false
+}
+
 // --- phases ---
 
 func (s *stepper) initialize() {
@@ -493,7 +522,7 @@ func (s *stepper) progressing(act string) {
 		return
 	}
 	deadline := spec.ProgressDeadline()
-	if !s.in.Obs.Copy.Ready || s.in.Obs.Copy.Revision != cand {
+	if !s.copyReady() || s.in.Obs.Copy.Revision != cand {
 		// The deadline runs from the release's last progress (its start, a
 		// weight step or a check), not from its start: a copy scaling up
 		// for the next weight is briefly not ready in any long release.
@@ -507,6 +536,9 @@ func (s *stepper) progressing(act string) {
 		}
 		s.st.Message = fmt.Sprintf("waiting for deployment %s-canary.%s to be ready", s.in.Name, s.in.Namespace)
 		s.after(pollRollout)
+		return
+	}
+	if !s.stableReady() {
 		return
 	}
 	if spec.SkipAnalysis {

@@ -192,11 +192,12 @@ func (s *stepper) progressiveSteps() bool {
 }
 
 // cutOver routes all traffic to the copy once it runs as many ready pods
-// as the stable; true when the data plane applied it.
+// as the stable (and the share of its own that canaryReadyThreshold asks
+// for); true when the data plane applied it.
 func (s *stepper) cutOver() bool {
 	want := max(1, s.in.Obs.Target.Replicas)
 	c := s.in.Obs.Copy
-	if s.st.CanaryWeight < 100 && (!c.Ready || c.Revision != s.st.CanaryRevision || c.ReadyReplicas < want) {
+	if s.st.CanaryWeight < 100 && (!s.copyReady() || c.Revision != s.st.CanaryRevision || c.ReadyReplicas < want) {
 		s.st.Message = fmt.Sprintf("scaling deployment %s-canary.%s to %d ready pods before routing all traffic to it", s.in.Name, s.in.Namespace, want)
 		s.after(pollRollout)
 		return false

@@ -58,7 +58,7 @@ func newWorld(t *testing.T, spec *v1alpha1.CanarySpec) *world {
 	v1alpha1.SetDefaults(spec)
 	return &world{
 		t: t, now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), spec: spec,
-		target: Target{Found: true, TemplateHash: "v1", Replicas: 3, Available: true, RolledOut: true},
+		target: Target{Found: true, TemplateHash: "v1", Replicas: 3, ReadyReplicas: 3, Available: true, RolledOut: true},
 		hooks:  map[v1alpha1.HookType]bool{},
 		verdict: func(*world) Verdict {
 			return Verdict{Decision: Promote, Message: "all checks passed"}
@@ -635,8 +635,8 @@ func TestStepServiceActions(t *testing.T) {
 	spec := weightedSpec()
 	v1alpha1.SetDefaults(spec)
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	stable := Target{Found: true, TemplateHash: "v1", Replicas: 3, Available: true, RolledOut: true}
-	held := Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v1", Paused: true, Replicas: 3, Available: true, RolledOut: true}
+	stable := Target{Found: true, TemplateHash: "v1", Replicas: 3, ReadyReplicas: 3, Available: true, RolledOut: true}
+	held := Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v1", Paused: true, Replicas: 3, ReadyReplicas: 3, Available: true, RolledOut: true}
 	applied := Traffic{Applied: true, Proxies: 2}
 	tests := []struct {
 		name     string
@@ -655,7 +655,7 @@ func TestStepServiceActions(t *testing.T) {
 		{name: "progressing, copy not ready", status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseProgressing, StableRevision: "v1", CanaryRevision: "v2",
 			ReleaseStartTime: &metav1.Time{Time: now}}, obs: Observations{Target: held, Copy: Copy{Exists: true, Revision: "v2"}, Traffic: applied}, ensure: true},
 		{name: "succeeded", status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded, StableRevision: "v2"},
-			obs: Observations{Target: Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v2", Replicas: 3, Available: true, RolledOut: true}, Traffic: applied}, ensure: true},
+			obs: Observations{Target: Target{Found: true, TemplateHash: "v2", Candidate: "v2", Stable: "v2", Replicas: 3, ReadyReplicas: 3, Available: true, RolledOut: true}, Traffic: applied}, ensure: true},
 		{name: "deleted mid-release, traffic not back on stable yet", deleting: true,
 			status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseProgressing, CanaryWeight: 20, CanaryRevision: "v2"},
 			obs:    Observations{Target: held, Copy: Copy{Exists: true, Revision: "v2", Ready: true}, Traffic: applied}},

@@ -52,6 +52,8 @@ type Target struct {
 	Paused            bool
 	// Replicas is the desired replica count.
 	Replicas int32
+	// ReadyReplicas is the number of its ready pods.
+	ReadyReplicas int32
 	// Available is true when the stable pods are available (at least one,
 	// or zero wanted).
 	Available bool
@@ -68,6 +70,10 @@ type Copy struct {
 	// Ready is true when all its desired replicas are ready.
 	Ready         bool
 	ReadyReplicas int32
+	// Desired is its desired replica count; RolledOut is true when every
+	// one of its pods runs its current template (ready or not).
+	Desired   int32
+	RolledOut bool
 }
 
 // Traffic is what the data plane has applied of the traffic in status.
@@ -151,7 +157,8 @@ type DeleteCopy struct{}
 
 // EnsureServices creates or updates the Services serin owns beside the
 // user's Service, <svc>-canary (canary pods only) and <svc>-primary (stable
-// pods only), and deletes any others the Canary owns.
+// pods only), and the apex <svc> when there is none of the user's, and
+// deletes any others the Canary owns.
 type EnsureServices struct{}
 
 // DeleteServices deletes the Services the Canary owns.

@@ -37,8 +37,8 @@ const (
 	varStable    = "stable"
 	varService   = "service"
 	// varIngress is Flagger's: the name of the Canary's spec.ingressRef.
-	varIngress = "ingress"
-	varInterval  = "interval"
+	varIngress  = "ingress"
+	varInterval = "interval"
 	// variablesPrefix starts a user variable, {{ variables.NAME }}, set in
 	// the Canary metric's templateVariables.
 	variablesPrefix = "variables."

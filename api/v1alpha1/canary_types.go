@@ -43,7 +43,8 @@ type CanarySpec struct {
 	// Canary's namespace.
 	TargetRef LocalObjectReference `json:"targetRef"`
 
-	// AutoscalerRef is an HPA of the target; serin copies it for the canary.
+	// AutoscalerRef is an HPA or a KEDA ScaledObject of the target; serin
+	// copies it for the canary copy.
 	// +optional
 	AutoscalerRef *AutoscalerReference `json:"autoscalerRef,omitempty"`
 
@@ -206,9 +207,9 @@ type CanaryService struct {
 	// TrafficPolicy is the TLS mode towards the pods.
 	// +optional
 	TrafficPolicy *TrafficPolicy `json:"trafficPolicy,omitempty"`
-	// Apex is metadata for the user's Service <name>. It is accepted for
-	// Flagger compatibility and not used: serin never modifies the user's
-	// Service.
+	// Apex is metadata for the Service <name> when serin makes it (there
+	// was none of that name, as in Flagger's tutorials); serin never
+	// modifies a Service <name> of the user's own.
 	// +optional
 	Apex *CustomMetadata `json:"apex,omitempty"`
 	// Canary is metadata for the Service <name>-canary, which serin owns
@@ -222,13 +223,15 @@ type CanaryService struct {
 
 	// Flagger's fields (see compat.go for what serin makes of each).
 
-	// TrafficDistribution of the Services Flagger generates.
+	// TrafficDistribution of the Services serin makes.
 	// +optional
 	TrafficDistribution TrafficDistribution `json:"trafficDistribution,omitempty"`
-	// PortDiscovery exposes every container port, not only Port.
+	// PortDiscovery exposes every container port of the pod template, not
+	// only Port, on the Services serin makes.
 	// +optional
 	PortDiscovery bool `json:"portDiscovery,omitempty"`
-	// Headless makes the generated Services headless.
+	// Headless makes <name>-canary and <name>-primary headless (the apex
+	// Service serin makes keeps its cluster IP: clients address it).
 	// +optional
 	Headless bool `json:"headless,omitempty"`
 	// BackendTimeout is the timeout towards the backend (Gateway API).
@@ -252,7 +255,8 @@ type CanaryService struct {
 	// CorsPolicy of the routes.
 	// +optional
 	CorsPolicy *CorsPolicy `json:"corsPolicy,omitempty"`
-	// UnmanagedMetadata lists labels and annotations others manage.
+	// UnmanagedMetadata lists the keys of labels and annotations that
+	// others set on the Services serin makes, which serin keeps.
 	// +optional
 	UnmanagedMetadata *UnmanagedMetadata `json:"unmanagedMetadata,omitempty"`
 }
@@ -459,14 +463,16 @@ type CanaryAnalysis struct {
 
 	// Flagger's fields (see compat.go for what serin makes of each).
 
-	// PrimaryReadyThreshold is the percentage of primary pods that must be
-	// ready before a release starts.
+	// PrimaryReadyThreshold is the percentage of the stable pods (the
+	// Deployment's desired replicas, rounded up) that must be ready before
+	// a release's traffic moves or its checks run; 100 when not set.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	PrimaryReadyThreshold *int32 `json:"primaryReadyThreshold,omitempty"`
-	// CanaryReadyThreshold is the percentage of canary pods that must be
-	// ready before traffic moves.
+	// CanaryReadyThreshold is the percentage of the canary copy's pods
+	// (its desired replicas, rounded up) that must be ready, on its current
+	// template, before traffic moves; 100 when not set.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100

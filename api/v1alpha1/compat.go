@@ -47,7 +47,7 @@ func ignored(reason string) FieldStatus { return FieldStatus{Reason: reason} }
 const (
 	whyRouter     = "serin routes through its own xDS server (and Istio's sidecars), not through %s"
 	whyTLS        = "serin serves trafficPolicy.tls.mode DISABLE and ISTIO_MUTUAL only, which take no certificates"
-	whyPrimaryHPA = "serin makes no primary autoscaler: the stable pods stay under your own autoscaler"
+	whyPrimaryHPA = "serin makes no primary autoscaler: the stable pods are your Deployment, scaled by your own HPA or ScaledObject, whose replicas and queries serin never changes: set them there"
 	whyAppMesh    = "App Mesh is not a serin router"
 	whyMatch      = "selects the client proxies or gateways a route applies to, and serin's routes apply to every proxy that receives the release"
 	whyLocality   = "serin's clusters use localities for the split between stable and canary, not for zones"
@@ -118,26 +118,23 @@ func canaryTop() map[string]FieldStatus {
 
 func canaryService() map[string]FieldStatus {
 	m := map[string]FieldStatus{
-		"spec.service":                                 honoured,
-		"spec.service.name":                            honoured,
-		"spec.service.port":                            honoured,
-		"spec.service.portName":                        honoured,
-		"spec.service.appProtocol":                     honoured,
-		"spec.service.targetPort":                      honoured,
-		"spec.service.trafficDistribution":             ignored("serin's proxies choose the endpoints, and the Services serin makes for hooks carry no trafficDistribution"),
-		"spec.service.portDiscovery":                   ignored("serin never rewrites your Service: its other ports keep serving from every pod, without a split"),
-		"spec.service.headless":                        ignored("the Services serin makes for hooks are ClusterIP Services"),
-		"spec.service.timeout":                         honoured,
-		"spec.service.backendTimeout":                  ignored("a Gateway API field: serin applies service.timeout"),
-		"spec.service.meshName":                        ignored(whyAppMesh),
-		"spec.service.backends[]":                      ignored(whyAppMesh),
-		"spec.service.hosts[]":                         honoured,
-		"spec.service.gateways[]":                      honoured,
-		"spec.service.delegation":                      ignored("serin writes no Istio VirtualService that another could delegate to"),
-		"spec.service.corsPolicy":                      honoured,
-		"spec.service.unmanagedMetadata":               ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
-		"spec.service.unmanagedMetadata.annotations[]": ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
-		"spec.service.unmanagedMetadata.labels[]":      ignored("serin sets the labels and annotations of the Services it makes to service.canary and service.primary, so others' keys are not kept"),
+		"spec.service":                     honoured,
+		"spec.service.name":                honoured,
+		"spec.service.port":                honoured,
+		"spec.service.portName":            honoured,
+		"spec.service.appProtocol":         honoured,
+		"spec.service.targetPort":          honoured,
+		"spec.service.trafficDistribution": honoured,
+		"spec.service.portDiscovery":       honoured,
+		"spec.service.headless":            honoured,
+		"spec.service.timeout":             honoured,
+		"spec.service.backendTimeout":      ignored("a Gateway API field: serin applies service.timeout"),
+		"spec.service.meshName":            ignored(whyAppMesh),
+		"spec.service.backends[]":          ignored(whyAppMesh),
+		"spec.service.hosts[]":             honoured,
+		"spec.service.gateways[]":          honoured,
+		"spec.service.delegation":          ignored("serin writes no Istio VirtualService that another could delegate to"),
+		"spec.service.corsPolicy":          honoured,
 	}
 	for _, part := range []map[string]FieldStatus{
 		withPrefix("spec.service.retries", honoured, ".attempts", ".perTryTimeout", ".retryOn"),
@@ -152,7 +149,8 @@ func canaryService() map[string]FieldStatus {
 		withPrefix("spec.service.corsPolicy", honoured, ".allowCredentials", ".allowHeaders[]", ".allowMethods[]",
 			".allowOrigin[]", ".allowOrigins[]", ".allowOrigins[].exact", ".allowOrigins[].prefix", ".allowOrigins[].regex",
 			".exposeHeaders[]", ".maxAge"),
-		withPrefix("spec.service.apex", ignored("serin never modifies your Service <name>"), ".labels", ".annotations"),
+		withPrefix("spec.service.apex", honoured, ".labels", ".annotations"),
+		withPrefix("spec.service.unmanagedMetadata", honoured, ".labels[]", ".annotations[]"),
 		withPrefix("spec.service.primary", honoured, ".labels", ".annotations"),
 		withPrefix("spec.service.canary", honoured, ".labels", ".annotations"),
 	} {
@@ -225,8 +223,7 @@ func canaryAnalysis() map[string]FieldStatus {
 		".sessionAffinity.sameSite", ".sessionAffinity.secure"} {
 		m[p+f] = honoured
 	}
-	ready := ignored("serin moves traffic once every pod of the canary copy is ready, and never waits for a share of the stable pods")
-	m[p+".primaryReadyThreshold"], m[p+".canaryReadyThreshold"] = ready, ready
+	m[p+".primaryReadyThreshold"], m[p+".canaryReadyThreshold"] = honoured, honoured
 	m[p+".match[].sourceLabels"] = ignored(whyMatch)
 	m[p+".metrics[].query"] = honoured
 	m[p+".webhooks[].disableTLS"] = ignored("serin always verifies the TLS certificate of a hook's URL")

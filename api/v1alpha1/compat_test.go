@@ -187,9 +187,7 @@ func TestIgnored(t *testing.T) {
 	want := []string{
 		"spec.ingressRef=",
 		"spec.provider=nginx",
-		"spec.service.apex=",
 		"spec.service.gatewayRefs[]=",
-		"spec.service.portDiscovery=",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Ignored:\n got %q\nwant %q", got, want)

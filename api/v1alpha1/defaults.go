@@ -174,6 +174,36 @@ func (s *CanarySpec) ProgressDeadline() time.Duration {
 	return time.Duration(*s.ProgressDeadlineSeconds) * time.Second
 }
 
+// DefaultReadyThreshold is the percentage of ready pods a track needs
+// when analysis.canaryReadyThreshold or primaryReadyThreshold is not set.
+const DefaultReadyThreshold = 100
+
+// ReadyThresholds are the percentages of ready pods the canary and the
+// stable track need before traffic moves (DefaultReadyThreshold unless
+// set).
+func (s *CanarySpec) ReadyThresholds() (canary, primary int32) {
+	canary, primary = DefaultReadyThreshold, DefaultReadyThreshold
+	if a := s.Analysis; a != nil {
+		if a.CanaryReadyThreshold != nil {
+			canary = *a.CanaryReadyThreshold
+		}
+		if a.PrimaryReadyThreshold != nil {
+			primary = *a.PrimaryReadyThreshold
+		}
+	}
+	return canary, primary
+}
+
+// ReadyPodsNeeded is how many of desired pods must be ready to meet a
+// threshold in percent: the percentage of desired, rounded up.
+func ReadyPodsNeeded(desired, threshold int32) int32 {
+	if desired <= 0 || threshold <= 0 {
+		return 0
+	}
+	threshold = min(threshold, 100)
+	return int32((int64(desired)*int64(threshold) + 99) / 100)
+}
+
 // Weights are the canary weights of a weighted release, in order.
 func (s *CanarySpec) Weights() []int32 {
 	a := s.Analysis

@@ -38,10 +38,10 @@ func ValidateCanarySpec(s *CanarySpec, p *field.Path) field.ErrorList {
 	if s.AutoscalerRef != nil {
 		ar := p.Child("autoscalerRef")
 		if s.AutoscalerRef.Name == "" {
-			errs = append(errs, field.Required(ar.Child("name"), "the HorizontalPodAutoscaler to copy"))
+			errs = append(errs, field.Required(ar.Child("name"), "the HorizontalPodAutoscaler or KEDA ScaledObject to copy"))
 		}
-		if s.AutoscalerRef.Kind != "" && s.AutoscalerRef.Kind != "HorizontalPodAutoscaler" {
-			errs = append(errs, field.NotSupported(ar.Child("kind"), s.AutoscalerRef.Kind, []string{"HorizontalPodAutoscaler"}))
+		if k := s.AutoscalerRef.Kind; k != "" && k != "HorizontalPodAutoscaler" && k != "ScaledObject" {
+			errs = append(errs, field.NotSupported(ar.Child("kind"), k, []string{"HorizontalPodAutoscaler", "ScaledObject"}))
 		}
 	}
 	if d := s.ProgressDeadlineSeconds; d != nil && *d < 1 {

@@ -32,17 +32,15 @@ type flavour struct {
 }
 
 var flavours = []flavour{
-	{"istio.yaml", []string{
-		"spec.service.apex", "spec.service.portDiscovery",
-	}},
+	{"istio.yaml", nil},
 	{"gatewayapi.yaml", []string{
 		"spec.provider=gatewayapi:v1", "spec.service.backendTimeout", "spec.service.gatewayRefs[]", "spec.service.rewrite.type",
 	}},
 	{"linkerd.yaml", []string{
-		"spec.analysis.canaryReadyThreshold", "spec.analysis.primaryReadyThreshold", "spec.analysis.webhooks[].disableTLS",
+		"spec.analysis.webhooks[].disableTLS",
 		"spec.autoscalerRef.primaryScalerReplicas", "spec.provider=linkerd",
 	}},
-	{"kubernetes.yaml", []string{"spec.ingressRef", "spec.service.portDiscovery"}},
+	{"kubernetes.yaml", []string{"spec.ingressRef"}},
 }
 
 // TestFlaggerManifests installs serin once and applies each flavour in a
@@ -255,6 +253,12 @@ func assertWarnings(t *testing.T, warnings, ignored []string) {
 func assertCondition(t *testing.T, c *cluster.Cluster, resource, ns string, ignored []string) {
 	t.Helper()
 	cond := waitCondition(t, c, resource, ns)
+	if len(ignored) == 0 {
+		if cond.Status != metav1.ConditionTrue || cond.Reason != "AllFieldsHonoured" {
+			t.Errorf("condition %+v, want True/AllFieldsHonoured", cond)
+		}
+		return
+	}
 	if cond.Status != metav1.ConditionFalse || cond.Reason != "IgnoredFields" {
 		t.Fatalf("condition %+v, want False/IgnoredFields", cond)
 	}

@@ -34,6 +34,9 @@ func TestReleases(t *testing.T) {
 		{"OptOutMidRelease", testOptOutMidRelease},
 		{"HPACopy", testHPACopy},
 		{"ServicesForHooks", testServicesForHooks},
+		{"ApexService", testApexService},
+		{"ReadyThresholds", testReadyThresholds},
+		{"ScaledObjectCopy", testScaledObjectCopy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -138,6 +138,9 @@ Istio on, EnvoyFilters. */}}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["gateways", "httproutes"]
   verbs: ["get", "list", "watch"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["create", "delete", "get", "update"]
 {{- if ne .Values.istio.mode "none" }}
 {{ include "serin.envoyFilterRule" . }}
 {{- end }}
