@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -42,12 +43,25 @@ spec:
   selector: {app: podinfo}
   ports: [{name: http, port: 9898, targetPort: 9898}]
 ---
+# The route that gives the namespace its public host (serin's admission
+# checks that a Canary's hosts are its namespace's own).
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: podinfo, namespace: %[1]s}
+spec:
+  hosts: [podinfo.%[1]s.example.com]
+  gateways: [istio-system/public-gateway]
+  http: [{route: [{destination: {host: podinfo, port: {number: 9898}}}]}]
+---
 apiVersion: serin.dev/v1alpha1
 kind: Canary
 metadata: {name: podinfo, namespace: %[1]s}
 spec:
   targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
-  service: {port: 9898}
+  service:
+    port: 9898
+    gateways: [istio-system/public-gateway]
+    hosts: [podinfo.%[1]s.example.com]
   analysis:
     interval: 1s
     stepWeight: 50
@@ -70,6 +84,22 @@ kind: Pod
 metadata: {name: client, namespace: %[1]s, labels: {app: client}}
 spec:
   containers: [{name: app, image: curl}]
+`
+
+// publicGateway is the ingress gateway of Istio's guides, and the pod
+// whose proxy the test plays.
+const publicGateway = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public-gateway, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: istio-system, labels: {istio: ingressgateway}}
+spec:
+  containers: [{name: istio-proxy, image: proxyv2}]
 `
 
 // TestIstiodAppliesEnvoyFilters runs Istio's control plane, istiod, against
@@ -108,6 +138,10 @@ func TestIstiodAppliesEnvoyFilters(t *testing.T) {
 }
 
 func checkIstiod(ctx context.Context, t *testing.T, c *cluster.Cluster, ist *cluster.Istiod, s *harness.Serin, ns, serinXDS string) {
+	gwPod := "ingressgateway-" + serinXDS
+	if _, err := c.Kubectl(ctx, fmt.Sprintf(publicGateway, gwPod), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Kubectl(ctx, fmt.Sprintf(istiodRelease, ns, "6.0.0"), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +222,25 @@ func checkIstiod(ctx context.Context, t *testing.T, c *cluster.Cluster, ist *clu
 		t.Errorf("no route of podinfo's virtual host sends to %s: %v", want, routes)
 	}
 
+	// An ingress gateway's proxy: serin's clusters, and the release's host
+	// routed to serin's weighted cluster (the VirtualService's route,
+	// merged by serin's gateway EnvoyFilter in the root namespace).
+	gwIP, err := c.Kubectl(ctx, "", "get", "pod", gwPod, "-n", "istio-system", "-o", "jsonpath={.status.podIP}")
+	if err != nil || gwIP == "" {
+		t.Fatalf("gateway pod IP %q: %v", gwIP, err)
+	}
+	gateway := &corev3.Node{
+		Id: fmt.Sprintf("router~%s~%s.istio-system~istio-system.svc.cluster.local", gwIP, gwPod),
+		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			"NAMESPACE":     structpb.NewStringValue("istio-system"),
+			"CLUSTER_ID":    structpb.NewStringValue("Kubernetes"),
+			"ISTIO_VERSION": structpb.NewStringValue("1.29.0"),
+			"SERIN_XDS":     structpb.NewStringValue(serinXDS),
+			"LABELS":        structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"istio": structpb.NewStringValue("ingressgateway")}}),
+		}},
+	}
+	checkGateway(ctx, t, ist, gateway, ns, want, serinXDS)
+
 	// istiod says it applied the patches, and none failed. It records what
 	// a push applied at its next push: a Service change makes one.
 	nudge := fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: nudge, namespace: %s}\nspec: {ports: [{port: 80}]}\n", ns)
@@ -198,6 +251,61 @@ func checkIstiod(ctx context.Context, t *testing.T, c *cluster.Cluster, ist *clu
 
 	// serin answers the cluster's EDS with the release's weights.
 	checkWeights(ctx, t, s, ns, want)
+}
+
+// checkGateway plays an ingress gateway's proxy: istiod sends it serin's
+// clusters and routes the release's host to serin's weighted cluster.
+func checkGateway(ctx context.Context, t *testing.T, ist *cluster.Istiod, node *corev3.Node, ns, want, serinXDS string) {
+	t.Helper()
+	var clusters []*clusterv3.Cluster
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		clusters = unpackAll[*clusterv3.Cluster](t, dialADS(ctx, t, ist.XDSAddress, node).get(t, resourcev3.ClusterType, nil))
+		if slices.ContainsFunc(clusters, func(cl *clusterv3.Cluster) bool { return cl.GetName() == want }) || time.Now().After(deadline) {
+			break
+		}
+	}
+	found := 0
+	for _, cl := range clusters {
+		if err := validate(cl); err != nil {
+			t.Errorf("istiod's gateway cluster %s is invalid: %v", cl.GetName(), err)
+		}
+		if strings.HasPrefix(cl.GetName(), want) {
+			found++
+			checkEDSSource(t, cl, serinXDS)
+		}
+	}
+	if found != 3 {
+		t.Fatalf("the gateway got %d of serin's clusters for %s", found, want)
+	}
+	ads := dialADS(ctx, t, ist.XDSAddress, node)
+	var routeNames []string
+	for _, l := range unpackAll[*listenerv3.Listener](t, ads.get(t, resourcev3.ListenerType, nil)) {
+		if err := validate(l); err != nil {
+			t.Errorf("istiod's gateway listener %s is invalid: %v", l.GetName(), err)
+		}
+		routeNames = append(routeNames, rdsNames(l)...)
+	}
+	if len(routeNames) == 0 {
+		t.Fatal("the gateway's listeners name no route table")
+	}
+	host := "podinfo." + ns + ".example.com"
+	routed := false
+	for _, rc := range unpackAll[*routev3.RouteConfiguration](t, ads.get(t, resourcev3.RouteType, routeNames)) {
+		if err := validate(rc); err != nil {
+			t.Errorf("istiod's gateway route table %s is invalid: %v", rc.GetName(), err)
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			if !slices.Contains(vh.GetDomains(), host) {
+				continue
+			}
+			for _, r := range vh.GetRoutes() {
+				routed = routed || r.GetRoute().GetCluster() == want
+			}
+		}
+	}
+	if !routed {
+		t.Errorf("the gateway does not route %s to %s (route tables %v)", host, want, routeNames)
+	}
 }
 
 // checkEDSSource: a serin cluster takes its endpoints from serin, through
@@ -297,6 +405,19 @@ func checkIstiodMetrics(t *testing.T, ist *cluster.Istiod, ns string) {
 	for _, l := range lines {
 		if strings.Contains(l, `result="error"`) && !strings.HasSuffix(l, " 0") {
 			t.Errorf("istiod reports a failed EnvoyFilter patch: %s", l)
+		}
+	}
+	// Nor does its log: no error or warning about an EnvoyFilter, a patch
+	// or the release's namespace.
+	log, err := os.ReadFile(ist.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(log), "\n") {
+		bad := strings.Contains(l, "\terror\t") || strings.Contains(l, "\twarn\t")
+		about := strings.Contains(strings.ToLower(l), "envoyfilter") || strings.Contains(l, "patch") || strings.Contains(l, ns)
+		if bad && about {
+			t.Errorf("istiod logged: %s", l)
 		}
 	}
 }
