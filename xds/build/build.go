@@ -6,7 +6,9 @@ package build
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,10 +103,11 @@ func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *m
 func addEndpoints(r *model.Release, spec *v1alpha1.CanarySpec, tracks Tracks, pods []corev1.Pod) {
 	stableSel := labels.SelectorFromSet(tracks.Stable)
 	canarySel := labels.SelectorFromSet(tracks.Canary)
+	owner := addressOwners(pods, spec)
 	for i := range pods {
 		p := &pods[i]
 		ep, ok := endpoint(p, spec)
-		if !ok {
+		if !ok || owner[net.JoinHostPort(ep.IP, strconv.FormatUint(uint64(ep.Port), 10))] != i {
 			continue
 		}
 		switch {
@@ -119,6 +122,40 @@ func addEndpoints(r *model.Release, spec *v1alpha1.CanarySpec, tracks Tracks, po
 			return strings.Compare(a.IP+"/"+a.Pod, b.IP+"/"+b.Pod)
 		})
 	}
+}
+
+// addressOwners picks, for each address several pods report (a pod that
+// is going away and the new pod that got its IP, as the cache may briefly
+// show them), the one pod whose endpoint it is: the ready one, else the
+// newest, else the first by name. Proxies refuse an update that lists an
+// address twice.
+func addressOwners(pods []corev1.Pod, spec *v1alpha1.CanarySpec) map[string]int {
+	owner := map[string]int{}
+	ready := map[string]bool{}
+	for i := range pods {
+		ep, ok := endpoint(&pods[i], spec)
+		if !ok {
+			continue
+		}
+		addr := net.JoinHostPort(ep.IP, strconv.FormatUint(uint64(ep.Port), 10))
+		j, seen := owner[addr]
+		if !seen || better(&pods[i], ep.Ready, &pods[j], ready[addr]) {
+			owner[addr], ready[addr] = i, ep.Ready
+		}
+	}
+	return owner
+}
+
+// better reports whether pod a (ready or not) should own an address
+// rather than pod b.
+func better(a *corev1.Pod, aReady bool, b *corev1.Pod, bReady bool) bool {
+	switch {
+	case aReady != bReady:
+		return aReady
+	case !a.CreationTimestamp.Equal(&b.CreationTimestamp):
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
 
 // addRouteFeatures switches on what the status asks for: mirroring, A/B
