@@ -37,16 +37,19 @@ type claimSource struct {
 	gvk   schema.GroupVersionKind
 	claim v1alpha1.ClaimKind
 	hosts func(u *unstructured.Unstructured) []string
+	// serinWrites marks a kind serin itself writes for Canaries; the
+	// objects serin made claim nothing.
+	serinWrites bool
 }
 
 var claimSources = []claimSource{
 	{schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "GatewayList"}, v1alpha1.ClaimGateway, func(u *unstructured.Unstructured) []string {
 		return nestedStrings(u.Object, []string{"spec", "listeners"}, []string{"hostname"})
-	}},
+	}, false},
 	{schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRouteList"}, v1alpha1.ClaimRoute, func(u *unstructured.Unstructured) []string {
 		hs, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "hostnames")
 		return hs
-	}},
+	}, false},
 	{schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1alpha3", Kind: "GatewayList"}, v1alpha1.ClaimGateway, func(u *unstructured.Unstructured) []string {
 		var out []string
 		for _, h := range nestedStrings(u.Object, []string{"spec", "servers"}, []string{"hosts"}) {
@@ -59,11 +62,11 @@ var claimSources = []claimSource{
 			out = append(out, host)
 		}
 		return out
-	}},
+	}, false},
 	{schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1alpha3", Kind: "VirtualServiceList"}, v1alpha1.ClaimRoute, func(u *unstructured.Unstructured) []string {
 		hs, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "hosts")
 		return hs
-	}},
+	}, true},
 }
 
 // Ownership gathers what decides which hosts namespace ns may claim.
@@ -120,6 +123,11 @@ func (h *HostOwners) claims(ctx context.Context, src claimSource) ([]v1alpha1.Ho
 	var out []v1alpha1.HostClaim
 	for i := range list.Items {
 		u := &list.Items[i]
+		if src.serinWrites && u.GetLabels()[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue {
+			// serin writes these from Canaries (Flagger's Istio router):
+			// they follow ownership and must never make it.
+			continue
+		}
 		for _, host := range src.hosts(u) {
 			out = append(out, v1alpha1.HostClaim{Host: host, Namespace: u.GetNamespace(), Kind: src.claim,
 				Source: kind + " " + u.GetNamespace() + "/" + u.GetName(), Created: u.GetCreationTimestamp().Time})

@@ -133,7 +133,7 @@ func canaryService() map[string]FieldStatus {
 		"spec.service.backends[]":          ignored(whyAppMesh),
 		"spec.service.hosts[]":             honoured,
 		"spec.service.gateways[]":          honoured,
-		"spec.service.delegation":          ignored("serin writes no Istio VirtualService that another could delegate to"),
+		"spec.service.delegation":          honoured,
 		"spec.service.corsPolicy":          honoured,
 	}
 	for _, part := range []map[string]FieldStatus{

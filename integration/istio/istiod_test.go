@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
 	"github.com/serin-dev/serin/xds/translate"
@@ -42,16 +43,6 @@ metadata: {name: podinfo, namespace: %[1]s}
 spec:
   selector: {app: podinfo}
   ports: [{name: http, port: 9898, targetPort: 9898}]
----
-# The route that gives the namespace its public host (serin's admission
-# checks that a Canary's hosts are its namespace's own).
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: podinfo, namespace: %[1]s}
-spec:
-  hosts: [podinfo.%[1]s.example.com]
-  gateways: [istio-system/public-gateway]
-  http: [{route: [{destination: {host: podinfo, port: {number: 9898}}}]}]
 ---
 apiVersion: serin.dev/v1alpha1
 kind: Canary
@@ -86,14 +77,15 @@ spec:
   containers: [{name: app, image: curl}]
 `
 
-// publicGateway is the ingress gateway of Istio's guides, and the pod
-// whose proxy the test plays.
+// publicGateway is the ingress gateway of Flagger's Istio guide (for
+// *.example.com, which its namespace thereby owns), and the pod whose proxy
+// the test plays.
 const publicGateway = `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: public-gateway, namespace: istio-system}
 spec:
   selector: {istio: ingressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*.example.com"]}]
 ---
 apiVersion: v1
 kind: Pod
@@ -142,10 +134,32 @@ func checkIstiod(ctx context.Context, t *testing.T, c *cluster.Cluster, ist *clu
 	if _, err := c.Kubectl(ctx, fmt.Sprintf(publicGateway, gwPod), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
+	// As in Flagger's guide, the Canary names the gateway and a public host
+	// and nothing else routes it: the gateway's namespace grants the host,
+	// and serin writes the VirtualService that binds it to the gateway.
+	grant := fmt.Sprintf("%s=%s/podinfo.%s.example.com", v1alpha1.AnnotationHostGrants, ns, ns)
+	if _, err := c.Kubectl(ctx, "", "annotate", "--overwrite", "namespace", "istio-system", grant); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Kubectl(ctx, fmt.Sprintf(istiodRelease, ns, "6.0.0"), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	waitPhase(ctx, t, c, ns, "Initialized")
+	var vs string
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		vs, err = c.Kubectl(ctx, "", "get", "virtualservices.networking.istio.io", "podinfo", "-n", ns, "-o",
+			`jsonpath={.metadata.labels.app\.kubernetes\.io/managed-by} {.spec.hosts} {.spec.gateways}`)
+		if err == nil {
+			break
+		}
+	}
+	// Its hosts are the release's: the public one and, as Flagger's, the
+	// Service's own names.
+	if err != nil || !strings.HasPrefix(vs, "serin [") || !strings.Contains(vs, fmt.Sprintf(`"podinfo.%s.example.com"`, ns)) ||
+		!strings.HasSuffix(vs, ` ["istio-system/public-gateway"]`) {
+		t.Fatalf("serin's VirtualService (managed-by, hosts, gateways): %q (%v)", vs, err)
+	}
 	if _, err := c.Kubectl(ctx, fmt.Sprintf(istiodRelease, ns, "6.0.1"), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
@@ -223,8 +237,9 @@ func checkIstiod(ctx context.Context, t *testing.T, c *cluster.Cluster, ist *clu
 	}
 
 	// An ingress gateway's proxy: serin's clusters, and the release's host
-	// routed to serin's weighted cluster (the VirtualService's route,
-	// merged by serin's gateway EnvoyFilter in the root namespace).
+	// routed to serin's weighted cluster (the route of serin's
+	// VirtualService, merged by serin's gateway EnvoyFilter in the root
+	// namespace).
 	gwIP, err := c.Kubectl(ctx, "", "get", "pod", gwPod, "-n", "istio-system", "-o", "jsonpath={.status.podIP}")
 	if err != nil || gwIP == "" {
 		t.Fatalf("gateway pod IP %q: %v", gwIP, err)

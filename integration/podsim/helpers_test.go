@@ -107,6 +107,11 @@ type httpResult struct {
 	body   []byte
 }
 
+// freshConns opens a connection per request: a stopped pod's server drains
+// its open connections in the background (as a terminating container may),
+// so a kept-alive one could still reach the old server after a restart.
+var freshConns = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 func doHTTP(t *testing.T, method, url string, body io.Reader, hdr map[string]string) httpResult {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
@@ -120,7 +125,7 @@ func doHTTP(t *testing.T, method, url string, body io.Reader, hdr map[string]str
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := freshConns.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

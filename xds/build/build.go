@@ -82,6 +82,7 @@ func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *m
 		Port:         uint32(spec.Service.Port),
 		Protocol:     protocol(spec.Service.AppProtocol),
 		Gateways:     spec.Service.Gateways,
+		Delegation:   spec.Service.Delegation,
 		CanaryWeight: uint32(st.CanaryWeight),
 		Stable:       model.TrackEndpoints{Revision: st.StableRevision},
 		Canary:       model.TrackEndpoints{Revision: st.CanaryRevision},

@@ -25,6 +25,14 @@
 //     passes only hosts the Canary's namespace owns
 //     (v1alpha1.HostOwnership), and admission rejects the others.
 //
+// With gateways (or service.delegation), also the VirtualService that
+// Flagger's Istio router writes: named after the Service, binding the
+// release's hosts to its gateways (a delegate: neither), one route to the
+// Service, for the gateway patches to merge onto (RenderVirtualService).
+// A VirtualService of that name that serin did not make is left alone, and
+// serin's own claim no host (v1alpha1.HostOwnership), so they follow the
+// namespace's ownership and never make it.
+//
 // Their patches:
 //
 //   - CLUSTER ADD of translate's three clusters, whose EDS config source

@@ -42,6 +42,9 @@ type Release struct {
 	// Gateways are Istio gateways (namespace/name) that also route this
 	// release; only the Istio glue uses them.
 	Gateways []string `yaml:"gateways,omitempty"`
+	// Delegation makes the Istio glue's VirtualService a delegate (no
+	// hosts, no gateways) that another VirtualService hands routes to.
+	Delegation bool `yaml:"delegation,omitempty"`
 	// ClusterIPs are the Service's cluster IPs. Only the Istio glue uses
 	// them, to find a TCP service's own outbound listeners, which Istio
 	// names <clusterIP>_<port> (other TCP services on the same port have

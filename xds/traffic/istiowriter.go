@@ -18,6 +18,7 @@ import (
 
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -94,7 +95,11 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 	if err != nil {
 		return fmt.Errorf("render envoyfilters: %w", err)
 	}
-	b, err := json.Marshal(efs)
+	vs := istio.RenderVirtualService(rel)
+	b, err := json.Marshal(struct {
+		EnvoyFilters   any
+		VirtualService any
+	}{efs, vs})
 	if err != nil {
 		return err
 	}
@@ -116,6 +121,9 @@ func (w *IstioWriter) Write(ctx context.Context, rel *model.Release) error {
 		keep[ef.Namespace+"/"+ef.Name] = true
 	}
 	if err := w.prune(ctx, istio.ReleaseHash(rel), keep); err != nil {
+		return err
+	}
+	if err := w.virtualService(ctx, rel, vs); err != nil {
 		return err
 	}
 	// A forbidden bootstrap write is remembered like a made one: the
@@ -197,7 +205,55 @@ func (w *IstioWriter) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("release key %q: %w", key, err)
 	}
 	rel := model.Release{Namespace: parts[0], Service: parts[1], Port: uint32(port)}
-	return w.prune(ctx, istio.ReleaseHash(&rel), nil)
+	if err := w.prune(ctx, istio.ReleaseHash(&rel), nil); err != nil {
+		return err
+	}
+	return w.pruneVirtualServices(ctx, istio.ReleaseHash(&rel), "")
+}
+
+// virtualService applies the release's VirtualService (vs; nil: it needs
+// none) unless a VirtualService of that name exists that serin did not
+// make, which is left alone, and removes what the release no longer needs.
+func (w *IstioWriter) virtualService(ctx context.Context, rel *model.Release, vs *networkingv1alpha3.VirtualService) error {
+	hash := istio.ReleaseHash(rel)
+	if vs == nil {
+		return w.pruneVirtualServices(ctx, hash, "")
+	}
+	var cur networkingv1alpha3.VirtualService
+	err := w.Client.Get(ctx, client.ObjectKey{Namespace: vs.Namespace, Name: vs.Name}, &cur)
+	switch {
+	case err == nil && cur.Labels[istio.LabelManagedBy] != istio.ManagedBy:
+		logr.FromContextOrDiscard(ctx).Info("a VirtualService of the release's name is not serin's: left alone, it routes the release's hosts",
+			"namespace", vs.Namespace, "name", vs.Name)
+		return w.pruneVirtualServices(ctx, hash, "")
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("get virtualservice %s/%s: %w", vs.Namespace, vs.Name, err)
+	}
+	if err := w.apply(ctx, vs); err != nil {
+		return fmt.Errorf("apply virtualservice %s/%s: %w", vs.Namespace, vs.Name, err)
+	}
+	return w.pruneVirtualServices(ctx, hash, vs.Namespace+"/"+vs.Name)
+}
+
+// pruneVirtualServices deletes the release's VirtualServices but keep
+// (namespace/name).
+func (w *IstioWriter) pruneVirtualServices(ctx context.Context, hash, keep string) error {
+	var list networkingv1alpha3.VirtualServiceList
+	if err := w.Client.List(ctx, &list, client.MatchingLabels{istio.LabelRelease: hash, istio.LabelManagedBy: istio.ManagedBy}); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil
+		}
+		return fmt.Errorf("list virtualservices: %w", err)
+	}
+	for _, vs := range list.Items {
+		if vs.Namespace+"/"+vs.Name == keep {
+			continue
+		}
+		if err := w.Client.Delete(ctx, vs); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete virtualservice %s/%s: %w", vs.Namespace, vs.Name, err)
+		}
+	}
+	return nil
 }
 
 // prune deletes the release's EnvoyFilters that keep (namespace/name)

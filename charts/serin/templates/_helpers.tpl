@@ -143,6 +143,7 @@ Istio on, EnvoyFilters. */}}
   verbs: ["create", "delete", "get", "update"]
 {{- if ne .Values.istio.mode "none" }}
 {{ include "serin.envoyFilterRule" . }}
+{{ include "serin.virtualServiceRule" . }}
 {{- end }}
 - apiGroups: ["networking.istio.io"]
   resources: ["gateways", "virtualservices"]
@@ -167,6 +168,14 @@ Canary's namespace owns (admission and the traffic controller). */}}
 - apiGroups: ["networking.istio.io"]
   resources: ["gateways", "virtualservices"]
   verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/* The VirtualService that binds a release's hosts to its gateways (or
+its delegate), in the release's namespace, as Flagger's Istio router writes. */}}
+{{- define "serin.virtualServiceRule" -}}
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["create", "delete", "patch", "update"]
 {{- end -}}
 
 {{- define "serin.envoyFilterRule" -}}
