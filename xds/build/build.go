@@ -104,11 +104,11 @@ func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *m
 func addEndpoints(r *model.Release, spec *v1alpha1.CanarySpec, tracks Tracks, pods []corev1.Pod) {
 	stableSel := labels.SelectorFromSet(tracks.Stable)
 	canarySel := labels.SelectorFromSet(tracks.Canary)
-	owner := addressOwners(pods, spec)
+	eps, owned := ownedEndpoints(pods, spec)
 	for i := range pods {
 		p := &pods[i]
-		ep, ok := endpoint(p, spec)
-		if !ok || owner[net.JoinHostPort(ep.IP, strconv.FormatUint(uint64(ep.Port), 10))] != i {
+		ep := eps[i]
+		if !owned[i] {
 			continue
 		}
 		switch {
@@ -125,26 +125,32 @@ func addEndpoints(r *model.Release, spec *v1alpha1.CanarySpec, tracks Tracks, po
 	}
 }
 
-// addressOwners picks, for each address several pods report (a pod that
+// ownedEndpoints is each pod's endpoint, and whether it is listed: a pod
+// without one is not, and of the pods that report one address (a pod that
 // is going away and the new pod that got its IP, as the cache may briefly
-// show them), the one pod whose endpoint it is: the ready one, else the
+// show them) only the one whose address it is: the ready one, else the
 // newest, else the first by name. Proxies refuse an update that lists an
 // address twice.
-func addressOwners(pods []corev1.Pod, spec *v1alpha1.CanarySpec) map[string]int {
+func ownedEndpoints(pods []corev1.Pod, spec *v1alpha1.CanarySpec) ([]model.Endpoint, []bool) {
+	eps := make([]model.Endpoint, len(pods))
+	owned := make([]bool, len(pods))
 	owner := map[string]int{}
-	ready := map[string]bool{}
 	for i := range pods {
 		ep, ok := endpoint(&pods[i], spec)
 		if !ok {
 			continue
 		}
+		eps[i] = ep
 		addr := net.JoinHostPort(ep.IP, strconv.FormatUint(uint64(ep.Port), 10))
 		j, seen := owner[addr]
-		if !seen || better(&pods[i], ep.Ready, &pods[j], ready[addr]) {
-			owner[addr], ready[addr] = i, ep.Ready
+		switch {
+		case !seen:
+			owner[addr], owned[i] = i, true
+		case better(&pods[i], ep.Ready, &pods[j], eps[j].Ready):
+			owner[addr], owned[i], owned[j] = i, true, false
 		}
 	}
-	return owner
+	return eps, owned
 }
 
 // better reports whether pod a (ready or not) should own an address

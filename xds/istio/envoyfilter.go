@@ -88,13 +88,8 @@ func RenderEnvoyFilters(r *model.Release, opts Options) ([]*clientnetworking.Env
 			return nil, fmt.Errorf("release %s: %w", r.Key(), err)
 		}
 		ef := &clientnetworking.EnvoyFilter{
-			TypeMeta: metav1.TypeMeta{APIVersion: "networking.istio.io/v1alpha3", Kind: "EnvoyFilter"},
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        sc.name,
-				Namespace:   sc.namespace,
-				Labels:      map[string]string{LabelManagedBy: ManagedBy, LabelRelease: ReleaseHash(r)},
-				Annotations: map[string]string{AnnotationRelease: r.Key()},
-			},
+			TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1alpha3", Kind: "EnvoyFilter"},
+			ObjectMeta: releaseObjectMeta(r, sc.namespace, sc.name),
 		}
 		ef.Spec.ConfigPatches = patches
 		out = append(out, ef)
@@ -103,6 +98,17 @@ func RenderEnvoyFilters(r *model.Release, opts Options) ([]*clientnetworking.Env
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return out, nil
+}
+
+// releaseObjectMeta names an object serin writes for release r, with the
+// labels by which it is found and pruned, and the release's key.
+func releaseObjectMeta(r *model.Release, namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:        name,
+		Namespace:   namespace,
+		Labels:      map[string]string{LabelManagedBy: ManagedBy, LabelRelease: ReleaseHash(r)},
+		Annotations: map[string]string{AnnotationRelease: r.Key()},
+	}
 }
 
 // filterScope is one EnvoyFilter of a release: the proxies it patches and

@@ -29,13 +29,8 @@ func RenderVirtualService(r *model.Release) *clientnetworking.VirtualService {
 		return nil
 	}
 	vs := &clientnetworking.VirtualService{
-		TypeMeta: metav1.TypeMeta{APIVersion: "networking.istio.io/v1alpha3", Kind: "VirtualService"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        r.Service,
-			Namespace:   r.Namespace,
-			Labels:      map[string]string{LabelManagedBy: ManagedBy, LabelRelease: ReleaseHash(r)},
-			Annotations: map[string]string{AnnotationRelease: r.Key()},
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1alpha3", Kind: "VirtualService"},
+		ObjectMeta: releaseObjectMeta(r, r.Namespace, r.Service),
 	}
 	if !r.Delegation {
 		vs.Spec.Hosts = slices.Sorted(slices.Values(r.EffectiveHosts()))
