@@ -32,7 +32,7 @@ func TestCanaryWarnings(t *testing.T) {
 	}
 	want := []string{
 		"serin ignores spec.ingressRef: serin routes through its own xDS server (and Istio's sidecars), not through an Ingress controller",
-		"serin ignores spec.provider=nginx: serin routes through its own xDS server (and Istio's sidecars), and this provider is not a serin router",
+		"serin ignores spec.provider=nginx: serin routes through its own xDS server (and Istio's sidecars), Gateway API routes or SMI TrafficSplits, and this provider is none of them",
 	}
 	if !slices.Equal(resp.Warnings, want) {
 		t.Errorf("warnings:\n got %q\nwant %q", resp.Warnings, want)

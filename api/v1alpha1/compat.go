@@ -85,8 +85,8 @@ func buildCompat() map[string]FieldStatus {
 
 func canaryTop() map[string]FieldStatus {
 	m := map[string]FieldStatus{
-		"spec.provider": {HonouredValues: []string{"istio", "kubernetes"},
-			Reason: "serin routes through its own xDS server (and Istio's sidecars), and this provider is not a serin router"},
+		"spec.provider": {HonouredValues: []string{"istio", "kubernetes", "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "smi:v1alpha2"},
+			Reason: "serin routes through its own xDS server (and Istio's sidecars), Gateway API routes or SMI TrafficSplits, and this provider is none of them"},
 		"spec.metricsServer":                      honoured,
 		"spec.progressDeadlineSeconds":            honoured,
 		"spec.targetRef":                          honoured,
@@ -144,7 +144,7 @@ func canaryService() map[string]FieldStatus {
 			".backendRef", ".backendRef.group", ".backendRef.kind", ".backendRef.name", ".backendRef.namespace", ".backendRef.port"),
 		withPrefix("spec.service.headers", honoured, ".request", ".request.add", ".request.remove[]", ".request.set",
 			".response", ".response.add", ".response.remove[]", ".response.set"),
-		withPrefix("spec.service.gatewayRefs[]", ignored("serin writes no HTTPRoute: its proxies receive their routes over xDS"),
+		withPrefix("spec.service.gatewayRefs[]", honoured,
 			".group", ".kind", ".name", ".namespace", ".sectionName", ".port"),
 		withPrefix("spec.service.corsPolicy", honoured, ".allowCredentials", ".allowHeaders[]", ".allowMethods[]",
 			".allowOrigin[]", ".allowOrigins[]", ".allowOrigins[].exact", ".allowOrigins[].prefix", ".allowOrigins[].regex",

@@ -187,12 +187,11 @@ func TestIgnored(t *testing.T) {
 	want := []string{
 		"spec.ingressRef=",
 		"spec.provider=nginx",
-		"spec.service.gatewayRefs[]=",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Ignored:\n got %q\nwant %q", got, want)
 	}
-	for _, honoured := range []Provider{"", "istio", "kubernetes"} {
+	for _, honoured := range []Provider{"", "istio", "kubernetes", "gatewayapi:v1", "gatewayapi:v1beta1", "linkerd", "smi:v1alpha2"} {
 		if n := Ignored(&CanarySpec{Provider: honoured}); len(n) != 0 {
 			t.Errorf("provider %q: %v", honoured, n)
 		}
@@ -296,5 +295,26 @@ func TestCompatDoc(t *testing.T) {
 	}
 	if string(got) != want {
 		t.Errorf("%s is stale: run go test ./api/v1alpha1 -run TestCompatDoc -update-docs", path)
+	}
+}
+
+func TestRouterFor(t *testing.T) {
+	for _, tc := range []struct {
+		p, def Provider
+		want   Router
+	}{
+		{"", "", RouterXDS},
+		{"istio", "", RouterXDS},
+		{"kubernetes", "linkerd", RouterXDS},
+		{"", "gatewayapi:v1", RouterGatewayAPI},
+		{"gatewayapi:v1beta1", "", RouterGatewayAPI},
+		{"linkerd", "gatewayapi:v1", RouterSMI},
+		{"smi:v1alpha2", "", RouterSMI},
+		{"", "linkerd", RouterSMI},
+		{"nginx", "gatewayapi:v1", RouterXDS},
+	} {
+		if got := RouterFor(tc.p, tc.def); got != tc.want {
+			t.Errorf("RouterFor(%q, %q) = %q, want %q", tc.p, tc.def, got, tc.want)
+		}
 	}
 }

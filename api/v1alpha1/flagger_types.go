@@ -5,8 +5,12 @@ package v1alpha1
 // manifest with only its apiVersion changed is accepted. compat.go says,
 // field by field, which of them serin honours and why it ignores the rest.
 
-// Provider is the service mesh or ingress Flagger routes through; serin
-// routes through its own xDS server (and Istio's sidecars when present).
+// Provider is the router of a release, in Flagger's values. serin routes
+// "istio", "kubernetes" and the empty value (the install default) through
+// its own xDS server (and Istio's sidecars when present); "gatewayapi:v1"
+// and "gatewayapi:v1beta1" through a Gateway API HTTPRoute (GRPCRoute,
+// TCPRoute) that serin writes; "linkerd" (and Flagger's "smi:v1alpha2")
+// through an SMI TrafficSplit. The other values are accepted and reported.
 // +kubebuilder:validation:Enum=apisix;appmesh;"appmesh:v1beta2";contour;"gatewayapi:v1";"gatewayapi:v1beta1";gloo;istio;knative;kubernetes;kuma;linkerd;nginx;osm;skipper;"smi:v1alpha1";"smi:v1alpha2";"smi:v1alpha3";traefik
 type Provider string
 

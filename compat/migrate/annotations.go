@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,20 +31,15 @@ func AsAnnotations(canaryName string, spec *v1alpha1.CanarySpec) (map[string]str
 		return nil, false
 	}
 	explicit := spec.DeepCopy()
-	// The engine does not read the provider: istio and kubernetes route
-	// the same way, so they need no annotation.
-	if slices.Contains(honouredProviders(), string(explicit.Provider)) {
+	// istio and kubernetes route through serin's xDS server as no
+	// provider does, so they need no annotation; the other routers do.
+	if p := explicit.Provider; p == v1alpha1.ProviderIstio || p == v1alpha1.ProviderKubernetes {
 		explicit.Provider = ""
 	}
 	if !equality.Semantic.DeepEqual(resolved(name, fromAnn, nil), resolved(name, nil, explicit)) {
 		return nil, false
 	}
 	return ann, true
-}
-
-// honouredProviders are the provider values serin honours.
-func honouredProviders() []string {
-	return v1alpha1.Compat["canaries:spec.provider"].HonouredValues
 }
 
 // resolved is the effective spec serin runs for a Canary named name:

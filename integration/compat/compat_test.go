@@ -34,11 +34,11 @@ type flavour struct {
 var flavours = []flavour{
 	{"istio.yaml", nil},
 	{"gatewayapi.yaml", []string{
-		"spec.provider=gatewayapi:v1", "spec.service.backendTimeout", "spec.service.gatewayRefs[]", "spec.service.rewrite.type",
+		"spec.service.backendTimeout", "spec.service.rewrite.type",
 	}},
 	{"linkerd.yaml", []string{
 		"spec.analysis.webhooks[].disableTLS",
-		"spec.autoscalerRef.primaryScalerReplicas", "spec.provider=linkerd",
+		"spec.autoscalerRef.primaryScalerReplicas",
 	}},
 	{"kubernetes.yaml", []string{"spec.ingressRef"}},
 }

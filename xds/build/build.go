@@ -83,6 +83,7 @@ func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *m
 		Protocol:     protocol(spec.Service.AppProtocol),
 		Gateways:     spec.Service.Gateways,
 		Delegation:   spec.Service.Delegation,
+		GatewayRefs:  parentRefs(spec.Service.GatewayRefs),
 		CanaryWeight: uint32(st.CanaryWeight),
 		Stable:       model.TrackEndpoints{Revision: st.StableRevision},
 		Canary:       model.TrackEndpoints{Revision: st.CanaryRevision},
@@ -97,6 +98,19 @@ func base(c *v1alpha1.Canary, spec *v1alpha1.CanarySpec, svc *corev1.Service) *m
 		r.ExportTo = model.ParseExportTo(svc.Annotations[ExportToAnnotation])
 	}
 	return r
+}
+
+// parentRefs are service.gatewayRefs in the model.
+func parentRefs(refs []v1alpha1.GatewayRef) []model.ParentRef {
+	var out []model.ParentRef
+	for _, g := range refs {
+		p := model.ParentRef{Group: g.Group, Kind: g.Kind, Name: g.Name, Namespace: g.Namespace, SectionName: g.SectionName}
+		if g.Port != nil {
+			p.Port = uint32(*g.Port)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // addEndpoints files each pod under the track whose selector it matches,

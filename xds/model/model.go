@@ -42,6 +42,10 @@ type Release struct {
 	// Gateways are Istio gateways (namespace/name) that also route this
 	// release; only the Istio glue uses them.
 	Gateways []string `yaml:"gateways,omitempty"`
+	// GatewayRefs are the parents of the Gateway API route that carries
+	// the release when a Gateway API router does (service.gatewayRefs);
+	// none means the Service itself (GAMMA).
+	GatewayRefs []ParentRef `yaml:"gatewayRefs,omitempty"`
 	// Delegation makes the Istio glue's VirtualService a delegate (no
 	// hosts, no gateways) that another VirtualService hands routes to.
 	Delegation bool `yaml:"delegation,omitempty"`
@@ -93,6 +97,18 @@ type Release struct {
 	// release's own namespace, "*" every namespace. Empty means every
 	// namespace (Istio's default).
 	ExportTo []string `yaml:"exportTo,omitempty"`
+}
+
+// ParentRef is a Gateway API parent of a release's route: a Gateway (the
+// default kind), a listener of one, or a Service (GAMMA). An empty
+// Namespace is the release's own.
+type ParentRef struct {
+	Group       string `yaml:"group,omitempty"`
+	Kind        string `yaml:"kind,omitempty"`
+	Name        string `yaml:"name"`
+	Namespace   string `yaml:"namespace,omitempty"`
+	SectionName string `yaml:"sectionName,omitempty"`
+	Port        uint32 `yaml:"port,omitempty"`
 }
 
 // TrackEndpoints are the pods of one track.

@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -70,6 +71,9 @@ type Controller struct {
 	// Hosts, when set, limits the hosts served to those the Canary's
 	// namespace owns.
 	Hosts HostOwners
+	// Routes, when set, carries the releases whose spec.provider chooses a
+	// Gateway API route or an SMI TrafficSplit instead of serin's xDS.
+	Routes *RouteWriter
 
 	mu         sync.Mutex
 	published  map[types.NamespacedName]*published
@@ -91,6 +95,11 @@ type published struct {
 	nacked  string
 	// rel is the model last published.
 	rel *model.Release
+	// route is the route object last written for a release whose router
+	// is not serin's xDS server (nil: served over xDS); routeErr why none
+	// could be written.
+	route    client.Object
+	routeErr string
 }
 
 type traffic struct {
@@ -287,7 +296,61 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, nil
 		}
 	}
+	if router := x.Routes.RouterOf(&c); router != v1alpha1.RouterXDS {
+		return reconcile.Result{}, x.publishRoute(ctx, &c, rel, router)
+	}
 	return reconcile.Result{}, x.publish(ctx, &c, rel)
+}
+
+// publishRoute writes the route object of a release whose router is a
+// Gateway API route or an SMI TrafficSplit, and stops serving it over xDS.
+// What no retry can mend (a route of that name that is not serin's, a
+// match the router cannot express, a kind not installed, a write serin's
+// RBAC forbids) is kept as the release's rejection: the engine halts
+// there and says why.
+func (x *Controller) publishRoute(ctx context.Context, c *v1alpha1.Canary, rel *model.Release, router v1alpha1.Router) error {
+	key := client.ObjectKeyFromObject(c)
+	x.mu.Lock()
+	prev := x.published[key]
+	x.mu.Unlock()
+	if prev != nil && prev.route == nil && prev.routeErr == "" {
+		// It was served over xDS until now.
+		if err := x.Server.Remove(prev.key); err != nil {
+			return err
+		}
+		if x.Istio != nil {
+			if err := x.Istio.Delete(ctx, prev.key); err != nil {
+				return err
+			}
+		}
+	}
+	var last client.Object
+	if prev != nil {
+		last = prev.route
+	}
+	want := trafficOf(c)
+	p := &published{key: rel.Key(), traffic: want, pending: true, canary: c.DeepCopy(), rel: rel}
+	obj, err := x.Routes.Write(ctx, c, rel, router, last)
+	var notOurs errNotOurs
+	var invalid errInvalidRoute
+	switch {
+	case errors.As(err, &notOurs) || errors.As(err, &invalid) || meta.IsNoMatchError(err) || apierrors.IsForbidden(err):
+		p.routeErr = err.Error()
+		if prev == nil || prev.routeErr != p.routeErr {
+			logr.FromContextOrDiscard(ctx).Error(err, "cannot write the release's route", "release", rel.Key())
+		}
+	case err != nil:
+		return err
+	default:
+		p.route = obj
+	}
+	if prev != nil && prev.traffic == want && prev.routeErr == p.routeErr {
+		p.pending = prev.pending
+	}
+	x.mu.Lock()
+	x.published[key] = p
+	x.mu.Unlock()
+	return nil
 }
 
 func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model.Release) error {
@@ -299,6 +362,17 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 	key := client.ObjectKeyFromObject(c)
 	x.mu.Lock()
 	prev := x.published[key]
+	if prev != nil && (prev.route != nil || prev.routeErr != "") {
+		// It was carried by a route object until now.
+		x.mu.Unlock()
+		if prev.route != nil {
+			if err := x.Routes.Delete(ctx, prev.route); err != nil {
+				return err
+			}
+		}
+		x.mu.Lock()
+		prev = nil
+	}
 	if prev != nil && prev.key != rel.Key() {
 		// The service or port changed: stop serving the old one.
 		_ = x.Server.Remove(prev.key)
@@ -368,6 +442,12 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 	if p == nil {
 		return nil
 	}
+	if p.route != nil {
+		return x.Routes.Delete(ctx, p.route)
+	}
+	if p.routeErr != "" {
+		return nil
+	}
 	if err := x.Server.Remove(p.key); err != nil {
 		return err
 	}
@@ -380,6 +460,9 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 // Applied answers the release engine: has every subscribed proxy, on
 // every replica, applied the traffic now in c's status?
 func (x *Controller) Applied(ctx context.Context, c *v1alpha1.Canary) (bool, int, string) {
+	if x.Routes.RouterOf(c) != v1alpha1.RouterXDS {
+		return x.routeApplied(ctx, c)
+	}
 	applied, proxies, rejected := x.localApplied(c)
 	if rejected != "" {
 		x.reportNACK(c, rejected)
@@ -402,6 +485,23 @@ func (x *Controller) Applied(ctx context.Context, c *v1alpha1.Canary) (bool, int
 		}
 	}
 	return applied, proxies, ""
+}
+
+// routeApplied answers for a release carried by a route object: the
+// route's controllers (or, for a TrafficSplit, the API server) say.
+func (x *Controller) routeApplied(ctx context.Context, c *v1alpha1.Canary) (bool, int, string) {
+	x.mu.Lock()
+	p := x.published[client.ObjectKeyFromObject(c)]
+	x.mu.Unlock()
+	switch {
+	case p == nil || p.traffic != trafficOf(c):
+		return false, 0, ""
+	case p.routeErr != "":
+		return false, 0, p.routeErr
+	case p.route == nil:
+		return false, 0, ""
+	}
+	return x.Routes.Applied(ctx, c, p.route)
 }
 
 // localApplied answers for the proxies connected to this replica.
@@ -440,6 +540,9 @@ func (x *Controller) report() map[string]PeerEntry {
 	x.mu.Unlock()
 	out := map[string]PeerEntry{}
 	for key, p := range pubs {
+		if p.route != nil || p.routeErr != "" {
+			continue
+		}
 		applied, proxies, rejected := x.appliedOf(p)
 		if proxies == 0 && rejected == "" {
 			continue

@@ -302,17 +302,27 @@ func (w *IstioWriter) bootstrap(ctx context.Context, opts istio.Options) error {
 
 // apply server-side applies obj as serin's field manager.
 func (w *IstioWriter) apply(ctx context.Context, obj client.Object) error {
-	gvk, err := apiutil.GVKForObject(obj, w.Client.Scheme())
-	if err != nil {
-		return err
+	return serverSideApply(ctx, w.Client, obj)
+}
+
+// serverSideApply applies obj as serin's field manager, without status.
+func serverSideApply(ctx context.Context, c client.Client, obj client.Object) error {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+		if err != nil {
+			return err
+		}
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		u = &unstructured.Unstructured{Object: m}
+		u.SetGroupVersionKind(gvk)
+	} else {
+		u = u.DeepCopy()
 	}
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{Object: m}
-	u.SetGroupVersionKind(gvk)
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "status")
-	return w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership)
+	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership)
 }

@@ -32,6 +32,7 @@ type controllerOptions struct {
 	hookAllowedHosts  []string
 	egressAllow       []string
 	minProxies        int32
+	meshProvider      string
 	logLevel          string
 	logFormat         string
 	istioMode         string
@@ -84,6 +85,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringSliceVar(&o.hookAllowedHosts, "hook-allowed-hosts", nil, "hosts webhooks may call: host, host:port or *.suffix (empty: any host --egress-allow's policy allows)")
 	f.StringSliceVar(&o.egressAllow, "egress-allow", nil, "CIDRs, IPs and host names (*.suffix) hooks, alerts and metric providers may reach although they are loopback, link-local, metadata or otherwise refused addresses (the API server only by its exact IP)")
 	f.Int32Var(&o.minProxies, "min-proxies", 0, "default of a Canary's spec.minProxies: proxies that must apply a traffic change before it counts as applied (0: none needed; the TrafficApplied condition says NoProxies)")
+	f.StringVar(&o.meshProvider, "mesh-provider", "", "default of a Canary's spec.provider: empty, istio or kubernetes (serin's own xDS server), gatewayapi:v1 (a Gateway API HTTPRoute serin writes) or linkerd (an SMI TrafficSplit)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")

@@ -36,6 +36,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"hook-allowed-hosts":         "[]",
 		"egress-allow":               "[]",
 		"min-proxies":                "0",
+		"mesh-provider":              "",
 		"log-level":                  "info",
 		"log-format":                 "json",
 		"watch-namespaces":           "[]",

@@ -46,9 +46,12 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 	return engine.SetupWithManager(ctx, mgr)
 }
 
-// meshProvider is flagger_info's mesh_provider: istio when Istio's Envoys
-// are serin's proxies, serin otherwise.
+// meshProvider is flagger_info's mesh_provider: --mesh-provider, else istio
+// when Istio's Envoys are serin's proxies, else serin.
 func meshProvider(o controllerOptions) string {
+	if o.meshProvider != "" {
+		return o.meshProvider
+	}
 	if o.istioMode != "" && o.istioMode != "none" {
 		return "istio"
 	}

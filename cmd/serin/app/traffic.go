@@ -19,6 +19,7 @@ import (
 
 	"github.com/serin-dev/serin/admission"
 	"github.com/serin-dev/serin/admission/certs"
+	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/xds/istio"
 	xdsserver "github.com/serin-dev/serin/xds/server"
 	"github.com/serin-dev/serin/xds/traffic"
@@ -59,6 +60,9 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator,
 	c := &traffic.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
 		Hosts: &admission.HostOwners{Reader: mgr.GetClient()},
 		Peers: &traffic.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
+	if c.Routes, err = routeWriter(o, mgr); err != nil {
+		return trafficParts{}, &exitError{code: 2, err: err}
+	}
 	if c.Istio, err = istioWriter(o, mgr, rotator, log); err != nil {
 		return trafficParts{}, &exitError{code: 2, err: err}
 	}
@@ -164,4 +168,17 @@ func istioCABundle(o controllerOptions, mgr ctrl.Manager, rotator *certs.Rotator
 		return b
 	}
 	return bundle, changes, nil
+}
+
+// routeWriter carries the releases whose provider (or --mesh-provider) is
+// a Gateway API or SMI router.
+func routeWriter(o controllerOptions, mgr ctrl.Manager) (*traffic.RouteWriter, error) {
+	p := v1alpha1.Provider(o.meshProvider)
+	switch p {
+	case "", v1alpha1.ProviderIstio, v1alpha1.ProviderKubernetes, v1alpha1.ProviderGatewayAPI, v1alpha1.ProviderGatewayAPIBeta,
+		v1alpha1.ProviderLinkerd, v1alpha1.ProviderSMIv1alpha2:
+	default:
+		return nil, fmt.Errorf("--mesh-provider %q: want istio, kubernetes, gatewayapi:v1 or linkerd", o.meshProvider)
+	}
+	return &traffic.RouteWriter{Client: mgr.GetClient(), Default: p}, nil
 }

@@ -1,0 +1,82 @@
+package routes
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/xds/model"
+)
+
+// GRPCRoute is the release's GRPCRoute: A/B header matches to the canary
+// only, then stable and canary by weight (a mirror of the given share to
+// the canary while mirroring), with the release's header changes. gRPC
+// matches are on headers; the rest of a match is left to the HTTP form.
+func GRPCRoute(r *model.Release) *gwv1.GRPCRoute {
+	var rules []gwv1.GRPCRouteRule
+	if len(r.Match) > 0 {
+		rules = append(rules, gwv1.GRPCRouteRule{Matches: grpcMatches(within(r.Match, r.ServiceMatch)),
+			BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backend(r, v1alpha1.TrackCanary, 100)}}})
+	}
+	stable, canary := weights(r)
+	def := gwv1.GRPCRouteRule{Matches: grpcMatches(r.ServiceMatch), BackendRefs: []gwv1.GRPCBackendRef{
+		{BackendRef: backend(r, v1alpha1.TrackStable, stable)},
+		{BackendRef: backend(r, v1alpha1.TrackCanary, canary)},
+	}}
+	if m := r.Mirror; m != nil {
+		mirror := &gwv1.HTTPRequestMirrorFilter{BackendRef: backendObject(r, v1alpha1.TrackCanary)}
+		if m.Percent < 100 {
+			mirror.Percent = ptr.To(int32(m.Percent))
+		}
+		def.Filters = append(def.Filters, gwv1.GRPCRouteFilter{Type: gwv1.GRPCRouteFilterRequestMirror, RequestMirror: mirror})
+	}
+	rules = append(rules, def)
+	req, resp := headerFilters(r.Headers)
+	for i := range rules {
+		if req != nil {
+			rules[i].Filters = append(rules[i].Filters, gwv1.GRPCRouteFilter{Type: gwv1.GRPCRouteFilterRequestHeaderModifier, RequestHeaderModifier: req})
+		}
+		if resp != nil {
+			rules[i].Filters = append(rules[i].Filters, gwv1.GRPCRouteFilter{Type: gwv1.GRPCRouteFilterResponseHeaderModifier, ResponseHeaderModifier: resp})
+		}
+	}
+	return &gwv1.GRPCRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "GRPCRoute"},
+		ObjectMeta: objectMeta(r),
+		Spec: gwv1.GRPCRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents(r)},
+			Hostnames:       hostnames(r),
+			Rules:           rules,
+		},
+	}
+}
+
+func grpcMatches(ms []model.RequestMatch) []gwv1.GRPCRouteMatch {
+	var out []gwv1.GRPCRouteMatch
+	for _, m := range ms {
+		var gm gwv1.GRPCRouteMatch
+		for _, h := range m.Headers {
+			typ, val := stringMatch(h)
+			gm.Headers = append(gm.Headers, gwv1.GRPCHeaderMatch{Type: ptr.To(gwv1.GRPCHeaderMatchType(typ)), Name: gwv1.GRPCHeaderName(h.Name), Value: val})
+		}
+		out = append(out, gm)
+	}
+	return out
+}
+
+// TCPRoute is the release's TCPRoute: stable and canary by weight.
+func TCPRoute(r *model.Release) *gwv1.TCPRoute {
+	stable, canary := weights(r)
+	return &gwv1.TCPRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "TCPRoute"},
+		ObjectMeta: objectMeta(r),
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents(r)},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{
+				backend(r, v1alpha1.TrackStable, stable),
+				backend(r, v1alpha1.TrackCanary, canary),
+			}}},
+		},
+	}
+}
