@@ -96,10 +96,12 @@ type published struct {
 	// rel is the model last published.
 	rel *model.Release
 	// route is the route object last written for a release whose router
-	// is not serin's xDS server (nil: served over xDS); routeErr why none
+	// is a Gateway API route or an SMI TrafficSplit; routeErr why none
 	// could be written.
 	route    client.Object
 	routeErr string
+	// istio is whether Istio objects were written for it.
+	istio bool
 }
 
 type traffic struct {
@@ -296,60 +298,39 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, nil
 		}
 	}
-	if router := x.Routes.RouterOf(&c); router != v1alpha1.RouterXDS {
-		return reconcile.Result{}, x.publishRoute(ctx, &c, rel, router)
-	}
 	return reconcile.Result{}, x.publish(ctx, &c, rel)
 }
 
-// publishRoute writes the route object of a release whose router is a
-// Gateway API route or an SMI TrafficSplit, and stops serving it over xDS.
-// What no retry can mend (a route of that name that is not serin's, a
-// match the router cannot express, a kind not installed, a write serin's
-// RBAC forbids) is kept as the release's rejection: the engine halts
-// there and says why.
-func (x *Controller) publishRoute(ctx context.Context, c *v1alpha1.Canary, rel *model.Release, router v1alpha1.Router) error {
-	key := client.ObjectKeyFromObject(c)
-	x.mu.Lock()
-	prev := x.published[key]
-	x.mu.Unlock()
-	if prev != nil && prev.route == nil && prev.routeErr == "" {
-		// It was served over xDS until now.
-		if err := x.Server.Remove(prev.key); err != nil {
-			return err
-		}
-		if x.Istio != nil {
-			if err := x.Istio.Delete(ctx, prev.key); err != nil {
-				return err
-			}
-		}
-	}
+// writeRoute writes the route object of a release whose router is a
+// Gateway API route or an SMI TrafficSplit into p, from prev (what was
+// published before). What no retry can mend (a route of that name that is
+// not serin's, a match the router cannot express, a kind not installed, a
+// write serin's RBAC forbids) is kept as the release's rejection: the
+// engine halts there and says why.
+func (x *Controller) writeRoute(ctx context.Context, c *v1alpha1.Canary, rel *model.Release, router v1alpha1.Router, prev, p *published) error {
 	var last client.Object
 	if prev != nil {
 		last = prev.route
 	}
-	want := trafficOf(c)
-	p := &published{key: rel.Key(), traffic: want, pending: true, canary: c.DeepCopy(), rel: rel}
 	obj, err := x.Routes.Write(ctx, c, rel, router, last)
 	var notOurs errNotOurs
 	var invalid errInvalidRoute
 	switch {
 	case errors.As(err, &notOurs) || errors.As(err, &invalid) || meta.IsNoMatchError(err) || apierrors.IsForbidden(err):
-		p.routeErr = err.Error()
-		if prev == nil || prev.routeErr != p.routeErr {
+		msg := err.Error()
+		if prev == nil || prev.routeErr != msg {
 			logr.FromContextOrDiscard(ctx).Error(err, "cannot write the release's route", "release", rel.Key())
 		}
+		x.mu.Lock()
+		p.route, p.routeErr = nil, msg
+		x.mu.Unlock()
 	case err != nil:
 		return err
 	default:
-		p.route = obj
+		x.mu.Lock()
+		p.route, p.routeErr = obj, ""
+		x.mu.Unlock()
 	}
-	if prev != nil && prev.traffic == want && prev.routeErr == p.routeErr {
-		p.pending = prev.pending
-	}
-	x.mu.Lock()
-	x.published[key] = p
-	x.mu.Unlock()
 	return nil
 }
 
@@ -362,17 +343,6 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 	key := client.ObjectKeyFromObject(c)
 	x.mu.Lock()
 	prev := x.published[key]
-	if prev != nil && (prev.route != nil || prev.routeErr != "") {
-		// It was carried by a route object until now.
-		x.mu.Unlock()
-		if prev.route != nil {
-			if err := x.Routes.Delete(ctx, prev.route); err != nil {
-				return err
-			}
-		}
-		x.mu.Lock()
-		prev = nil
-	}
 	if prev != nil && prev.key != rel.Key() {
 		// The service or port changed: stop serving the old one.
 		_ = x.Server.Remove(prev.key)
@@ -389,7 +359,29 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		// Same traffic, new endpoints: the traffic was in force since then.
 		p.gen, p.pending, p.nacked = prev.gen, prev.pending, prev.nacked
 	}
+	if prev != nil {
+		p.route, p.routeErr = prev.route, prev.routeErr
+	}
 	x.published[key] = p
+	x.mu.Unlock()
+	// A release whose provider names a route router is carried by that
+	// route too (and by serin's xDS server for the proxies subscribed to
+	// it), and not by Istio's EnvoyFilters: the route drives the mesh.
+	if router := x.Routes.RouterOf(c); router != v1alpha1.RouterXDS {
+		if x.Istio != nil && (prev == nil || prev.istio) {
+			if err := x.Istio.Delete(ctx, rel.Key()); err != nil {
+				return err
+			}
+		}
+		return x.writeRoute(ctx, c, rel, router, prev, p)
+	}
+	if p.route != nil {
+		if err := x.Routes.Delete(ctx, p.route); err != nil {
+			return err
+		}
+	}
+	x.mu.Lock()
+	p.route, p.routeErr, p.istio = nil, "", x.Istio != nil
 	x.mu.Unlock()
 	if x.Istio == nil {
 		return nil
@@ -443,10 +435,9 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 		return nil
 	}
 	if p.route != nil {
-		return x.Routes.Delete(ctx, p.route)
-	}
-	if p.routeErr != "" {
-		return nil
+		if err := x.Routes.Delete(ctx, p.route); err != nil {
+			return err
+		}
 	}
 	if err := x.Server.Remove(p.key); err != nil {
 		return err
@@ -460,9 +451,16 @@ func (x *Controller) remove(ctx context.Context, key types.NamespacedName) error
 // Applied answers the release engine: has every subscribed proxy, on
 // every replica, applied the traffic now in c's status?
 func (x *Controller) Applied(ctx context.Context, c *v1alpha1.Canary) (bool, int, string) {
-	if x.Routes.RouterOf(c) != v1alpha1.RouterXDS {
-		return x.routeApplied(ctx, c)
+	applied, proxies, rejected := x.xdsApplied(ctx, c)
+	if rejected != "" || x.Routes.RouterOf(c) == v1alpha1.RouterXDS {
+		return applied, proxies, rejected
 	}
+	routed, parents, rejected := x.routeApplied(ctx, c)
+	return applied && routed, proxies + parents, rejected
+}
+
+// xdsApplied answers for the proxies subscribed to serin's xDS server.
+func (x *Controller) xdsApplied(ctx context.Context, c *v1alpha1.Canary) (bool, int, string) {
 	applied, proxies, rejected := x.localApplied(c)
 	if rejected != "" {
 		x.reportNACK(c, rejected)
@@ -491,17 +489,21 @@ func (x *Controller) Applied(ctx context.Context, c *v1alpha1.Canary) (bool, int
 // route's controllers (or, for a TrafficSplit, the API server) say.
 func (x *Controller) routeApplied(ctx context.Context, c *v1alpha1.Canary) (bool, int, string) {
 	x.mu.Lock()
+	var route client.Object
+	var routeErr string
 	p := x.published[client.ObjectKeyFromObject(c)]
+	current := p != nil && p.traffic == trafficOf(c)
+	if current {
+		route, routeErr = p.route, p.routeErr
+	}
 	x.mu.Unlock()
 	switch {
-	case p == nil || p.traffic != trafficOf(c):
-		return false, 0, ""
-	case p.routeErr != "":
-		return false, 0, p.routeErr
-	case p.route == nil:
+	case routeErr != "":
+		return false, 0, routeErr
+	case route == nil:
 		return false, 0, ""
 	}
-	return x.Routes.Applied(ctx, c, p.route)
+	return x.Routes.Applied(ctx, c, route)
 }
 
 // localApplied answers for the proxies connected to this replica.
@@ -540,9 +542,6 @@ func (x *Controller) report() map[string]PeerEntry {
 	x.mu.Unlock()
 	out := map[string]PeerEntry{}
 	for key, p := range pubs {
-		if p.route != nil || p.routeErr != "" {
-			continue
-		}
 		applied, proxies, rejected := x.appliedOf(p)
 		if proxies == 0 && rejected == "" {
 			continue
