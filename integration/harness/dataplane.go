@@ -91,3 +91,27 @@ func Send(ctx context.Context, conn *grpc.ClientConn, n int, md ...string) Tally
 	wg.Wait()
 	return t
 }
+
+// IstiodXDSClient is a grpc-go channel to xds:///target bootstrapped to
+// istiod (plaintext ADS) as Istio's proxyless gRPC clients are: a node of
+// namespace ns with istiod's gRPC generator. istiod, not serin, gives it
+// listeners, routes (from the mesh's routes: Gateway API and
+// VirtualServices), clusters and endpoints (from EndpointSlices).
+func IstiodXDSClient(t testing.TB, istiodAddress, ns, target string) *grpc.ClientConn {
+	t.Helper()
+	bootstrap := fmt.Sprintf(`{
+		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+		"node": {"id": "sidecar~10.9.0.1~proxyless-client.%[2]s~%[2]s.svc.cluster.local",
+			"metadata": {"GENERATOR": "grpc", "NAMESPACE": %[2]q, "CLUSTER_ID": "Kubernetes", "INSTANCE_IPS": "10.9.0.1"}}
+	}`, istiodAddress, ns)
+	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("xds:///"+target, grpc.WithResolvers(res), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}

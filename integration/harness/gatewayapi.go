@@ -9,8 +9,9 @@ import (
 	"github.com/serin-dev/serin/integration/cluster"
 )
 
-// InstallGatewayAPICRDs applies the standard-channel Gateway and HTTPRoute
-// CRDs of sigs.k8s.io/gateway-api (the version in serin's go.mod).
+// InstallGatewayAPICRDs applies the standard-channel CRDs of
+// sigs.k8s.io/gateway-api (the version in serin's go.mod): Gateways and
+// every route kind, as a cluster with Gateway API installed has them.
 func InstallGatewayAPICRDs(t testing.TB, c *cluster.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -19,7 +20,7 @@ func InstallGatewayAPICRDs(t testing.TB, c *cluster.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{"gateways", "httproutes"} {
+	for _, kind := range []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tcproutes", "tlsroutes", "udproutes", "referencegrants", "backendtlspolicies", "listenersets"} {
 		applyCRDs(ctx, t, c, filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml"), kind+".gateway.networking.k8s.io")
 	}
 }

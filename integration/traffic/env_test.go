@@ -117,9 +117,15 @@ type release struct {
 // version v1 of the Deployment, and waits for Initialized.
 func newRelease(t *testing.T, e *env, service, analysis string) *release {
 	t.Helper()
+	return newReleaseOf(t, e, func(ns string) string { return canaryYAML(ns, service, analysis) })
+}
+
+// newReleaseOf is newRelease with the Canary manifest canary(ns).
+func newReleaseOf(t *testing.T, e *env, canary func(ns string) string) *release {
+	t.Helper()
 	ns := e.c.Namespace(t)
 	r := &release{t: t, e: e, ns: ns, sim: harness.RunPodsim(t, e.c, ns)}
-	r.kubectlApply(canaryYAML(ns, service, analysis) + "---\n" + harness.PodinfoDeployment(ns, v1, 3, ""))
+	r.kubectlApply(canary(ns) + "---\n" + harness.PodinfoDeployment(ns, v1, 3, ""))
 	r.waitFor("phase Initialized", time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseInitialized })
 	return r
 }

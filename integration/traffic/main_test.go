@@ -51,6 +51,7 @@ func TestTraffic(t *testing.T) {
 			{"RestartBehindClosedGate", testRestartBehindClosedGate},
 			{"NoProxies", testNoProxies},
 			{"DeleteMidRelease", testDeleteMidRelease},
+			{"GatewayAPI", testGatewayAPI},
 		} {
 			t.Run(sc.name, func(t *testing.T) {
 				t.Parallel()

@@ -1,0 +1,196 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/cluster"
+	"github.com/serin-dev/serin/integration/harness"
+)
+
+// testGatewayAPI runs releases whose provider is gatewayapi:v1 with
+// Istio's control plane, istiod, running against the cluster: serin writes
+// a Gateway API route on the Service (GAMMA), istiod accepts it (its
+// status is what serin waits for), and proxyless gRPC clients connected
+// to istiod, not to serin, see the split serin sets.
+func testGatewayAPI(t *testing.T, e *env) {
+	harness.InstallGatewayAPICRDs(t, e.c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	ist, err := e.c.StartIstiod(ctx, cluster.IstiodOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ist.Kill)
+	for _, tc := range []struct{ name, service, kind string }{
+		{"HTTPRoute", "{port: 9999}", "HTTPRoute"},
+		{"GRPCRoute", "{port: 9999, appProtocol: grpc, portName: grpc}", "GRPCRoute"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRouteWeights(t, e, ist, tc.service, tc.kind) })
+	}
+	t.Run("ABHeader", func(t *testing.T) { testRouteAB(t, e, ist) })
+}
+
+// withProvider is a Canary manifest with spec.provider set.
+func withProvider(provider string, service, analysis string) func(ns string) string {
+	return func(ns string) string {
+		return strings.Replace(canaryYAML(ns, service, analysis), "\nspec:\n", "\nspec:\n  provider: "+provider+"\n", 1)
+	}
+}
+
+// istiodClient is a proxyless grpc-go client of istiod for the release's
+// Service, after its first answer.
+func (r *release) istiodClient(ist *cluster.Istiod) *grpc.ClientConn {
+	r.t.Helper()
+	harness.MirrorPodsToMesh(r.t, r.e.c, r.ns)
+	conn := harness.IstiodXDSClient(r.t, ist.XDSAddress, r.ns, fmt.Sprintf("podinfo.%s.svc.cluster.local:9999", r.ns))
+	// istiod has the pods' endpoints a moment after they are ready.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tl := send(conn, 1)
+		if tl.Errors == 0 {
+			return conn
+		}
+		if time.Now().After(deadline) {
+			r.t.Log(r.kubectl("get", "svc,pods,workloadentries,httproute,grpcroute", "-o", "wide"))
+			for _, p := range []string{"/debug/endpointShardz", "/debug/configz"} {
+				if b, err := httpGet(ist.DebugURL + p); err == nil {
+					r.t.Log(p, string(b[:min(len(b), 6000)]))
+				}
+			}
+			r.t.Fatalf("first call through istiod: %v", tl.LastErr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func testRouteWeights(t *testing.T, e *env, ist *cluster.Istiod, service, kind string) {
+	r := newReleaseOf(t, e, withProvider("gatewayapi:v1", service, `    interval: 1s
+    threshold: 2
+    stepWeights: [10, 50, 100]
+`+e.gateHooks()))
+	conn := r.istiodClient(ist)
+	if tl := send(conn, 300); tl.Versions[v1] != 300 {
+		t.Fatalf("before the release every call must reach %s: %v", v1, tl)
+	}
+	r.deploy(v2)
+	r.waitHeldAt(0)
+	r.waitCanaryServing(1)
+	r.checkRoute(kind)
+	measure := func(w int32) {
+		// istiod pushes once it has the route; the client installs the
+		// new picker a moment after.
+		time.Sleep(time.Second)
+		tl := send(conn, rpcsPerWeight)
+		checkShare(t, "istiod_"+strings.ToLower(kind), int(w), tl)
+	}
+	measure(0)
+	for _, w := range []int32{10, 50, 100} {
+		r.step(w)
+		r.checkRoute(kind)
+		measure(w)
+	}
+	r.e.gate(t, "/gate/open", r.ns)
+	r.waitFor("phase Succeeded", 2*time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseSucceeded })
+	time.Sleep(time.Second)
+	if tl := send(conn, 1000); tl.Versions[v2] != 1000 {
+		t.Errorf("after promotion every call must reach %s: %v", v2, tl)
+	}
+}
+
+// checkRoute asserts the route serin wrote: named after the Service, on
+// the Service (GAMMA), with the weight in status, accepted by istiod at
+// its generation; and that the Canary's TrafficApplied condition says so.
+func (r *release) checkRoute(kind string) {
+	r.t.Helper()
+	c := r.canary()
+	key := client.ObjectKey{Namespace: r.ns, Name: "podinfo"}
+	var parents []gwv1.RouteParentStatus
+	var gen int64
+	var weights []int32
+	switch kind {
+	case "HTTPRoute":
+		var rt gwv1.HTTPRoute
+		if err := r.e.kube.Get(context.Background(), key, &rt); err != nil {
+			r.t.Fatal(err)
+		}
+		parents, gen = rt.Status.Parents, rt.Generation
+		for _, b := range rt.Spec.Rules[len(rt.Spec.Rules)-1].BackendRefs {
+			weights = append(weights, *b.Weight)
+		}
+	case "GRPCRoute":
+		var rt gwv1.GRPCRoute
+		if err := r.e.kube.Get(context.Background(), key, &rt); err != nil {
+			r.t.Fatal(err)
+		}
+		parents, gen = rt.Status.Parents, rt.Generation
+		for _, b := range rt.Spec.Rules[len(rt.Spec.Rules)-1].BackendRefs {
+			weights = append(weights, *b.Weight)
+		}
+	}
+	if want := []int32{100 - c.Status.CanaryWeight, c.Status.CanaryWeight}; !slices.Equal(weights, want) {
+		r.t.Errorf("%s weights %v, want %v", kind, weights, want)
+	}
+	accepted := false
+	for _, p := range parents {
+		a := apimeta.FindStatusCondition(p.Conditions, "Accepted")
+		if p.ControllerName == "istio.io/gateway-controller" && a != nil && a.Status == "True" && a.ObservedGeneration == gen {
+			accepted = true
+		}
+	}
+	if !accepted {
+		r.t.Errorf("%s not accepted by istiod at generation %d: %+v", kind, gen, parents)
+	}
+	if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTrafficApplied); cond == nil || cond.Status != "True" {
+		r.t.Errorf("TrafficApplied: %+v", cond)
+	}
+}
+
+// testRouteAB: an A/B release through the HTTPRoute: calls with the header
+// reach the canary, all others stable.
+func testRouteAB(t *testing.T, e *env, ist *cluster.Istiod) {
+	r := newReleaseOf(t, e, withProvider("gatewayapi:v1", "{port: 9999}", `    interval: 1s
+    threshold: 2
+    iterations: 1
+    match:
+    - headers:
+        x-canary: {exact: insider}
+`+e.gateHooks()))
+	conn := r.istiodClient(ist)
+	r.deploy(v2)
+	r.waitFor("A/B routing applied and held", time.Minute, func(c *v1alpha1.Canary) bool {
+		return c.Status.Matching && c.Status.CanaryWeight == 0 && c.Status.Phase == v1alpha1.PhaseWaitingPromotion && trafficApplied(c, 0)
+	})
+	r.waitCanaryServing(1)
+	time.Sleep(time.Second)
+	with := send(conn, 1000, "x-canary", "insider")
+	without := send(conn, 1000)
+	t.Logf("FIGURE istiod_ab_header_canary_share=%.4f rpcs=%d", float64(with.Versions[v2])/float64(with.Total), with.Total)
+	if with.Versions[v2] != with.Total {
+		t.Errorf("calls with x-canary: insider must all reach the canary: %v", with)
+	}
+	if without.Versions[v1] != without.Total {
+		t.Errorf("calls without the header must all stay on stable: %v", without)
+	}
+}
+
+func httpGet(url string) ([]byte, error) {
+	resp, err := http.Get(url) //nolint:noctx // loopback
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
