@@ -90,7 +90,7 @@ func NewCCoreClient(t testing.TB, xdsAddress, nodeID, target string) *CCoreClien
 	}
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
-			t.Errorf("C-core client: %v", err)
+			t.Errorf("gRPC C-core client: %v", err)
 		}
 	})
 	return c
@@ -182,7 +182,7 @@ func (c *CCoreClient) waitReady(ctx context.Context) error {
 		SetupError string `json:"setup_error"`
 	}
 	if err := json.Unmarshal([]byte(line), &ready); err != nil || !ready.Ready {
-		return fmt.Errorf("C-core client not ready: %s; log:\n%s", line, c.logTail())
+		return fmt.Errorf("gRPC C-core client not ready: %s; log:\n%s", line, c.logTail())
 	}
 	return nil
 }
@@ -192,11 +192,11 @@ func (c *CCoreClient) next(ctx context.Context) (string, error) {
 	select {
 	case line, ok := <-c.lines:
 		if !ok {
-			return "", fmt.Errorf("C-core client exited; log:\n%s", c.logTail())
+			return "", fmt.Errorf("gRPC C-core client exited; log:\n%s", c.logTail())
 		}
 		return line, nil
 	case <-ctx.Done():
-		return "", fmt.Errorf("C-core client: %w; log:\n%s", ctx.Err(), c.logTail())
+		return "", fmt.Errorf("gRPC C-core client: %w; log:\n%s", ctx.Err(), c.logTail())
 	}
 }
 
@@ -231,7 +231,7 @@ func (c *CCoreClient) Send(ctx context.Context, n int, md ...string) (Tally, err
 		return Tally{}, err
 	}
 	if _, err := c.stdin.Write(append(b, '\n')); err != nil {
-		return Tally{}, fmt.Errorf("C-core client: %w", err)
+		return Tally{}, fmt.Errorf("gRPC C-core client: %w", err)
 	}
 	line, err := c.next(ctx)
 	if err != nil {
@@ -239,10 +239,10 @@ func (c *CCoreClient) Send(ctx context.Context, n int, md ...string) (Tally, err
 	}
 	var res ccoreResult
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
-		return Tally{}, fmt.Errorf("C-core client answered %q: %w", line, err)
+		return Tally{}, fmt.Errorf("gRPC C-core client answered %q: %w", line, err)
 	}
 	if res.Calls != n {
-		return Tally{}, fmt.Errorf("C-core client made %d calls, not %d", res.Calls, n)
+		return Tally{}, fmt.Errorf("gRPC C-core client made %d calls, not %d", res.Calls, n)
 	}
 	t := Tally{Versions: res.Versions, Pods: res.Pods, Errors: res.Errors}
 	if res.LastError != "" {
@@ -271,12 +271,12 @@ func (c *CCoreClient) Close() error {
 		select {
 		case err := <-exited:
 			if err != nil {
-				c.closeErr = fmt.Errorf("C-core client: %w; log:\n%s", err, c.logTail())
+				c.closeErr = fmt.Errorf("gRPC C-core client: %w; log:\n%s", err, c.logTail())
 			}
 		case <-time.After(30 * time.Second):
 			_ = c.cmd.Process.Kill()
 			<-exited
-			c.closeErr = fmt.Errorf("C-core client did not exit; log:\n%s", c.logTail())
+			c.closeErr = fmt.Errorf("gRPC C-core client did not exit; log:\n%s", c.logTail())
 		}
 	}
 	if c.relay != nil {
