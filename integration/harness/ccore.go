@@ -53,7 +53,7 @@ func NeedCCore(t testing.TB) {
 		}
 		t.Skip(msg)
 	}
-	t.Logf("FIGURE ccore_grpc_version=%s", v)
+	t.Logf("gRPC C-core %s (Debian's python3-grpcio)", v)
 }
 
 // CCoreClient is one long-lived gRPC C-core channel to an xds:/// target,
