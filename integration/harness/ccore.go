@@ -99,42 +99,55 @@ func NewCCoreClient(t testing.TB, xdsAddress, nodeID, target string) *CCoreClien
 // StartCCoreClient starts the client program in dir (its copy and its
 // log go there) and waits until its first call through xDS is answered.
 func StartCCoreClient(ctx context.Context, dir, xdsAddress, nodeID, target string, creds XDSCredentials) (*CCoreClient, error) {
-	script := filepath.Join(dir, "xdsclient.py")
-	if err := os.WriteFile(script, ccoreClientPy, 0o600); err != nil {
-		return nil, err
-	}
-	c := &CCoreClient{lines: make(chan string, 1), logPth: filepath.Join(dir, "xdsclient.log")}
 	serverURI := xdsAddress
+	var relay *tlsRelay
 	if creds.Dir != "" {
 		cfg, err := creds.tlsConfig()
 		if err != nil {
 			return nil, err
 		}
-		if c.relay, err = startTLSRelay(xdsAddress, cfg); err != nil {
+		if relay, err = startTLSRelay(xdsAddress, cfg); err != nil {
 			return nil, err
 		}
-		serverURI = c.relay.Addr()
+		serverURI = relay.Addr()
 	}
-	if err := c.start(script, target, xdsBootstrap(serverURI, `[{"type": "insecure"}]`, nodeID)); err != nil {
-		c.Close()
+	bootstrap := xdsBootstrap(serverURI, `[{"type": "insecure"}]`, nodeID)
+	c, err := startCCore(ctx, dir, relay, []string{"xds:///" + target}, "GRPC_XDS_BOOTSTRAP_CONFIG="+bootstrap)
+	if err != nil && relay != nil {
+		_ = relay.Close()
+	}
+	return c, err
+}
+
+// startCCore runs the program in serve mode with the given arguments and
+// extra environment, and waits for its first answer; relay, if any, is
+// closed with the client.
+func startCCore(ctx context.Context, dir string, relay *tlsRelay, args []string, env ...string) (*CCoreClient, error) {
+	script := filepath.Join(dir, "xdsclient.py")
+	if err := os.WriteFile(script, ccoreClientPy, 0o600); err != nil {
+		return nil, err
+	}
+	c := &CCoreClient{lines: make(chan string, 1), logPth: filepath.Join(dir, "xdsclient.log")}
+	if err := c.start(append([]string{"-I", script, "--serve"}, args...), env); err != nil {
 		return nil, err
 	}
 	if err := c.waitReady(ctx); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, err
 	}
+	c.relay = relay
 	return c, nil
 }
 
-// start runs the program in serve mode with the bootstrap inline.
-func (c *CCoreClient) start(script, target, bootstrap string) error {
+// start runs the interpreter with args, gRPC's settings only from env.
+func (c *CCoreClient) start(args, env []string) error {
 	logf, err := os.Create(c.logPth)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	c.cmd = exec.Command(CCorePython, "-I", script, "--serve", "xds:///"+target)
-	c.cmd.Env = append(grpcFreeEnv(), "GRPC_XDS_BOOTSTRAP_CONFIG="+bootstrap)
+	c.cmd = exec.Command(CCorePython, args...)
+	c.cmd.Env = append(grpcFreeEnv(), env...)
 	c.cmd.Stderr = logf
 	// The client dies with the test process.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -146,7 +159,7 @@ func (c *CCoreClient) start(script, target, bootstrap string) error {
 		return err
 	}
 	if err := c.cmd.Start(); err != nil {
-		return fmt.Errorf("start C-core client: %w", err)
+		return fmt.Errorf("start gRPC C-core client: %w", err)
 	}
 	go func() {
 		defer close(c.lines)
