@@ -19,8 +19,8 @@ The requests and answers are raw bytes: an empty SimpleRequest is the empty
 byte string, and the answer's body is not read.
 
 Exit status: 0 when every measurement was made (failed calls are counted,
-not fatal), 2 when the channel never answered its first call, 1 on a bad
-argument or request.
+not fatal), 2 on a bad argument, 3 when the channel never answered its
+first call (after printing {"setup_error": ...}), 1 on a bad request line.
 """
 
 import argparse
@@ -150,7 +150,7 @@ def main(argv):
         err = first_call(call, args.setup_timeout)
         if err is not None:
             emit({"setup_error": err, "grpc_version": grpc.__version__})
-            return 2
+            return 3
         if args.serve:
             serve(call, args)
         else:
