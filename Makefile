@@ -63,7 +63,7 @@ test-unit: ## Unit tests with the race detector (no cluster)
 	$(GO) test -race -short -count=1 ./...
 
 .PHONY: test-deps
-test-deps: ## Install, when missing, the Debian packages of the real metric servers (influxdb, graphite-carbon, graphite-web; root)
+test-deps: ## Install, when missing, the Debian packages of the real metric servers (influxdb, graphite-carbon, graphite-web) and gRPC C-core (python3-grpcio; root)
 	hack/test-deps.sh
 
 .PHONY: test-integration

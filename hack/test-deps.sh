@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages of the servers the integration tests run for
 # real (integration/providers): InfluxDB 1.x, Graphite's carbon-cache and
-# graphite-web. Installs only what is missing; needs root for that.
+# graphite-web; and gRPC C-core's Python binding (python3-grpcio), the
+# independent xDS client of integration/traffic. Installs only what is
+# missing; needs root for that.
 set -euo pipefail
 
 log() { echo "test-deps: $*" >&2; }
@@ -10,6 +12,8 @@ missing=()
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v carbon-cache >/dev/null || missing+=(graphite-carbon)
 [ -f /usr/lib/python3/dist-packages/graphite/wsgi.py ] || missing+=(graphite-web)
+# Debian's binding is for Debian's interpreter, whatever python3 is first in PATH.
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -37,15 +37,20 @@ func XDSClient(t testing.TB, xdsAddress, nodeID, target string) *grpc.ClientConn
 // NewXDSClient is XDSClient outside a test (e.g. for the demo), with the
 // given credentials; the caller closes the channel.
 func NewXDSClient(xdsAddress, nodeID, target string, creds XDSCredentials) (*grpc.ClientConn, error) {
-	bootstrap := fmt.Sprintf(`{
-		"xds_servers": [{"server_uri": %q, "channel_creds": %s, "server_features": ["xds_v3"]}],
-		"node": {"id": %q, "cluster": "serin-tests"}
-	}`, xdsAddress, creds.bootstrapCreds(), nodeID)
-	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(xdsBootstrap(xdsAddress, creds.bootstrapCreds(), nodeID)))
 	if err != nil {
 		return nil, err
 	}
 	return grpc.NewClient("xds:///"+target, grpc.WithResolvers(res), grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// xdsBootstrap is the xDS bootstrap of the tests' proxyless clients:
+// serverURI with channelCreds (a JSON array), and the node.
+func xdsBootstrap(serverURI, channelCreds, nodeID string) string {
+	return fmt.Sprintf(`{
+		"xds_servers": [{"server_uri": %q, "channel_creds": %s, "server_features": ["xds_v3"]}],
+		"node": {"id": %q, "cluster": "serin-tests"}
+	}`, serverURI, channelCreds, nodeID)
 }
 
 // Tally counts RPC answers by the x-version the pod sent back, and by pod.

@@ -4,7 +4,8 @@
 // child process that can be stopped, killed and restarted. The process
 // acts as the chart's service account (impersonated), so every suite runs
 // with exactly the permissions the chart grants. It also has the
-// data-plane side: grpc-go xDS clients and a raw ADS observer; `serin
+// data-plane side: grpc-go xDS clients, gRPC C-core xDS clients (Debian's
+// python3-grpcio running ccore/xdsclient.py) and a raw ADS observer; `serin
 // tester`, the hook companion; and ServiceProxy, a stand-in for kube-proxy
 // that makes a Service's cluster IP reach its endpoints.
 package harness

@@ -58,6 +58,15 @@ func (c XDSCredentials) DialOption() (grpc.DialOption, error) {
 	if c.Dir == "" {
 		return grpc.WithTransportCredentials(insecure.NewCredentials()), nil
 	}
+	cfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(cfg)), nil
+}
+
+// tlsConfig is the client side of mutual TLS with these files.
+func (c XDSCredentials) tlsConfig() (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(c.Dir, "tls.crt"), filepath.Join(c.Dir, "tls.key"))
 	if err != nil {
 		return nil, err
@@ -70,8 +79,7 @@ func (c XDSCredentials) DialOption() (grpc.DialOption, error) {
 	if !roots.AppendCertsFromPEM(ca) {
 		return nil, fmt.Errorf("%s/ca.crt holds no certificate", c.Dir)
 	}
-	return grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12})), nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
 // xdsIssuer issues credentials for the clients of one serin, once per

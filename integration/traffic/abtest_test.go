@@ -9,7 +9,15 @@ import (
 
 // testABHeader runs an A/B release (analysis.match with iterations): calls
 // carrying the header go to the canary, every other call to stable.
-func testABHeader(t *testing.T, e *env) {
+// grpc-go's xDS client measures it.
+func testABHeader(t *testing.T, e *env) { abHeader(t, e, "", grpcGo) }
+
+// testCCoreABHeader is testABHeader measured through gRPC C-core's xDS
+// client.
+func testCCoreABHeader(t *testing.T, e *env) { abHeader(t, e, "ccore_", ccore) }
+
+// abHeader runs the A/B release; prefix starts the FIGUREs' names.
+func abHeader(t *testing.T, e *env, prefix string, client func(r *release, node string) sender) {
 	r := newRelease(t, e, grpcService, `    interval: 1s
     threshold: 2
     iterations: 1
@@ -17,7 +25,7 @@ func testABHeader(t *testing.T, e *env) {
     - headers:
         x-canary: {exact: insider}
 `+e.gateHooks())
-	conn := r.client("ab")
+	send := client(r, prefix+"ab")
 	r.deploy(v2)
 	// One iteration, then the promotion gate holds the A/B routing.
 	r.waitFor("A/B routing applied and held", time.Minute, func(c *v1alpha1.Canary) bool {
@@ -26,12 +34,12 @@ func testABHeader(t *testing.T, e *env) {
 	r.waitCanaryServing(1)
 	time.Sleep(200 * time.Millisecond)
 
-	with := send(conn, 1000, "x-canary", "insider")
-	without := send(conn, 2000)
-	other := send(conn, 500, "x-canary", "outsider")
-	t.Logf("FIGURE ab_header_canary_share=%.4f rpcs=%d", float64(with.Versions[v2])/float64(with.Total), with.Total)
-	t.Logf("FIGURE ab_no_header_canary_share=%.4f rpcs=%d", float64(without.Versions[v2])/float64(without.Total), without.Total)
-	t.Logf("FIGURE ab_other_header_value_canary_share=%.4f rpcs=%d", float64(other.Versions[v2])/float64(other.Total), other.Total)
+	with := send(1000, "x-canary", "insider")
+	without := send(2000)
+	other := send(500, "x-canary", "outsider")
+	t.Logf("FIGURE %sab_header_canary_share=%.4f rpcs=%d", prefix, float64(with.Versions[v2])/float64(with.Total), with.Total)
+	t.Logf("FIGURE %sab_no_header_canary_share=%.4f rpcs=%d", prefix, float64(without.Versions[v2])/float64(without.Total), without.Total)
+	t.Logf("FIGURE %sab_other_header_value_canary_share=%.4f rpcs=%d", prefix, float64(other.Versions[v2])/float64(other.Total), other.Total)
 	if with.Versions[v2] != with.Total {
 		t.Errorf("calls with x-canary: insider must all reach the canary: %v", with)
 	}

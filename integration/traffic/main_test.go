@@ -3,7 +3,8 @@
 // (bootstrapped to serin) calling podsim's gRPC pods through releases that
 // serin drives, at every weight step, under A/B matches, rollback, pod
 // readiness changes, a configuration the client rejects and a restart of
-// serin; the EnvoyFilters serin writes for Istio against the API server
+// serin; gRPC C-core's xDS client (Debian's python3-grpcio), an
+// independent implementation, measuring weights and an A/B match; the EnvoyFilters serin writes for Istio against the API server
 // with Istio's CRDs installed; and a real Envoy where one is on PATH.
 //
 // One serin serves the whole package (the webhook configuration is
@@ -41,6 +42,8 @@ func TestTraffic(t *testing.T) {
 		}{
 			{"Weights", testWeights},
 			{"ABHeader", testABHeader},
+			{"CCoreWeights", testCCoreWeights},
+			{"CCoreABHeader", testCCoreABHeader},
 			{"ABConditions", testABConditions},
 			{"ConsistentHash", testConsistentHash},
 			{"Rollback", testRollback},

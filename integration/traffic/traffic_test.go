@@ -66,6 +66,33 @@ func (r *release) client(node string) *grpc.ClientConn {
 	return conn
 }
 
+// sender makes n calls with the given metadata pairs through one xDS
+// client and tallies who answered.
+type sender func(n int, md ...string) tally
+
+// grpcGo is a sender through grpc-go's xDS client (release.client).
+func grpcGo(r *release, node string) sender {
+	conn := r.client(node)
+	return func(n int, md ...string) tally { return send(conn, n, md...) }
+}
+
+// ccore is a sender through gRPC C-core's xDS client (Debian's
+// python3-grpcio): one channel in a process of its own, bootstrapped to
+// serin like the grpc-go clients, answering every measurement.
+func ccore(r *release, node string) sender {
+	c := harness.NewCCoreClient(r.t, r.e.s.XDSAddress(), node+"-"+r.ns, "podinfo."+r.ns+":9999")
+	return func(n int, md ...string) tally {
+		r.t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		tl, err := c.Send(ctx, n, md...)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		return tally{Total: n, Versions: tl.Versions, Pods: tl.Pods, Errors: tl.Errors, LastErr: tl.LastErr}
+	}
+}
+
 // call makes one fail-fast UnaryCall with the given metadata pairs.
 func call(ctx context.Context, c testgrpc.TestServiceClient, md []string) rpc {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

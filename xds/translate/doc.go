@@ -84,6 +84,12 @@
 //   - grpc-go accepts only ADS or self as EDS/RDS sources, and rejects TLS
 //     contexts that name SDS secrets: releases meant for proxyless gRPC use
 //     the ADS source without Istio mutual TLS.
+//   - Header conditions use HeaderMatcher's own fields (exact_match,
+//     prefix_match, suffix_match, safe_regex_match, present_match), not
+//     string_match, which Envoy prefers but gRPC C-core reads only after
+//     1.51 (Debian 12's python3-grpcio): it NACKs the whole route table.
+//     grpc-go and Envoy read both; Envoy counts the older fields as
+//     deprecated use.
 //   - grpc-go ignores query-parameter matches (the route is skipped),
 //     mirroring, header rewrites and Set-Cookie; those are for Envoy.
 //   - The CORS policy is a typed_per_filter_config wrapped in a

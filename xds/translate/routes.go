@@ -209,13 +209,6 @@ func abMatch(m model.RequestMatch) *routev3.RouteMatch {
 	return rm
 }
 
-func headerMatcher(name string, s model.StringMatch) *routev3.HeaderMatcher {
-	if s.Present {
-		return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}
-	}
-	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: stringMatcher(s)}}
-}
-
 // stringMatcher converts a model match (not Present, which has no
 // StringMatcher form).
 func stringMatcher(s model.StringMatch) *matcherv3.StringMatcher {

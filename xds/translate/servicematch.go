@@ -5,8 +5,9 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/serin-dev/serin/xds/model"
 )
 
 // narrow limits routes to the service's matches (Flagger's service.match):
@@ -85,6 +86,5 @@ func pathHeader(m *routev3.RouteMatch) *routev3.HeaderMatcher {
 		re = strings.TrimPrefix(m.GetSafeRegex().GetRegex(), "(?i)")
 		re = "(?:" + re + `)(?:\?.*)?`
 	}
-	return &routev3.HeaderMatcher{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
-		StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: fold + re}}}}}
+	return headerMatcher(":path", model.StringMatch{Regex: fold + re})
 }
