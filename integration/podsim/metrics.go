@@ -61,7 +61,8 @@ type request struct {
 }
 
 // podMetrics holds one pod's request metrics on its own registry, so every pod
-// exposes only its own series, like a sidecar would.
+// exposes only its own series, like a sidecar would. Istio's series are nil
+// for a pod meshed by Linkerd.
 type podMetrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -74,6 +75,19 @@ type podMetrics struct {
 }
 
 func newPodMetrics(id Identity) *podMetrics {
+	m := &podMetrics{registry: prometheus.NewRegistry(), ns: id.Namespace}
+	if id.Mesh != MeshLinkerd {
+		m.requests, m.duration = newIstioMetrics(id)
+		m.registry.MustRegister(m.requests, m.duration)
+	}
+	m.responses, m.latency = newLinkerdMetrics(id)
+	m.registry.MustRegister(m.responses, m.latency)
+	return m
+}
+
+// newIstioMetrics are Istio's standard request metrics as the destination
+// reporter labels them.
+func newIstioMetrics(id Identity) (*prometheus.CounterVec, *prometheus.HistogramVec) {
 	constLabels := prometheus.Labels{
 		"reporter":                       "destination",
 		"source_workload":                unknown,
@@ -94,24 +108,18 @@ func newPodMetrics(id Identity) *podMetrics {
 		"destination_cluster":            "Kubernetes",
 		"connection_security_policy":     "none",
 	}
-	m := &podMetrics{
-		registry: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        MetricRequestsTotal,
-			Help:        "Requests served by the pod, labelled like Istio's destination reporter.",
-			ConstLabels: constLabels,
-		}, requestLabels),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:        MetricRequestDuration,
-			Help:        "Duration of requests served by the pod in milliseconds, labelled like Istio's destination reporter.",
-			ConstLabels: constLabels,
-			Buckets:     DurationBucketsMS,
-		}, requestLabels),
-		ns: id.Namespace,
-	}
-	m.responses, m.latency = newLinkerdMetrics(id)
-	m.registry.MustRegister(m.requests, m.duration, m.responses, m.latency)
-	return m
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        MetricRequestsTotal,
+		Help:        "Requests served by the pod, labelled like Istio's destination reporter.",
+		ConstLabels: constLabels,
+	}, requestLabels)
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:        MetricRequestDuration,
+		Help:        "Duration of requests served by the pod in milliseconds, labelled like Istio's destination reporter.",
+		ConstLabels: constLabels,
+		Buckets:     DurationBucketsMS,
+	}, requestLabels)
+	return requests, duration
 }
 
 // newLinkerdMetrics are a Linkerd proxy's inbound response metrics with
@@ -139,18 +147,21 @@ func newLinkerdMetrics(id Identity) (*prometheus.CounterVec, *prometheus.Histogr
 }
 
 func (m *podMetrics) observe(r request) {
-	grpcStatus, flags := "", "-"
+	grpcStatus := ""
 	if r.grpcCode != nil {
 		grpcStatus = strconv.Itoa(int(*r.grpcCode))
 	}
-	if r.code == 0 {
-		flags = "DC" // downstream connection termination, as Envoy reports it
-	}
-	svc, name, ns := serviceFromAuthority(r.authority, m.ns)
-	values := []string{string(r.protocol), strconv.Itoa(r.code), grpcStatus, flags, svc, name, ns}
 	ms := float64(r.duration) / float64(time.Millisecond)
-	m.requests.WithLabelValues(values...).Inc()
-	m.duration.WithLabelValues(values...).Observe(ms)
+	if m.requests != nil {
+		flags := "-"
+		if r.code == 0 {
+			flags = "DC" // downstream connection termination, as Envoy reports it
+		}
+		svc, name, ns := serviceFromAuthority(r.authority, m.ns)
+		values := []string{string(r.protocol), strconv.Itoa(r.code), grpcStatus, flags, svc, name, ns}
+		m.requests.WithLabelValues(values...).Inc()
+		m.duration.WithLabelValues(values...).Observe(ms)
+	}
 	if r.code == 0 {
 		return // no response: Linkerd's response metrics never see it
 	}

@@ -198,6 +198,30 @@ func TestLinkerdSeesNoAbandonedRequest(t *testing.T) {
 	}
 }
 
+// TestLinkerdMeshedPodHasNoIstioSeries: a pod annotated for Linkerd's
+// injector exposes Linkerd's series only.
+func TestLinkerdMeshedPodHasNoIstioSeries(t *testing.T) {
+	pod := testPod(func(p *corev1.Pod) { p.Annotations = map[string]string{"linkerd.io/inject": "enabled"} })
+	if got := IdentityForPod(pod).Mesh; got != MeshLinkerd {
+		t.Fatalf("mesh = %q, want %q", got, MeshLinkerd)
+	}
+	_, addrs := servePod(t, pod, nil)
+	doHTTP(t, http.MethodGet, "http://"+addrs["http"]+"/", nil, nil)
+	fams := scrape(t, addrs["http"])
+	if fams[MetricRequestsTotal] != nil || fams[MetricRequestDuration] != nil {
+		t.Errorf("a Linkerd-meshed pod exposes Istio's series")
+	}
+	if got := counterSum(fams[MetricLinkerdResponses], with("classification", "success")); got != 1 {
+		t.Errorf("%s = %v, want 1", MetricLinkerdResponses, got)
+	}
+	for _, v := range []string{"", "disabled"} {
+		p := testPod(func(p *corev1.Pod) { p.Annotations = map[string]string{"linkerd.io/inject": v} })
+		if got := MeshForPod(p); got != MeshAny {
+			t.Errorf("linkerd.io/inject=%q: mesh %q, want both", v, got)
+		}
+	}
+}
+
 func TestServiceFromAuthority(t *testing.T) {
 	tests := []struct{ authority, svc, name, ns string }{
 		{"podinfo", "podinfo.test.svc.cluster.local", "podinfo", "test"},
