@@ -103,9 +103,9 @@ func (w Workloads) names() telemetry {
 	return telemetries[SeriesIstio]
 }
 
-// WorkloadLabel is the label that names a track's Deployment in the
+// workloadLabel is the label that names a track's Deployment in the
 // series (and in the built-in queries' results).
-func (w Workloads) WorkloadLabel() string { return w.names().workload }
+func (w Workloads) workloadLabel() string { return w.names().workload }
 
 // selector is the label matcher of both tracks' server-side telemetry.
 func (w Workloads) selector() string {
@@ -151,11 +151,11 @@ func (c *Client) RequestCounts(ctx context.Context, w Workloads, d time.Duration
 	if err := w.validate(d); err != nil {
 		return TrackCounts{}, err
 	}
-	total, err := c.queryByLabel(ctx, RequestsQuery(w, d), w.WorkloadLabel(), at)
+	total, err := c.queryByLabel(ctx, RequestsQuery(w, d), w.workloadLabel(), at)
 	if err != nil {
 		return TrackCounts{}, fmt.Errorf("request count: %w", err)
 	}
-	errs, err := c.queryByLabel(ctx, ErrorsQuery(w, d), w.WorkloadLabel(), at)
+	errs, err := c.queryByLabel(ctx, ErrorsQuery(w, d), w.workloadLabel(), at)
 	if err != nil {
 		return TrackCounts{}, fmt.Errorf("error count: %w", err)
 	}
@@ -174,7 +174,7 @@ func (c *Client) RequestDuration(ctx context.Context, w Workloads, d time.Durati
 	if err := w.validate(d); err != nil {
 		return TrackValues{}, err
 	}
-	p99, err := c.queryByLabel(ctx, DurationQuery(w, d), w.WorkloadLabel(), at)
+	p99, err := c.queryByLabel(ctx, DurationQuery(w, d), w.workloadLabel(), at)
 	if err != nil {
 		return TrackValues{}, fmt.Errorf("request duration: %w", err)
 	}
