@@ -114,7 +114,8 @@ func (a *Analyzer) Check(ctx context.Context, in Input) (Result, error) {
 	defer cancel()
 
 	r := &run{a: a, in: in, ctx: ctx}
-	r.workloads = prom.Workloads{Namespace: c.Namespace, Stable: in.StableWorkload, Canary: in.CanaryWorkload}
+	r.workloads = prom.Workloads{Namespace: c.Namespace, Stable: in.StableWorkload, Canary: in.CanaryWorkload,
+		Series: prom.SeriesFor(spec.Provider)}
 	if r.workloads.Stable == "" {
 		r.workloads.Stable = spec.TargetRef.Name
 	}

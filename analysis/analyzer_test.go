@@ -27,7 +27,8 @@ type promServer struct {
 	mu      sync.Mutex
 	queries []string
 	auth    []string
-	// requests, errors, p99 and custom are per destination_workload.
+	// requests, errors and p99 are per workload (destination_workload,
+	// or deployment for Linkerd's series).
 	requests, errors, p99 map[string]string
 	custom                string
 }
@@ -44,9 +45,9 @@ func newPromServer(t *testing.T) *promServer {
 		switch {
 		case strings.HasPrefix(q, "histogram_quantile"):
 			samples = p.p99
-		case strings.Contains(q, `response_code=~"5.."`):
+		case strings.Contains(q, `response_code=~"5.."`), strings.Contains(q, `classification="failure"`):
 			samples = p.errors
-		case strings.Contains(q, "istio_requests_total"):
+		case strings.Contains(q, "istio_requests_total"), strings.Contains(q, "response_total{"):
 			samples = p.requests
 		default:
 			custom := p.custom
@@ -54,9 +55,13 @@ func newPromServer(t *testing.T) *promServer {
 			fmt.Fprintf(w, `{"status":"success","data":{"resultType":"scalar","result":[1700000000,%q]}}`, custom)
 			return
 		}
+		label := "destination_workload"
+		if strings.Contains(q, "by (deployment)") || strings.Contains(q, "by (le, deployment)") {
+			label = "deployment" // Linkerd's series
+		}
 		var parts []string
 		for wl, v := range samples {
-			parts = append(parts, fmt.Sprintf(`{"metric":{"destination_workload":%q},"value":[1700000000,%q]}`, wl, v))
+			parts = append(parts, fmt.Sprintf(`{"metric":{%q:%q},"value":[1700000000,%q]}`, label, wl, v))
 		}
 		p.mu.Unlock()
 		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[%s]}}`, strings.Join(parts, ","))
@@ -154,6 +159,49 @@ func TestCheckPrometheusBuiltins(t *testing.T) {
 	}
 	if len(logs) != 1 || !strings.Contains(logs[0], `"analysis verdict"`) || !strings.Contains(logs[0], `"request-success-rate/canary"="98% (min 99%) fail n=100 from prometheus"`) {
 		t.Errorf("log lines = %q", logs)
+	}
+}
+
+// TestCheckBuiltinsBySeries: the built-in checks read Linkerd's series
+// for provider linkerd only, and judge them as they judge Istio's.
+func TestCheckBuiltinsBySeries(t *testing.T) {
+	istio := []string{"istio_requests_total{", "istio_request_duration_milliseconds_bucket{", `destination_workload=~"podinfo|podinfo-canary"`}
+	linkerd := []string{"response_total{", "response_latency_ms_bucket{", `deployment=~"podinfo|podinfo-canary"`, `direction="inbound"`}
+	for _, tt := range []struct {
+		provider v1alpha1.Provider
+		want     []string
+	}{
+		{"", istio},
+		{"istio", istio},
+		{"gatewayapi:v1", istio},
+		{"kubernetes", istio},
+		{"linkerd", linkerd},
+	} {
+		t.Run(string(tt.provider), func(t *testing.T) {
+			p := newPromServer(t)
+			p.requests["podinfo-canary"], p.requests["podinfo"] = "100", "900"
+			p.errors["podinfo-canary"], p.errors["podinfo"] = "2", "1"
+			p.p99["podinfo-canary"], p.p99["podinfo"] = "1200", "90"
+			a := &Analyzer{Prometheus: &prom.Factory{Default: prom.Config{Address: p.URL}, Egress: loopback}}
+			c := canary(srMetric(), durMetric())
+			c.Spec.Provider = tt.provider
+			res, err := a.Check(context.Background(), Input{Canary: c, WindowStart: t0, Now: t0.Add(30 * time.Second)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "Halt podinfo.test advancement success rate 98.00% < 99%, request duration 1.2s > 500ms"; res.Message != want {
+				t.Fatalf("Message = %q, want %q", res.Message, want)
+			}
+			all := strings.Join(p.seen(), "\n")
+			for _, part := range tt.want {
+				if !strings.Contains(all, part) {
+					t.Errorf("no query has %s:\n%s", part, all)
+				}
+			}
+			if mixed := tt.provider == "linkerd" == strings.Contains(all, "istio_"); mixed {
+				t.Errorf("queries read the other mesh's series:\n%s", all)
+			}
+		})
 	}
 }
 

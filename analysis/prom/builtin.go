@@ -8,17 +8,44 @@ import (
 	"time"
 
 	"github.com/serin-dev/serin/api/querytemplate"
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
-// Workloads names the two tracks of a release as Istio labels them:
-// destination_workload is the Deployment name, destination_workload_namespace
-// its namespace.
+// Workloads names the two tracks of a release and the telemetry they are
+// read from: Istio labels a Deployment destination_workload and its
+// namespace destination_workload_namespace, Linkerd deployment and
+// namespace.
 type Workloads struct {
 	Namespace string
 	// Canary is the canary copy's Deployment (<target>-canary).
 	Canary string
 	// Stable is the user's Deployment (<target>).
 	Stable string
+	// Series is the mesh whose series the built-in checks read; the zero
+	// value is Istio's.
+	Series Series
+}
+
+// Series names a mesh's standard request telemetry.
+type Series string
+
+// The series the built-in checks can read.
+const (
+	// SeriesIstio is istio_requests_total and
+	// istio_request_duration_milliseconds from the destination reporter.
+	SeriesIstio Series = ""
+	// SeriesLinkerd is the Linkerd proxy's inbound response_total and
+	// response_latency_ms.
+	SeriesLinkerd Series = "linkerd"
+)
+
+// SeriesFor picks the series of a Canary's effective spec.provider:
+// Linkerd's for linkerd, Istio's for every other provider and for none.
+func SeriesFor(p v1alpha1.Provider) Series {
+	if p == "linkerd" {
+		return SeriesLinkerd
+	}
+	return SeriesIstio
 }
 
 // Counts are the requests one track completed in a window and how many of
@@ -45,15 +72,47 @@ type TrackValues struct {
 // status in grpc_response_status, so without them a failing gRPC canary
 // would look perfect. Codes that are the caller's doing (NOT_FOUND,
 // INVALID_ARGUMENT, PERMISSION_DENIED, …) are not failures of a release.
+// Linkerd's proxy classifies responses itself (classification="failure":
+// HTTP 5xx, any gRPC status but OK, a failed response stream), and that
+// classification is what its checks count.
 var GRPCServerErrorCodes = []string{"2", "4", "12", "13", "14", "15"}
 
-const workloadLabel = "destination_workload"
+// telemetry is one mesh's names for its server-side request series.
+type telemetry struct {
+	// requests is the request counter, bucket the duration histogram's
+	// buckets (in milliseconds).
+	requests, bucket string
+	// workload and namespace are the labels of a Deployment and its
+	// namespace; scope selects the server side's series.
+	workload, namespace, scope string
+}
+
+var telemetries = map[Series]telemetry{
+	SeriesIstio: {requests: "istio_requests_total", bucket: "istio_request_duration_milliseconds_bucket",
+		workload: "destination_workload", namespace: "destination_workload_namespace", scope: `reporter="destination"`},
+	SeriesLinkerd: {requests: "response_total", bucket: "response_latency_ms_bucket",
+		workload: "deployment", namespace: "namespace", scope: `direction="inbound"`},
+}
+
+// names are the workloads' series names; an unknown Series (which
+// validate refuses) reads Istio's.
+func (w Workloads) names() telemetry {
+	if t, ok := telemetries[w.Series]; ok {
+		return t
+	}
+	return telemetries[SeriesIstio]
+}
+
+// workloadLabel is the label that names a track's Deployment in the
+// series (and in the built-in queries' results).
+func (w Workloads) workloadLabel() string { return w.names().workload }
 
 // selector is the label matcher of both tracks' server-side telemetry.
 func (w Workloads) selector() string {
+	t := w.names()
 	names := []string{regexp.QuoteMeta(w.Stable), regexp.QuoteMeta(w.Canary)}
-	return fmt.Sprintf(`reporter="destination",destination_workload_namespace=%s,destination_workload=~%s`,
-		querytemplate.QuoteString(w.Namespace), querytemplate.QuoteString(strings.Join(names, "|")))
+	return fmt.Sprintf(`%s,%s=%s,%s=~%s`, t.scope, t.namespace, querytemplate.QuoteString(w.Namespace),
+		t.workload, querytemplate.QuoteString(strings.Join(names, "|")))
 }
 
 func window(d time.Duration) string {
@@ -62,22 +121,28 @@ func window(d time.Duration) string {
 
 // RequestsQuery counts each track's requests over the window.
 func RequestsQuery(w Workloads, d time.Duration) string {
-	return fmt.Sprintf(`sum by (destination_workload) (increase(istio_requests_total{%s}[%s]))`, w.selector(), window(d))
+	t := w.names()
+	return fmt.Sprintf(`sum by (%s) (increase(%s{%s}[%s]))`, t.workload, t.requests, w.selector(), window(d))
 }
 
-// ErrorsQuery counts each track's failed requests over the window: HTTP 5xx,
-// plus gRPC server errors carried in a non-5xx response. The two series
-// sets are disjoint (they differ in response_code), so "or" adds them.
+// ErrorsQuery counts each track's failed requests over the window. Istio:
+// HTTP 5xx, plus gRPC server errors carried in a non-5xx response; the two
+// series sets are disjoint (they differ in response_code), so "or" adds
+// them. Linkerd: the responses its proxy classified as failures.
 func ErrorsQuery(w Workloads, d time.Duration) string {
-	sel, win := w.selector(), window(d)
-	return fmt.Sprintf(`sum by (destination_workload) (increase(istio_requests_total{%s,response_code=~"5.."}[%s]) or increase(istio_requests_total{%s,response_code!~"5..",grpc_response_status=~"%s"}[%s]))`,
-		sel, win, sel, strings.Join(GRPCServerErrorCodes, "|"), win)
+	t, sel, win := w.names(), w.selector(), window(d)
+	if w.Series == SeriesLinkerd {
+		return fmt.Sprintf(`sum by (%s) (increase(%s{%s,classification="failure"}[%s]))`, t.workload, t.requests, sel, win)
+	}
+	return fmt.Sprintf(`sum by (%s) (increase(%s{%s,response_code=~"5.."}[%s]) or increase(%s{%s,response_code!~"5..",grpc_response_status=~"%s"}[%s]))`,
+		t.workload, t.requests, sel, win, t.requests, sel, strings.Join(GRPCServerErrorCodes, "|"), win)
 }
 
-// DurationQuery is each track's p99 request duration in milliseconds.
+// DurationQuery is each track's p99 request duration in milliseconds
+// (Linkerd measures the time to the response's first byte).
 func DurationQuery(w Workloads, d time.Duration) string {
-	return fmt.Sprintf(`histogram_quantile(0.99, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{%s}[%s])))`,
-		w.selector(), window(d))
+	t := w.names()
+	return fmt.Sprintf(`histogram_quantile(0.99, sum by (le, %s) (rate(%s{%s}[%s])))`, t.workload, t.bucket, w.selector(), window(d))
 }
 
 // RequestCounts returns both tracks' request and error counts over the
@@ -86,11 +151,11 @@ func (c *Client) RequestCounts(ctx context.Context, w Workloads, d time.Duration
 	if err := w.validate(d); err != nil {
 		return TrackCounts{}, err
 	}
-	total, err := c.queryByLabel(ctx, RequestsQuery(w, d), workloadLabel, at)
+	total, err := c.queryByLabel(ctx, RequestsQuery(w, d), w.workloadLabel(), at)
 	if err != nil {
 		return TrackCounts{}, fmt.Errorf("request count: %w", err)
 	}
-	errs, err := c.queryByLabel(ctx, ErrorsQuery(w, d), workloadLabel, at)
+	errs, err := c.queryByLabel(ctx, ErrorsQuery(w, d), w.workloadLabel(), at)
 	if err != nil {
 		return TrackCounts{}, fmt.Errorf("error count: %w", err)
 	}
@@ -109,7 +174,7 @@ func (c *Client) RequestDuration(ctx context.Context, w Workloads, d time.Durati
 	if err := w.validate(d); err != nil {
 		return TrackValues{}, err
 	}
-	p99, err := c.queryByLabel(ctx, DurationQuery(w, d), workloadLabel, at)
+	p99, err := c.queryByLabel(ctx, DurationQuery(w, d), w.workloadLabel(), at)
 	if err != nil {
 		return TrackValues{}, fmt.Errorf("request duration: %w", err)
 	}
@@ -123,6 +188,9 @@ func (c *Client) RequestDuration(ctx context.Context, w Workloads, d time.Durati
 func (w Workloads) validate(d time.Duration) error {
 	if w.Namespace == "" || w.Canary == "" || w.Stable == "" {
 		return fmt.Errorf("workloads need a namespace, a canary and a stable name: %+v", w)
+	}
+	if _, ok := telemetries[w.Series]; !ok {
+		return fmt.Errorf("workloads of %s: no built-in queries for series %q", w.Namespace, w.Series)
 	}
 	if d < time.Second {
 		return fmt.Errorf("query window %v is shorter than a second", d)

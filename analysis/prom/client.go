@@ -1,6 +1,7 @@
 // Package prom is serin's Prometheus provider: a client for one Prometheus
 // (address, basic or bearer auth, TLS), the built-in metrics computed from
-// Istio's standard telemetry for both tracks over the same window, custom
+// Istio's standard telemetry (or, for provider linkerd, the Linkerd proxy's)
+// for both tracks over the same window, custom
 // MetricTemplate queries, and a Factory that builds clients from a
 // MetricProvider and its Secret.
 //

@@ -67,13 +67,7 @@ func scalar(v string) string {
 	return fmt.Sprintf(`{"resultType":"scalar","result":[1700000000,%q]}`, v)
 }
 
-func vector(samples ...[2]string) string {
-	var parts []string
-	for _, s := range samples {
-		parts = append(parts, fmt.Sprintf(`{"metric":{"destination_workload":%q},"value":[1700000000,%q]}`, s[0], s[1]))
-	}
-	return `{"resultType":"vector","result":[` + strings.Join(parts, ",") + `]}`
-}
+func vector(samples ...[2]string) string { return vectorBy("destination_workload", samples...) }
 
 func TestQuery(t *testing.T) {
 	at := time.Unix(1700000000, 0)

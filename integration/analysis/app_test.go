@@ -32,6 +32,8 @@ type app struct {
 	// rev is the template hash of the last deployed version: waitPhase
 	// only accepts a status about it.
 	rev string
+	// podAnnotations, a YAML flow map, annotate podinfo's pod template.
+	podAnnotations string
 }
 
 // newApp creates a namespace, applies the Canary (spec given as YAML,
@@ -66,7 +68,15 @@ func (a *app) deploy(version string, envs map[string]string) {
 	for _, k := range keys {
 		extra += fmt.Sprintf(", {name: %s, value: %q}", k, envs[k])
 	}
-	a.kubectl(harness.PodinfoDeployment(a.ns, version, a.replicas, extra), "apply", "-f", "-")
+	manifest := harness.PodinfoDeployment(a.ns, version, a.replicas, extra)
+	if a.podAnnotations != "" {
+		const labels = "\n      labels: {app: podinfo}\n"
+		if !strings.Contains(manifest, labels) {
+			a.t.Fatalf("no pod template labels to annotate beside in\n%s", manifest)
+		}
+		manifest = strings.Replace(manifest, labels, labels+"      annotations: "+a.podAnnotations+"\n", 1)
+	}
+	a.kubectl(manifest, "apply", "-f", "-")
 	var d appsv1.Deployment
 	if err := a.e.cl.Get(context.Background(), types.NamespacedName{Namespace: a.ns, Name: appName}, &d); err != nil {
 		a.t.Fatal(err)

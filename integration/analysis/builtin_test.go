@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,30 +65,43 @@ func (r *receiver) received() []map[string]any {
 	return append([]map[string]any(nil), r.bodies...)
 }
 
-// TestBuiltinMetrics: on Prometheus's view of Istio-style telemetry, a
+// mesh is whose telemetry the built-in metrics are read from.
+type mesh struct {
+	// provider is the Canary's spec.provider ("" for none).
+	provider string
+	// podAnnotations mesh podinfo's pods (a YAML flow map, or "").
+	podAnnotations string
+	// series is the request counter the checks read; absent one the
+	// pods do not expose ("" for none).
+	series, absent string
+}
+
+var (
+	// istioMesh: no provider; podsim exposes Istio's series (and Linkerd's).
+	istioMesh = mesh{series: "istio_requests_total"}
+	// linkerdMesh: provider linkerd, and pods meshed by Linkerd, which
+	// expose Linkerd's series only.
+	linkerdMesh = mesh{provider: "linkerd", podAnnotations: "{linkerd.io/inject: enabled}",
+		series: "response_total", absent: "istio_requests_total"}
+)
+
+// TestBuiltinMetrics: on Prometheus's view of a mesh's telemetry, a
 // healthy v2 is promoted, a v3 with 30% errors is rolled back on
 // request-success-rate and a v4 with 1s latency on request-duration; alerts
 // reach a generic webhook (every message) and a Slack one (errors only).
-func (e *env) testBuiltinMetrics(t *testing.T) {
+func (e *env) testBuiltinMetrics(m mesh) func(*testing.T) {
+	return func(t *testing.T) { e.builtinMetrics(t, m) }
+}
+
+func (e *env) builtinMetrics(t *testing.T, m mesh) {
 	generic, slack := newReceiver(t), newReceiver(t)
-	a := &app{e: e, t: t, ns: e.c.Namespace(t), replicas: 2}
-	e.serin.AllowSecrets(t, a.ns) // the Slack address is in a Secret
-	a.apply(fmt.Sprintf(`apiVersion: serin.dev/v1alpha1
-kind: AlertProvider
-metadata: {name: generic}
-spec: {type: generic, address: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: slack-url}
-stringData: {address: %q}
----
-apiVersion: serin.dev/v1alpha1
-kind: AlertProvider
-metadata: {name: slack}
-spec: {type: slack, channel: releases, username: serin-tests, secretRef: {name: slack-url}}
-`, generic.URL+"/hooks/generic", slack.URL+"/services/T000/B000/XXX"))
-	a.applyCanary(builtinSpec)
+	a := &app{e: e, t: t, ns: e.c.Namespace(t), replicas: 2, podAnnotations: m.podAnnotations}
+	e.applyAlertProviders(a, generic, slack)
+	spec := builtinSpec
+	if m.provider != "" {
+		spec = "provider: " + m.provider + "\n" + spec
+	}
+	a.applyCanary(spec)
 	a.deploy("1.0.0", nil)
 	w := a.watch()
 	a.waitPhase(v1alpha1.PhaseInitialized, time.Minute)
@@ -107,6 +121,7 @@ spec: {type: slack, channel: releases, username: serin-tests, secretRef: {name: 
 	if st.FailedChecks != 0 {
 		t.Errorf("v2 had %d failed checks", st.FailedChecks)
 	}
+	e.checkSeries(t, a.ns, m)
 	if got := l.during(func() { time.Sleep(time.Second) }); got["2.0.0"] == 0 || len(got) != 1 {
 		t.Errorf("after promotion, answers by version %v; want 2.0.0 only", got)
 	}
@@ -150,6 +165,48 @@ spec: {type: slack, channel: releases, username: serin-tests, secretRef: {name: 
 	}
 
 	checkAlerts(t, a, generic, slack)
+}
+
+// applyAlertProviders applies the AlertProviders builtinSpec names: a
+// generic webhook and a Slack one whose address is in a Secret.
+func (e *env) applyAlertProviders(a *app, generic, slack *receiver) {
+	a.t.Helper()
+	e.serin.AllowSecrets(a.t, a.ns) // the Slack address is in a Secret
+	a.apply(fmt.Sprintf(`apiVersion: serin.dev/v1alpha1
+kind: AlertProvider
+metadata: {name: generic}
+spec: {type: generic, address: %q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: slack-url}
+stringData: {address: %q}
+---
+apiVersion: serin.dev/v1alpha1
+kind: AlertProvider
+metadata: {name: slack}
+spec: {type: slack, channel: releases, username: serin-tests, secretRef: {name: slack-url}}
+`, generic.URL+"/hooks/generic", slack.URL+"/services/T000/B000/XXX"))
+}
+
+// checkSeries asserts that Prometheus holds the namespace's requests in
+// the series the checks read, and none in the series the pods lack.
+func (e *env) checkSeries(t *testing.T, ns string, m mesh) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, want := range map[string]bool{m.series: true, m.absent: false} {
+		if name == "" {
+			continue
+		}
+		vec, err := e.prom.Vector(ctx, fmt.Sprintf(`count(%s{namespace=%q})`, name, ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has := len(vec) > 0 && vec[0].Value > 0; has != want {
+			t.Errorf("Prometheus has series %s in %s: %v, want %v", name, ns, has, want)
+		}
+	}
 }
 
 // checkPassedOnBuiltins asserts that the release's checks judged both

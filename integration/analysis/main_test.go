@@ -64,7 +64,8 @@ func TestAnalysis(t *testing.T) {
 		run  func(*testing.T)
 	}{
 		{"DetectionTime", e.testDetectionTime},
-		{"BuiltinMetrics", e.testBuiltinMetrics},
+		{"BuiltinMetrics", e.testBuiltinMetrics(istioMesh)},
+		{"BuiltinMetricsLinkerd", e.testBuiltinMetrics(linkerdMesh)},
 		{"NoTraffic", e.testNoTraffic},
 		{"MetricTemplateAuth", e.testMetricTemplateAuth},
 		{"TemplateInjection", e.testTemplateInjection},

@@ -11,9 +11,11 @@
 //
 //   - the plan: a pure translation of a *corev1.Pod into what to serve (ports and
 //     their protocol, identity used for metrics, and the behaviour read from env);
-//   - the per-pod server ([PodServer]): HTTP (podinfo-like endpoints and Istio-style
-//     Prometheus metrics on a per-pod registry) and gRPC (grpc.health.v1, reflection
-//     and the grpc.testing.TestService echo service);
+//   - the per-pod server ([PodServer]): HTTP (podinfo-like endpoints and Prometheus
+//     metrics on a per-pod registry, every request counted both as Istio's
+//     destination reporter and as a Linkerd proxy's inbound side count it, or only
+//     as Linkerd's for a pod annotated linkerd.io/inject: enabled) and gRPC
+//     (grpc.health.v1, reflection and the grpc.testing.TestService echo service);
 //   - the runner ([Simulator], [Run]): a Pod informer that starts, restarts and stops
 //     per-pod servers as pods become Ready, change, or go away.
 //

@@ -25,7 +25,17 @@ func IdentityForPod(pod *corev1.Pod) Identity {
 		Version:           labelOr(pod.Labels, unknown, "version"),
 		CanonicalService:  labelOr(pod.Labels, workload, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app"),
 		CanonicalRevision: labelOr(pod.Labels, "latest", "service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"),
+		Mesh:              MeshForPod(pod),
 	}
+}
+
+// MeshForPod is MeshLinkerd for a pod annotated linkerd.io/inject: enabled
+// (as Linkerd's injector would mesh it), else MeshAny.
+func MeshForPod(pod *corev1.Pod) Mesh {
+	if pod.Annotations[linkerdInjectAnnotation] == "enabled" {
+		return MeshLinkerd
+	}
+	return MeshAny
 }
 
 // WorkloadName returns the pod's workload name the way Istio derives it: the name of

@@ -57,13 +57,6 @@ func TestMetricsIstioLabels(t *testing.T) {
 		t.Errorf("%d of %d series carry the pod identity:\n%s", got, len(total.GetMetric()), describe(total))
 	}
 
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
 	checks := []struct {
 		labels map[string]string
 		want   float64
@@ -101,6 +94,131 @@ func TestMetricsIstioLabels(t *testing.T) {
 	}
 	if count != 7 {
 		t.Errorf("histogram counts %d requests, want 7", count)
+	}
+}
+
+// with is a label set from key, value pairs.
+func with(kv ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// TestMetricsLinkerdLabels: the same requests are counted as a Linkerd
+// proxy's inbound side counts them, classified as Linkerd does (5xx and
+// every gRPC status but OK fail).
+func TestMetricsLinkerdLabels(t *testing.T) {
+	pod := testPod(withEnv(EnvVersion, "v2"), func(p *corev1.Pod) {
+		p.Labels["pod-template-hash"] = "5c8d9b7f4"
+		p.OwnerReferences[0].Name = "podinfo-canary-5c8d9b7f4"
+	})
+	_, addrs := servePod(t, pod, nil)
+	base := "http://" + addrs["http"]
+	for range 3 {
+		doHTTP(t, http.MethodGet, base+"/", nil, map[string]string{"Host": "podinfo.test:9898"})
+	}
+	doHTTP(t, http.MethodGet, base+"/status/503", nil, map[string]string{"Host": "podinfo.test:9898"})
+	doHTTP(t, http.MethodGet, base+"/status/404", nil, map[string]string{"Host": "podinfo.test:9898"})
+	doHTTP(t, http.MethodGet, base+"/healthz", nil, nil) // not counted
+	client := testgrpc.NewTestServiceClient(dial(t, addrs["grpc"]))
+	if _, err := client.EmptyCall(t.Context(), &testgrpc.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int32{14, 5} { // UNAVAILABLE, NOT_FOUND
+		_, _ = client.UnaryCall(t.Context(), &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: code}})
+	}
+
+	fams := scrape(t, addrs["http"])
+	total := fams[MetricLinkerdResponses]
+	if total == nil {
+		t.Fatalf("no %s in /metrics", MetricLinkerdResponses)
+	}
+	common := with("namespace", "test", "deployment", "podinfo-canary", "pod", pod.Name, "direction", "inbound")
+	if got := len(series(total, common)); got != len(total.GetMetric()) {
+		t.Errorf("%d of %d series carry the pod identity:\n%s", got, len(total.GetMetric()), describe(total))
+	}
+	checks := []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{with("classification", "success", "status_code", "200", "authority", "podinfo.test:9898"), 3},
+		{with("classification", "failure", "status_code", "503"), 1},
+		{with("classification", "success", "status_code", "404"), 1},
+		{with("classification", "success", "grpc_status", "0"), 1},
+		{with("classification", "failure", "status_code", "200", "grpc_status", "14"), 1},
+		{with("classification", "failure", "grpc_status", "5"), 1},
+		{with("classification", "failure"), 3},
+		{nil, 8},
+	}
+	for _, c := range checks {
+		if got := counterSum(total, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v\n%s", MetricLinkerdResponses, c.labels, got, c.want, describe(total))
+		}
+	}
+
+	hist := fams[MetricLinkerdLatency]
+	if hist == nil {
+		t.Fatalf("no %s in /metrics", MetricLinkerdLatency)
+	}
+	var count uint64
+	for _, m := range series(hist, common) {
+		h := m.GetHistogram()
+		count += h.GetSampleCount()
+		var bounds []float64
+		for _, b := range h.GetBucket() {
+			bounds = append(bounds, b.GetUpperBound())
+		}
+		if want := append(slices.Clone(LinkerdLatencyBucketsMS), math.Inf(1)); !reflect.DeepEqual(bounds, want) {
+			t.Fatalf("buckets %v, want Linkerd's %v", bounds, want)
+		}
+	}
+	if count != 8 {
+		t.Errorf("latency histogram counts %d responses, want 8", count)
+	}
+}
+
+// TestLinkerdSeesNoAbandonedRequest: a request the client gave up on
+// before an answer has no response for Linkerd's metrics to count.
+func TestLinkerdSeesNoAbandonedRequest(t *testing.T) {
+	m := newPodMetrics(Identity{Pod: "p", Namespace: "test", Workload: "web"})
+	m.observe(request{protocol: ProtocolHTTP, code: 0, authority: "web"})
+	m.observe(request{protocol: ProtocolHTTP, code: 500, authority: "web"})
+	fams, err := m.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		got[f.GetName()] = counterSum(f, nil)
+	}
+	if got[MetricRequestsTotal] != 2 || got[MetricLinkerdResponses] != 1 {
+		t.Errorf("counted %v; want 2 Istio requests and 1 Linkerd response", got)
+	}
+}
+
+// TestLinkerdMeshedPodHasNoIstioSeries: a pod annotated for Linkerd's
+// injector exposes Linkerd's series only.
+func TestLinkerdMeshedPodHasNoIstioSeries(t *testing.T) {
+	pod := testPod(func(p *corev1.Pod) { p.Annotations = map[string]string{"linkerd.io/inject": "enabled"} })
+	if got := IdentityForPod(pod).Mesh; got != MeshLinkerd {
+		t.Fatalf("mesh = %q, want %q", got, MeshLinkerd)
+	}
+	_, addrs := servePod(t, pod, nil)
+	doHTTP(t, http.MethodGet, "http://"+addrs["http"]+"/", nil, nil)
+	fams := scrape(t, addrs["http"])
+	if fams[MetricRequestsTotal] != nil || fams[MetricRequestDuration] != nil {
+		t.Errorf("a Linkerd-meshed pod exposes Istio's series")
+	}
+	if got := counterSum(fams[MetricLinkerdResponses], with("classification", "success")); got != 1 {
+		t.Errorf("%s = %v, want 1", MetricLinkerdResponses, got)
+	}
+	for _, v := range []string{"", "disabled"} {
+		p := testPod(func(p *corev1.Pod) { p.Annotations = map[string]string{"linkerd.io/inject": v} })
+		if got := MeshForPod(p); got != MeshAny {
+			t.Errorf("linkerd.io/inject=%q: mesh %q, want both", v, got)
+		}
 	}
 }
 

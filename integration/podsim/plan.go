@@ -56,7 +56,24 @@ type Identity struct {
 	// CanonicalService and CanonicalRevision follow Istio's canonical service labels.
 	CanonicalService  string
 	CanonicalRevision string
+	// Mesh is whose proxy telemetry the pod exposes.
+	Mesh Mesh
 }
+
+// Mesh is whose proxy telemetry a pod exposes.
+type Mesh string
+
+// The meshes podsim imitates.
+const (
+	// MeshAny exposes both Istio's and Linkerd's series for every request.
+	MeshAny Mesh = ""
+	// MeshLinkerd exposes Linkerd's series only: a pod meshed by Linkerd
+	// has no Istio sidecar.
+	MeshLinkerd Mesh = "linkerd"
+)
+
+// linkerdInjectAnnotation asks Linkerd's proxy injector for a proxy.
+const linkerdInjectAnnotation = "linkerd.io/inject"
 
 // Servable reports whether the runner should serve the pod now: it is Running, Ready,
 // not terminating, not on the host network, and has a loopback pod IP. The reason is
