@@ -96,6 +96,25 @@ func NewCCoreClient(t testing.TB, xdsAddress, nodeID, target string) *CCoreClien
 	return c
 }
 
+// NewIstiodCCoreClient is a C-core client of target bootstrapped to istiod
+// as Istio's proxyless gRPC clients are (istiodBootstrap).
+func NewIstiodCCoreClient(t testing.TB, istiodAddress, ns, target string) *CCoreClient {
+	t.Helper()
+	NeedCCore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := startCCore(ctx, t.TempDir(), nil, []string{"xds:///" + target}, "GRPC_XDS_BOOTSTRAP_CONFIG="+istiodBootstrap(istiodAddress, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("gRPC C-core client: %v", err)
+		}
+	})
+	return c
+}
+
 // StartCCoreClient starts the client program in dir (its copy and its
 // log go there) and waits until its first call through xDS is answered.
 func StartCCoreClient(ctx context.Context, dir, xdsAddress, nodeID, target string, creds XDSCredentials) (*CCoreClient, error) {

@@ -97,19 +97,24 @@ func Send(ctx context.Context, conn *grpc.ClientConn, n int, md ...string) Tally
 	return t
 }
 
-// IstiodXDSClient is a grpc-go channel to xds:///target bootstrapped to
-// istiod (plaintext ADS) as Istio's proxyless gRPC clients are: a node of
-// namespace ns with istiod's gRPC generator. istiod, not serin, gives it
-// listeners, routes (from the mesh's routes: Gateway API and
-// VirtualServices), clusters and endpoints (from EndpointSlices).
-func IstiodXDSClient(t testing.TB, istiodAddress, ns, target string) *grpc.ClientConn {
-	t.Helper()
-	bootstrap := fmt.Sprintf(`{
+// istiodBootstrap is the xDS bootstrap of Istio's proxyless gRPC clients:
+// istiod's plaintext ADS, a node of namespace ns with istiod's gRPC
+// generator.
+func istiodBootstrap(istiodAddress, ns string) string {
+	return fmt.Sprintf(`{
 		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
 		"node": {"id": "sidecar~10.9.0.1~proxyless-client.%[2]s~%[2]s.svc.cluster.local",
 			"metadata": {"GENERATOR": "grpc", "NAMESPACE": %[2]q, "CLUSTER_ID": "Kubernetes", "INSTANCE_IPS": "10.9.0.1"}}
 	}`, istiodAddress, ns)
-	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+}
+
+// IstiodXDSClient is a grpc-go channel to xds:///target bootstrapped to
+// istiod as Istio's proxyless gRPC clients are (istiodBootstrap). istiod,
+// not serin, gives it listeners, routes (from the mesh's routes: Gateway
+// API and VirtualServices), clusters and endpoints.
+func IstiodXDSClient(t testing.TB, istiodAddress, ns, target string) *grpc.ClientConn {
+	t.Helper()
+	res, err := xds.NewXDSResolverWithConfigForTesting([]byte(istiodBootstrap(istiodAddress, ns)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,12 @@ func testRouteWeights(t *testing.T, e *env, ist *cluster.Istiod, service, kind s
 	if tl := send(conn, 300); tl.Versions[v1] != 300 {
 		t.Fatalf("before the release every call must reach %s: %v", v1, tl)
 	}
+	// An independent xDS implementation, gRPC C-core, connected to istiod
+	// too (for the HTTPRoute, the kind Flagger's router writes).
+	var cc *harness.CCoreClient
+	if kind == "HTTPRoute" {
+		cc = harness.NewIstiodCCoreClient(t, ist.XDSAddress, r.ns, fmt.Sprintf("podinfo.%s.svc.cluster.local:9999", r.ns))
+	}
 	r.deploy(v2)
 	r.waitHeldAt(0)
 	r.waitCanaryServing(1)
@@ -95,6 +101,15 @@ func testRouteWeights(t *testing.T, e *env, ist *cluster.Istiod, service, kind s
 		time.Sleep(time.Second)
 		tl := send(conn, rpcsPerWeight)
 		checkShare(t, "istiod_"+strings.ToLower(kind), int(w), tl)
+		if cc != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			ct, err := cc.Send(ctx, 2000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkShare(t, "istiod_ccore_"+strings.ToLower(kind), int(w), tally{Total: 2000, Versions: ct.Versions, Pods: ct.Pods, Errors: ct.Errors, LastErr: ct.LastErr})
+		}
 	}
 	measure(0)
 	for _, w := range []int32{10, 50, 100} {
