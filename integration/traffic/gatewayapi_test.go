@@ -41,6 +41,7 @@ func testGatewayAPI(t *testing.T, e *env) {
 		t.Run(tc.name, func(t *testing.T) { testRouteWeights(t, e, ist, tc.service, tc.kind) })
 	}
 	t.Run("ABHeader", func(t *testing.T) { testRouteAB(t, e, ist) })
+	t.Run("FirstAnswer", func(t *testing.T) { testFirstAnswer(t, e, ist) })
 }
 
 // withProvider is a Canary manifest with spec.provider set.
@@ -208,4 +209,75 @@ func httpGet(url string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
+}
+
+// benchRounds is how many releases each path of testFirstAnswer times.
+const benchRounds = 5
+
+// testFirstAnswer times, in the same run, apply → first answer from the
+// new version for a release whose provider is gatewayapi:v1 (an HTTPRoute
+// that istiod turns into its proxyless clients' config) and for one served
+// by serin's own xDS server: the same Canary, weight 50 at the first step.
+// It prints p50 and p99 of each; it asserts only that every round ends
+// with an answer from the new version.
+func testFirstAnswer(t *testing.T, e *env, ist *cluster.Istiod) {
+	analysis := `    interval: 1s
+    threshold: 2
+    stepWeight: 50
+    maxWeight: 50
+    webhooks:
+    - {name: promotion-gate, type: confirm-promotion, url: "` + e.gates.URL + `/gate/check"}
+`
+	paths := []struct {
+		name     string
+		provider string
+	}{{"istiod_httproute", "gatewayapi:v1"}, {"serin_xds", ""}}
+	results := make([][]time.Duration, len(paths))
+	for i, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			mk := func(ns string) string { return canaryYAML(ns, "{port: 9999}", analysis) }
+			if p.provider != "" {
+				mk = withProvider(p.provider, "{port: 9999}", analysis)
+			}
+			r := newReleaseOf(t, e, mk)
+			var conn *grpc.ClientConn
+			if p.provider != "" {
+				conn = r.istiodClient(ist)
+			} else {
+				conn = r.client("bench")
+			}
+			for round := range benchRounds {
+				version := fmt.Sprintf("6.1.%d", round+1)
+				start := time.Now()
+				r.kubectlApply(harness.PodinfoDeployment(r.ns, version, 3, ""))
+				for {
+					tl := send(conn, 1)
+					if tl.Versions[version] > 0 {
+						break
+					}
+					if time.Since(start) > 2*time.Minute {
+						t.Fatalf("round %d: no answer from %s after %s", round, version, time.Since(start))
+					}
+				}
+				results[i] = append(results[i], time.Since(start))
+				r.e.gate(t, "/gate/open", r.ns)
+				r.waitFor("promoted", 2*time.Minute, func(c *v1alpha1.Canary) bool {
+					return c.Status.Phase == v1alpha1.PhaseSucceeded
+				})
+				r.e.gate(t, "/gate/close", r.ns)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		for i, p := range paths {
+			d := slices.Clone(results[i])
+			if len(d) == 0 {
+				continue
+			}
+			slices.Sort(d)
+			t.Logf("FIGURE first_canary_answer_%s_p50=%s p99=%s rounds=%d all=%v", p.name,
+				d[len(d)/2].Round(time.Millisecond), d[(len(d)*99+99)/100-1].Round(time.Millisecond), len(d), d)
+		}
+	})
 }
