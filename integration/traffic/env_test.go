@@ -123,7 +123,12 @@ func newRelease(t *testing.T, e *env, service, analysis string) *release {
 // newReleaseOf is newRelease with the Canary manifest canary(ns).
 func newReleaseOf(t *testing.T, e *env, canary func(ns string) string) *release {
 	t.Helper()
-	ns := e.c.Namespace(t)
+	return newReleaseIn(t, e, e.c.Namespace(t), canary)
+}
+
+// newReleaseIn is newReleaseOf in an existing namespace.
+func newReleaseIn(t *testing.T, e *env, ns string, canary func(ns string) string) *release {
+	t.Helper()
 	r := &release{t: t, e: e, ns: ns, sim: harness.RunPodsim(t, e.c, ns)}
 	r.kubectlApply(canary(ns) + "---\n" + harness.PodinfoDeployment(ns, v1, 3, ""))
 	r.waitFor("phase Initialized", time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseInitialized })

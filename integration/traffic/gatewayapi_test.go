@@ -42,6 +42,7 @@ func testGatewayAPI(t *testing.T, e *env) {
 	}
 	t.Run("ABHeader", func(t *testing.T) { testRouteAB(t, e, ist) })
 	t.Run("FirstAnswer", func(t *testing.T) { testFirstAnswer(t, e, ist) })
+	t.Run("GatewayRefs", func(t *testing.T) { testGatewayRefs(t, e) })
 }
 
 // withProvider is a Canary manifest with spec.provider set.
@@ -280,4 +281,45 @@ func testFirstAnswer(t *testing.T, e *env, ist *cluster.Istiod) {
 				d[len(d)/2].Round(time.Millisecond), d[(len(d)*99+99)/100-1].Round(time.Millisecond), len(d), d)
 		}
 	})
+}
+
+// testGatewayRefs: Flagger's Gateway API guide shape: the Canary names a
+// Gateway (service.gatewayRefs) and a public host; serin's HTTPRoute is
+// attached to that Gateway with the host, and istiod accepts it there.
+func testGatewayRefs(t *testing.T, e *env) {
+	ns := e.c.Namespace(t)
+	gateway := fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: public, namespace: %s}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP, hostname: "*.example.com"}]
+`, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.c.Kubectl(ctx, gateway, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	r := newReleaseIn(t, e, ns, withProvider("gatewayapi:v1", `{port: 9999, hosts: [app.example.com], gatewayRefs: [{name: public, sectionName: http}]}`, `    interval: 1s
+    threshold: 2
+    stepWeights: [30]
+`+e.gateHooks()))
+	r.deploy(v2)
+	r.waitHeldAt(0)
+	r.step(30)
+	var rt gwv1.HTTPRoute
+	if err := e.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "podinfo"}, &rt); err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.Spec.ParentRefs) != 1 || rt.Spec.ParentRefs[0].Name != "public" || !slices.Equal(rt.Spec.Hostnames, []gwv1.Hostname{"app.example.com"}) {
+		t.Errorf("parents %+v, hostnames %v", rt.Spec.ParentRefs, rt.Spec.Hostnames)
+	}
+	accepted := false
+	for _, p := range rt.Status.Parents {
+		a := apimeta.FindStatusCondition(p.Conditions, "Accepted")
+		accepted = accepted || p.ParentRef.Name == "public" && a != nil && a.Status == "True" && a.ObservedGeneration == rt.Generation
+	}
+	if !accepted {
+		t.Errorf("the Gateway did not accept the route: %+v", rt.Status.Parents)
+	}
 }
