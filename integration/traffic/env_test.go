@@ -35,6 +35,7 @@ type env struct {
 	kube  client.Client
 	cs    kubernetes.Interface
 	gates *httptest.Server
+	ist   *cluster.Istiod
 }
 
 func setup(t *testing.T) *env {
@@ -52,10 +53,21 @@ func setup(t *testing.T) *env {
 	ts := tester.New(tester.Options{Log: logr.Discard()})
 	gates := httptest.NewServer(ts.Handler())
 	t.Cleanup(func() { gates.Close(); ts.Close() })
+	// istiod, for the releases routed through Gateway API: serin waits
+	// for its proxies too.
+	harness.InstallGatewayAPICRDs(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ist, err := c.StartIstiod(ctx, cluster.IstiodOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ist.Kill)
 	s := harness.Install(t, c, harness.Options{ExtraArgs: []string{
 		"--istio-mode=google-grpc", "--istio-xds-address=" + istioXDSAddress,
+		"--istiod-debug-url=" + ist.DebugURL,
 	}})
-	return &env{c: c, s: s, kube: kube, cs: cs, gates: gates}
+	return &env{c: c, s: s, kube: kube, cs: cs, gates: gates, ist: ist}
 }
 
 // gate drives the tester's gate (and rollback gate) of one canary.

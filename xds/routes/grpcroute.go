@@ -19,11 +19,10 @@ func GRPCRoute(r *model.Release) *gwv1.GRPCRoute {
 		rules = append(rules, gwv1.GRPCRouteRule{Matches: grpcMatches(within(r.Match, r.ServiceMatch)),
 			BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backend(r, v1alpha1.TrackCanary, 100)}}})
 	}
-	stable, canary := weights(r)
-	def := gwv1.GRPCRouteRule{Matches: grpcMatches(r.ServiceMatch), BackendRefs: []gwv1.GRPCBackendRef{
-		{BackendRef: backend(r, v1alpha1.TrackStable, stable)},
-		{BackendRef: backend(r, v1alpha1.TrackCanary, canary)},
-	}}
+	def := gwv1.GRPCRouteRule{Matches: grpcMatches(r.ServiceMatch)}
+	for _, b := range split(r) {
+		def.BackendRefs = append(def.BackendRefs, gwv1.GRPCBackendRef{BackendRef: b})
+	}
 	if m := r.Mirror; m != nil {
 		mirror := &gwv1.HTTPRequestMirrorFilter{BackendRef: backendObject(r, v1alpha1.TrackCanary)}
 		if m.Percent < 100 {
@@ -67,16 +66,12 @@ func grpcMatches(ms []model.RequestMatch) []gwv1.GRPCRouteMatch {
 
 // TCPRoute is the release's TCPRoute: stable and canary by weight.
 func TCPRoute(r *model.Release) *gwv1.TCPRoute {
-	stable, canary := weights(r)
 	return &gwv1.TCPRoute{
 		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "TCPRoute"},
 		ObjectMeta: objectMeta(r),
 		Spec: gwv1.TCPRouteSpec{
 			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents(r)},
-			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{
-				backend(r, v1alpha1.TrackStable, stable),
-				backend(r, v1alpha1.TrackCanary, canary),
-			}}},
+			Rules:           []gwv1.TCPRouteRule{{BackendRefs: split(r)}},
 		},
 	}
 }

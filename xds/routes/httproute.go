@@ -41,7 +41,7 @@ func HTTPRoute(r *model.Release) (*gwv1.HTTPRoute, error) {
 		rules = append(rules, gwv1.HTTPRouteRule{Matches: ab, BackendRefs: []gwv1.HTTPBackendRef{
 			{BackendRef: backend(r, v1alpha1.TrackCanary, 100)}}})
 	}
-	stable, canary := weights(r)
+	_, canary := weights(r)
 	sa := r.SessionAffinity
 	if sa != nil && canary > 0 {
 		for _, t := range []v1alpha1.Track{v1alpha1.TrackCanary, v1alpha1.TrackStable} {
@@ -54,15 +54,16 @@ func HTTPRoute(r *model.Release) (*gwv1.HTTPRoute, error) {
 			})
 		}
 	}
-	def := gwv1.HTTPRouteRule{Matches: base, BackendRefs: []gwv1.HTTPBackendRef{
-		{BackendRef: backend(r, v1alpha1.TrackStable, stable)},
-		{BackendRef: backend(r, v1alpha1.TrackCanary, canary)},
-	}}
-	if sa != nil && canary > 0 {
-		def.BackendRefs[1].Filters = setCookie(sa, v1alpha1.TrackCanary, cookieValue(r, v1alpha1.TrackCanary))
-		if sa.PrimaryCookieName != "" {
-			def.BackendRefs[0].Filters = setCookie(sa, v1alpha1.TrackStable, cookieValue(r, v1alpha1.TrackStable))
+	def := gwv1.HTTPRouteRule{Matches: base}
+	for _, b := range split(r) {
+		hb := gwv1.HTTPBackendRef{BackendRef: b}
+		if sa != nil && canary > 0 {
+			t := trackOf(r, b)
+			if t == v1alpha1.TrackCanary || sa.PrimaryCookieName != "" {
+				hb.Filters = setCookie(sa, t, cookieValue(r, t))
+			}
 		}
+		def.BackendRefs = append(def.BackendRefs, hb)
 	}
 	if m := r.Mirror; m != nil {
 		mirror := &gwv1.HTTPRequestMirrorFilter{BackendRef: backendObject(r, v1alpha1.TrackCanary)}

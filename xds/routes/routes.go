@@ -114,6 +114,22 @@ func weights(r *model.Release) (stable, canary int32) {
 	return 100 - w, w
 }
 
+// split is the default rule's backends: stable and canary by weight. A
+// backend of weight 0 is left out: it takes no traffic either way, and
+// some clients (gRPC C-core 1.51) still send an occasional request to a
+// weighted cluster of weight 0.
+func split(r *model.Release) []gwv1.BackendRef {
+	stable, canary := weights(r)
+	var out []gwv1.BackendRef
+	if stable > 0 {
+		out = append(out, backend(r, v1alpha1.TrackStable, stable))
+	}
+	if canary > 0 {
+		out = append(out, backend(r, v1alpha1.TrackCanary, canary))
+	}
+	return out
+}
+
 func backend(r *model.Release, t v1alpha1.Track, weight int32) gwv1.BackendRef {
 	return gwv1.BackendRef{
 		BackendObjectReference: backendObject(r, t),
@@ -184,4 +200,12 @@ func headerFilters(h *model.Headers) (req, resp *gwv1.HTTPHeaderFilter) {
 		resp = &gwv1.HTTPHeaderFilter{Set: headerList(h.ResponseAdd), Remove: slices.Sorted(slices.Values(h.ResponseRemove))}
 	}
 	return req, resp
+}
+
+// trackOf is the track a backend of the release's split sends to.
+func trackOf(r *model.Release, b gwv1.BackendRef) v1alpha1.Track {
+	if string(b.Name) == v1alpha1.CanaryServiceName(r.Service) {
+		return v1alpha1.TrackCanary
+	}
+	return v1alpha1.TrackStable
 }

@@ -100,6 +100,9 @@ type published struct {
 	// could be written.
 	route    client.Object
 	routeErr string
+	// acceptedAt is when the route's controllers were first seen to
+	// accept it (for istiod's proxies to apply what it had then).
+	acceptedAt time.Time
 	// istio is whether Istio objects were written for it.
 	istio bool
 }
@@ -328,6 +331,9 @@ func (x *Controller) writeRoute(ctx context.Context, c *v1alpha1.Canary, rel *mo
 		return err
 	default:
 		x.mu.Lock()
+		if obj != last {
+			p.acceptedAt = time.Time{}
+		}
 		p.route, p.routeErr = obj, ""
 		x.mu.Unlock()
 	}
@@ -360,7 +366,7 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		p.gen, p.pending, p.nacked = prev.gen, prev.pending, prev.nacked
 	}
 	if prev != nil {
-		p.route, p.routeErr = prev.route, prev.routeErr
+		p.route, p.routeErr, p.acceptedAt = prev.route, prev.routeErr, prev.acceptedAt
 	}
 	x.published[key] = p
 	x.mu.Unlock()
@@ -503,7 +509,27 @@ func (x *Controller) routeApplied(ctx context.Context, c *v1alpha1.Canary) (bool
 	case route == nil:
 		return false, 0, ""
 	}
-	return x.Routes.Applied(ctx, c, route)
+	ok, parents, rejected := x.Routes.Applied(ctx, c, route)
+	if !ok || x.Routes.Istiod == nil || x.Routes.RouterOf(c) != v1alpha1.RouterGatewayAPI {
+		return ok, parents, rejected
+	}
+	// Accepted: now istiod's proxies must apply what istiod then had.
+	now := time.Now()
+	x.mu.Lock()
+	if p.acceptedAt.IsZero() && p.route == route {
+		p.acceptedAt = now
+	}
+	at := p.acceptedAt
+	x.mu.Unlock()
+	if at.IsZero() {
+		return false, parents, ""
+	}
+	synced, proxies, rejected, err := x.Routes.Istiod.Synced(ctx, at, now)
+	if err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "cannot read what istiod's proxies applied")
+		return false, parents, ""
+	}
+	return synced, proxies, rejected
 }
 
 // localApplied answers for the proxies connected to this replica.

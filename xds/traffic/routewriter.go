@@ -30,6 +30,9 @@ type RouteWriter struct {
 	Client client.Client
 	// Default is the install default of spec.provider (--mesh-provider).
 	Default v1alpha1.Provider
+	// Istiod, when set, also waits for istiod's proxies to apply an
+	// accepted Gateway API route (--istiod-debug-url).
+	Istiod *IstiodSync
 }
 
 // RouterOf is the router of c. A nil writer routes everything through

@@ -33,6 +33,7 @@ type controllerOptions struct {
 	egressAllow       []string
 	minProxies        int32
 	meshProvider      string
+	istiodDebugURL    string
 	logLevel          string
 	logFormat         string
 	istioMode         string
@@ -86,6 +87,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringSliceVar(&o.egressAllow, "egress-allow", nil, "CIDRs, IPs and host names (*.suffix) hooks, alerts and metric providers may reach although they are loopback, link-local, metadata or otherwise refused addresses (the API server only by its exact IP)")
 	f.Int32Var(&o.minProxies, "min-proxies", 0, "default of a Canary's spec.minProxies: proxies that must apply a traffic change before it counts as applied (0: none needed; the TrafficApplied condition says NoProxies)")
 	f.StringVar(&o.meshProvider, "mesh-provider", "", "default of a Canary's spec.provider: empty, istio or kubernetes (serin's own xDS server), gatewayapi:v1 (a Gateway API HTTPRoute serin writes) or linkerd (an SMI TrafficSplit)")
+	f.StringVar(&o.istiodDebugURL, "istiod-debug-url", "", "istiod's debug address (e.g. http://istiod.istio-system:15014): a Gateway API route istiod accepted counts as applied only once istiod's proxies acknowledged the change (/debug/syncz)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.StringVar(&o.istioMode, "istio-mode", "none", "none, bootstrap (Istio's Envoys reach serin through a bootstrap cluster) or google-grpc")

@@ -37,6 +37,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"egress-allow":               "[]",
 		"min-proxies":                "0",
 		"mesh-provider":              "",
+		"istiod-debug-url":           "",
 		"log-level":                  "info",
 		"log-format":                 "json",
 		"watch-namespaces":           "[]",

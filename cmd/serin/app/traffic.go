@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -180,5 +181,9 @@ func routeWriter(o controllerOptions, mgr ctrl.Manager) (*traffic.RouteWriter, e
 	default:
 		return nil, fmt.Errorf("--mesh-provider %q: want istio, kubernetes, gatewayapi:v1 or linkerd", o.meshProvider)
 	}
-	return &traffic.RouteWriter{Client: mgr.GetClient(), Default: p}, nil
+	w := &traffic.RouteWriter{Client: mgr.GetClient(), Default: p}
+	if o.istiodDebugURL != "" {
+		w.Istiod = &traffic.IstiodSync{URL: strings.TrimSuffix(o.istiodDebugURL, "/"), Client: &http.Client{Timeout: 5 * time.Second}}
+	}
+	return w, nil
 }

@@ -1,0 +1,103 @@
+package traffic
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// IstiodSync tells whether the proxies connected to istiod applied what
+// istiod had when a route serin wrote was accepted, from istiod's own
+// record of what it sent each proxy and what each acknowledged
+// (/debug/syncz on its debug or monitoring port).
+//
+// istiod accepts a route (its status) before it pushes the change: pushes
+// are debounced. A change counts as applied once istiod pushed something
+// after the acceptance and every proxy acknowledged everything it was
+// sent. When no proxy was pushed within Quiet of the acceptance (none of
+// them routes the Service), it counts as applied then.
+type IstiodSync struct {
+	// URL is istiod's debug address, e.g. http://istiod.istio-system:15014.
+	URL    string
+	Client *http.Client
+	// Quiet bounds the wait for a push after the acceptance; istiod's
+	// longest debounce (PILOT_DEBOUNCE_MAX) by default, 10s.
+	Quiet time.Duration
+}
+
+// syncStatus is one proxy in istiod's /debug/syncz.
+type syncStatus struct {
+	Proxy     string                    `json:"proxy"`
+	Resources map[string]resourceStatus `json:"resources"`
+}
+
+type resourceStatus struct {
+	Sent      string    `json:"sent"`
+	Acked     string    `json:"acked"`
+	SentTime  time.Time `json:"sentTime"`
+	LastError string    `json:"lastError"`
+}
+
+// Synced reports whether istiod's proxies applied its configuration as of
+// accepted, how many proxies are connected, and a proxy's rejection.
+func (s *IstiodSync) Synced(ctx context.Context, accepted, now time.Time) (bool, int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/debug/syncz", nil)
+	if err != nil {
+		return false, 0, "", err
+	}
+	cl := s.Client
+	if cl == nil {
+		cl = http.DefaultClient
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return false, 0, "", fmt.Errorf("istiod syncz: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, 0, "", fmt.Errorf("istiod syncz: %s", resp.Status)
+	}
+	var proxies []syncStatus
+	if err := json.NewDecoder(resp.Body).Decode(&proxies); err != nil {
+		return false, 0, "", fmt.Errorf("istiod syncz: %w", err)
+	}
+	ok, rejected := synced(proxies, accepted, now, s.quiet())
+	return ok, len(proxies), rejected, nil
+}
+
+func (s *IstiodSync) quiet() time.Duration {
+	if s.Quiet > 0 {
+		return s.Quiet
+	}
+	return 10 * time.Second
+}
+
+// synced is the decision of Synced on istiod's record.
+func synced(proxies []syncStatus, accepted, now time.Time, quiet time.Duration) (bool, string) {
+	pushed := false
+	for _, p := range proxies {
+		types := make([]string, 0, len(p.Resources))
+		for t := range p.Resources {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			r := p.Resources[t]
+			if r.Sent == "" || !r.SentTime.After(accepted) {
+				// Sent before the route was accepted: not the change.
+				continue
+			}
+			pushed = true
+			if r.Sent != r.Acked {
+				if r.LastError != "" {
+					return false, fmt.Sprintf("proxy %s rejected %s from istiod: %s", p.Proxy, shortType(t), r.LastError)
+				}
+				return false, ""
+			}
+		}
+	}
+	return pushed || len(proxies) == 0 || now.Sub(accepted) >= quiet, ""
+}
