@@ -74,6 +74,9 @@ type mesh struct {
 	// series is the request counter the checks read; absent one the
 	// pods do not expose ("" for none).
 	series, absent string
+	// trafficSplit: the release is routed by an SMI TrafficSplit, whose
+	// CRD the scenario installs once the release halted without it.
+	trafficSplit bool
 }
 
 var (
@@ -82,13 +85,17 @@ var (
 	// linkerdMesh: provider linkerd, and pods meshed by Linkerd, which
 	// expose Linkerd's series only.
 	linkerdMesh = mesh{provider: "linkerd", podAnnotations: "{linkerd.io/inject: enabled}",
-		series: "response_total", absent: "istio_requests_total"}
+		series: "response_total", absent: "istio_requests_total", trafficSplit: true}
 )
 
 // TestBuiltinMetrics: on Prometheus's view of a mesh's telemetry, a
 // healthy v2 is promoted, a v3 with 30% errors is rolled back on
 // request-success-rate and a v4 with 1s latency on request-duration; alerts
 // reach a generic webhook (every message) and a Slack one (errors only).
+// With Linkerd, the release is also carried by an SMI TrafficSplit: halted
+// with the missing kind named until its CRD is installed, then at every
+// held step the split carries the step's weight, after promotion and
+// rollback it is back on the primary, and deleting the Canary removes it.
 func (e *env) testBuiltinMetrics(m mesh) func(*testing.T) {
 	return func(t *testing.T) { e.builtinMetrics(t, m) }
 }
@@ -104,13 +111,22 @@ func (e *env) builtinMetrics(t *testing.T, m mesh) {
 	a.applyCanary(spec)
 	a.deploy("1.0.0", nil)
 	w := a.watch()
+	if m.trafficSplit {
+		a.installSMIAfterRejection()
+	}
 	a.waitPhase(v1alpha1.PhaseInitialized, time.Minute)
 	l := a.startLoad(40)
 
 	// v2, healthy: promoted.
 	start := time.Now()
 	a.deploy("2.0.0", nil)
+	if m.trafficSplit {
+		t.Logf("TrafficSplit carried the weights %v of the steps it was held at", a.waitSplitAtStep(90*time.Second))
+	}
 	st := a.waitPhase(v1alpha1.PhaseSucceeded, 90*time.Second)
+	if m.trafficSplit {
+		a.waitSplit(split{canary: 0, primary: 100}, 30*time.Second)
+	}
 	t.Logf("v2 promoted in %s", time.Since(start).Round(100*time.Millisecond))
 	checkPassedOnBuiltins(t, w.since(start))
 	for _, want := range []string{"Advance podinfo." + a.ns + " canary weight 20", "Advance podinfo." + a.ns + " canary weight 60", "Promotion completed"} {
@@ -140,6 +156,9 @@ func (e *env) builtinMetrics(t *testing.T, m mesh) {
 	if l.firstSeen("3.0.0").IsZero() {
 		t.Error("v3 never received traffic")
 	}
+	if m.trafficSplit {
+		a.waitSplit(split{canary: 0, primary: 100}, 30*time.Second)
+	}
 	// Failed is written with weight 0; give the proxies a moment to apply it.
 	time.Sleep(time.Second)
 	if got := l.during(func() { time.Sleep(time.Second) }); got["2.0.0"] == 0 || len(got) != 1 {
@@ -165,6 +184,9 @@ func (e *env) builtinMetrics(t *testing.T, m mesh) {
 	}
 
 	checkAlerts(t, a, generic, slack)
+	if m.trafficSplit {
+		a.checkSplitDeleted(time.Minute)
+	}
 }
 
 // applyAlertProviders applies the AlertProviders builtinSpec names: a

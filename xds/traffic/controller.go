@@ -103,6 +103,9 @@ type published struct {
 	// acceptedAt is when the route's controllers were first seen to
 	// accept it (for istiod's proxies to apply what it had then).
 	acceptedAt time.Time
+	// kindMissing is whether routeErr is the route kind not being
+	// installed: the write is retried, since the kind may come later.
+	kindMissing bool
 	// istio is whether Istio objects were written for it.
 	istio bool
 }
@@ -301,7 +304,26 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, nil
 		}
 	}
-	return reconcile.Result{}, x.publish(ctx, &c, rel)
+	if err := x.publish(ctx, &c, rel); err != nil {
+		return reconcile.Result{}, err
+	}
+	return x.retryMissingKind(req.NamespacedName), nil
+}
+
+// kindRetry is how often the route of a release whose route kind is not
+// installed is written again: installing the kind (Linkerd's SMI
+// extension, Gateway API's CRDs) lets a halted release go on.
+const kindRetry = 5 * time.Second
+
+// retryMissingKind asks for another Reconcile of a release whose route
+// kind is not installed; nothing else would wake it.
+func (x *Controller) retryMissingKind(key types.NamespacedName) reconcile.Result {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if p := x.published[key]; p != nil && p.kindMissing {
+		return reconcile.Result{RequeueAfter: kindRetry}
+	}
+	return reconcile.Result{}
 }
 
 // writeRoute writes the route object of a release whose router is a
@@ -325,7 +347,7 @@ func (x *Controller) writeRoute(ctx context.Context, c *v1alpha1.Canary, rel *mo
 			logr.FromContextOrDiscard(ctx).Error(err, "cannot write the release's route", "release", rel.Key())
 		}
 		x.mu.Lock()
-		p.route, p.routeErr = nil, msg
+		p.route, p.routeErr, p.kindMissing = nil, msg, meta.IsNoMatchError(err)
 		x.mu.Unlock()
 	case err != nil:
 		return err
@@ -334,7 +356,7 @@ func (x *Controller) writeRoute(ctx context.Context, c *v1alpha1.Canary, rel *mo
 		if obj != last {
 			p.acceptedAt = time.Time{}
 		}
-		p.route, p.routeErr = obj, ""
+		p.route, p.routeErr, p.kindMissing = obj, "", false
 		x.mu.Unlock()
 	}
 	return nil
@@ -366,7 +388,7 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		p.gen, p.pending, p.nacked = prev.gen, prev.pending, prev.nacked
 	}
 	if prev != nil {
-		p.route, p.routeErr, p.acceptedAt = prev.route, prev.routeErr, prev.acceptedAt
+		p.route, p.routeErr, p.acceptedAt, p.kindMissing = prev.route, prev.routeErr, prev.acceptedAt, prev.kindMissing
 	}
 	x.published[key] = p
 	x.mu.Unlock()
@@ -387,7 +409,7 @@ func (x *Controller) publish(ctx context.Context, c *v1alpha1.Canary, rel *model
 		}
 	}
 	x.mu.Lock()
-	p.route, p.routeErr, p.istio = nil, "", x.Istio != nil
+	p.route, p.routeErr, p.kindMissing, p.istio = nil, "", false, x.Istio != nil
 	x.mu.Unlock()
 	if x.Istio == nil {
 		return nil

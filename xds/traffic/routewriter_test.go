@@ -6,9 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
@@ -143,5 +147,61 @@ func TestRouteWriterTrafficSplit(t *testing.T) {
 	c.Status.CanaryWeight = 10
 	if ok, _, _ := w.Applied(context.Background(), c, obj); ok {
 		t.Fatal("a TrafficSplit written for weight 5 does not apply weight 10")
+	}
+}
+
+// TestTrafficSplitKindMissing: without the TrafficSplit kind installed, a
+// provider linkerd release is rejected with a message naming the missing
+// kind and is written again later; once the kind is installed, the next
+// write carries the release and the rejection is gone.
+func TestTrafficSplitKindMissing(t *testing.T) {
+	ctx := context.Background()
+	s, err := scheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := false
+	noKind := func(obj client.Object) error {
+		if u, ok := obj.(*unstructured.Unstructured); ok && !installed && u.GroupVersionKind().Group == "split.smi-spec.io" {
+			return &meta.NoKindMatchError{GroupKind: u.GroupVersionKind().GroupKind(), SearchedVersions: []string{u.GroupVersionKind().Version}}
+		}
+		return nil
+	}
+	cl := interceptor.NewClient(fake.NewClientBuilder().WithScheme(s).Build(), interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if err := noKind(obj); err != nil {
+				return err
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	x := &Controller{Routes: &RouteWriter{Client: cl, Default: v1alpha1.ProviderLinkerd}, published: map[types.NamespacedName]*published{}}
+	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "examiner", Namespace: "apps"}, Status: v1alpha1.CanaryStatus{CanaryWeight: 20}}
+	rel := &model.Release{Namespace: "apps", Service: "examiner", Port: 80, Protocol: model.HTTP, CanaryWeight: 20}
+	key := client.ObjectKeyFromObject(c)
+	p := &published{traffic: trafficOf(c)}
+	x.published[key] = p
+
+	if err := x.writeRoute(ctx, c, rel, x.Routes.RouterOf(c), nil, p); err != nil {
+		t.Fatalf("a missing kind is a rejection, not an error to retry at once: %v", err)
+	}
+	ok, _, rejected := x.routeApplied(ctx, c)
+	if ok || !strings.Contains(rejected, `kind "TrafficSplit"`) || !strings.Contains(rejected, "split.smi-spec.io") {
+		t.Fatalf("applied=%t rejected=%q; want a rejection naming the missing kind", ok, rejected)
+	}
+	if got := x.retryMissingKind(key); got.RequeueAfter == 0 {
+		t.Fatal("a release whose route kind is missing is not written again")
+	}
+
+	installed = true
+	prev := *p
+	if err := x.writeRoute(ctx, c, rel, x.Routes.RouterOf(c), &prev, p); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, rejected := x.routeApplied(ctx, c); !ok || rejected != "" {
+		t.Fatalf("with the kind installed: applied=%t rejected=%q", ok, rejected)
+	}
+	if got := x.retryMissingKind(key); got.RequeueAfter != 0 {
+		t.Fatalf("written: requeue %v", got)
 	}
 }
