@@ -123,6 +123,9 @@ type release struct {
 	e   *env
 	ns  string
 	sim *podsim.Simulator
+	// slowApply: the data plane takes longer to confirm a step (clients
+	// of istiod, whose gRPC C-core acknowledges late).
+	slowApply bool
 }
 
 // newRelease makes a namespace with podsim running, applies the Canary and
@@ -231,7 +234,7 @@ func trafficApplied(c *v1alpha1.Canary, w int32) bool {
 // by the data plane (the closed gate holds the next step).
 func (r *release) waitHeldAt(w int32) *v1alpha1.Canary {
 	r.t.Helper()
-	return r.waitFor(fmt.Sprintf("weight %d applied", w), time.Minute, func(c *v1alpha1.Canary) bool {
+	return r.waitFor(fmt.Sprintf("weight %d applied", w), r.applyWait(), func(c *v1alpha1.Canary) bool {
 		return trafficApplied(c, w) && (c.Status.Phase == v1alpha1.PhaseProgressing || c.Status.Phase == v1alpha1.PhaseWaitingPromotion)
 	})
 }
@@ -285,4 +288,12 @@ func (r *release) warnings(reason string) []string {
 		}
 	}
 	return notes
+}
+
+// applyWait bounds the wait for the data plane to apply a step.
+func (r *release) applyWait() time.Duration {
+	if r.slowApply {
+		return 3 * time.Minute
+	}
+	return time.Minute
 }

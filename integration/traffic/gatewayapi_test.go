@@ -86,6 +86,9 @@ func testRouteWeights(t *testing.T, e *env, ist *cluster.Istiod, service, kind s
 	// too (for the HTTPRoute, the kind Flagger's router writes).
 	var cc *harness.CCoreClient
 	if kind == "HTTPRoute" {
+		// C-core 1.51 acknowledges istiod's pushes late (15 to 35 s seen
+		// here), and serin waits for every proxy of istiod.
+		r.slowApply = true
 		cc = harness.NewIstiodCCoreClient(t, ist.XDSAddress, r.ns, fmt.Sprintf("podinfo.%s.svc.cluster.local:9999", r.ns))
 	}
 	r.deploy(v2)
@@ -115,7 +118,7 @@ func testRouteWeights(t *testing.T, e *env, ist *cluster.Istiod, service, kind s
 		measure(w)
 	}
 	r.e.gate(t, "/gate/open", r.ns)
-	r.waitFor("phase Succeeded", 2*time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseSucceeded })
+	r.waitFor("phase Succeeded", 4*time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseSucceeded })
 	time.Sleep(time.Second)
 	if tl := send(conn, 1000); tl.Versions[v2] != 1000 {
 		t.Errorf("after promotion every call must reach %s: %v", v2, tl)
@@ -152,9 +155,7 @@ func (r *release) checkRoute(kind string) {
 			weights[string(b.Name)] = *b.Weight
 		}
 	}
-	// Backends of weight 0 are left out.
 	want := map[string]int32{"podinfo-primary": 100 - c.Status.CanaryWeight, "podinfo-canary": c.Status.CanaryWeight}
-	maps.DeleteFunc(want, func(_ string, w int32) bool { return w == 0 })
 	if !maps.Equal(weights, want) {
 		r.t.Errorf("%s weights %v, want %v", kind, weights, want)
 	}

@@ -114,20 +114,12 @@ func weights(r *model.Release) (stable, canary int32) {
 	return 100 - w, w
 }
 
-// split is the default rule's backends: stable and canary by weight. A
-// backend of weight 0 is left out: it takes no traffic either way, and
-// some clients (gRPC C-core 1.51) still send an occasional request to a
-// weighted cluster of weight 0.
+// split is the default rule's backends: stable and canary by weight,
+// both always listed (as Flagger's routers do), so that the clusters a
+// client watches stay the same from step to step.
 func split(r *model.Release) []gwv1.BackendRef {
 	stable, canary := weights(r)
-	var out []gwv1.BackendRef
-	if stable > 0 {
-		out = append(out, backend(r, v1alpha1.TrackStable, stable))
-	}
-	if canary > 0 {
-		out = append(out, backend(r, v1alpha1.TrackCanary, canary))
-	}
-	return out
+	return []gwv1.BackendRef{backend(r, v1alpha1.TrackStable, stable), backend(r, v1alpha1.TrackCanary, canary)}
 }
 
 func backend(r *model.Release, t v1alpha1.Track, weight int32) gwv1.BackendRef {

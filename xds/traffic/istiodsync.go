@@ -75,6 +75,16 @@ func (s *IstiodSync) quiet() time.Duration {
 	return 10 * time.Second
 }
 
+// routeTypes are where a route's change reaches a proxy: its route table
+// (HTTPRoute, GRPCRoute) or its listeners (TCPRoute). Clusters and
+// endpoints of the Services exist before the route names them; istiod
+// re-sends those on its own (endpoint changes, a client's new watch), and
+// some clients acknowledge them slowly.
+var routeTypes = map[string]bool{
+	"type.googleapis.com/envoy.config.route.v3.RouteConfiguration": true,
+	"type.googleapis.com/envoy.config.listener.v3.Listener":        true,
+}
+
 // synced is the decision of Synced on istiod's record.
 func synced(proxies []syncStatus, accepted, now time.Time, quiet time.Duration) (bool, string) {
 	pushed := false
@@ -85,6 +95,9 @@ func synced(proxies []syncStatus, accepted, now time.Time, quiet time.Duration) 
 		}
 		sort.Strings(types)
 		for _, t := range types {
+			if !routeTypes[t] {
+				continue
+			}
 			r := p.Resources[t]
 			if r.Sent == "" || !r.SentTime.After(accepted) {
 				// Sent before the route was accepted: not the change.
