@@ -74,10 +74,14 @@ func (r *release) istiodClient(ist *cluster.Istiod) *grpc.ClientConn {
 }
 
 func testRouteWeights(t *testing.T, e *env, ist *cluster.Istiod, service, kind string) {
-	r := newReleaseOf(t, e, withProvider("gatewayapi:v1", service, `    interval: 1s
+	mk := withProvider("gatewayapi:v1", service, `    interval: 1s
     threshold: 2
     stepWeights: [10, 50, 100]
-`+e.gateHooks()))
+`+e.gateHooks())
+	r := newReleaseOf(t, e, func(ns string) string {
+		// Steps wait for the C-core client of istiod too (see below).
+		return strings.Replace(mk(ns), "progressDeadlineSeconds: 60", "progressDeadlineSeconds: 600", 1)
+	})
 	conn := r.istiodClient(ist)
 	if tl := send(conn, 300); tl.Versions[v1] != 300 {
 		t.Fatalf("before the release every call must reach %s: %v", v1, tl)
