@@ -139,6 +139,22 @@ func (e *Error) Error() string {
 // that is not a plain variable name.
 func Parse(query string) (*Template, error) { return ParseDialect(query, PromQL) }
 
+// fromCode is the context that character c opens in code: a string, a
+// comment (PromQL's #), or still code.
+func fromCode(c byte, d Dialect) Context {
+	switch {
+	case c == '"':
+		return DoubleQuoted
+	case c == '\'':
+		return SingleQuoted
+	case c == '`':
+		return RawString
+	case c == '#' && d == PromQL:
+		return Comment
+	}
+	return Code
+}
+
 // ParseDialect is Parse for a query in dialect d.
 func ParseDialect(query string, d Dialect) (*Template, error) {
 	t := &Template{query: query, dialect: d}
@@ -169,17 +185,8 @@ func ParseDialect(query string, d Dialect) (*Template, error) {
 		c := query[i]
 		switch state {
 		case Code:
-			switch c {
-			case '"':
-				state, stringStart = DoubleQuoted, i
-			case '\'':
-				state, stringStart = SingleQuoted, i
-			case '`':
-				state, stringStart = RawString, i
-			case '#':
-				if d == PromQL {
-					state = Comment
-				}
+			if state = fromCode(c, d); state != Code && state != Comment {
+				stringStart = i
 			}
 		case DoubleQuoted, SingleQuoted:
 			quote := byte('"')
