@@ -85,6 +85,12 @@ func NewCCoreClient(t testing.TB, xdsAddress, nodeID, target string) *CCoreClien
 		t.Fatal(err)
 	}
 	c, err := StartCCoreClient(ctx, t.TempDir(), xdsAddress, nodeID, target, creds)
+	return closedAtEnd(t, c, err)
+}
+
+// closedAtEnd is c, closed when the test ends, or the test's failure.
+func closedAtEnd(t testing.TB, c *CCoreClient, err error) *CCoreClient {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,15 +110,7 @@ func NewIstiodCCoreClient(t testing.TB, istiodAddress, ns, target string) *CCore
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := startCCore(ctx, t.TempDir(), nil, []string{"xds:///" + target}, "GRPC_XDS_BOOTSTRAP_CONFIG="+istiodBootstrap(istiodAddress, ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("gRPC C-core client: %v", err)
-		}
-	})
-	return c
+	return closedAtEnd(t, c, err)
 }
 
 // StartCCoreClient starts the client program in dir (its copy and its

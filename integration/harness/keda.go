@@ -15,8 +15,15 @@ import (
 // copies ScaledObjects, and nothing here scales on them.
 func InstallKEDACRD(t testing.TB, c *cluster.Cluster) {
 	t.Helper()
+	installTestdataCRD(t, c, "keda.sh_scaledobjects.yaml", "scaledobjects.keda.sh")
+}
+
+// installTestdataCRD applies the CRD in the harness's testdata file and
+// waits until name is established.
+func installTestdataCRD(t testing.TB, c *cluster.Cluster, file, name string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, file, _, _ := runtime.Caller(0)
-	applyCRDs(ctx, t, c, filepath.Join(filepath.Dir(file), "testdata", "keda.sh_scaledobjects.yaml"), "scaledobjects.keda.sh")
+	_, self, _, _ := runtime.Caller(0)
+	applyCRDs(ctx, t, c, filepath.Join(filepath.Dir(self), "testdata", file), name)
 }

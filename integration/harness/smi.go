@@ -1,11 +1,7 @@
 package harness
 
 import (
-	"context"
-	"path/filepath"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/serin-dev/serin/integration/cluster"
 )
@@ -16,8 +12,5 @@ import (
 // provider linkerd, and nothing here routes on them.
 func InstallSMICRDs(t testing.TB, c *cluster.Cluster) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	_, file, _, _ := runtime.Caller(0)
-	applyCRDs(ctx, t, c, filepath.Join(filepath.Dir(file), "testdata", "smi-trafficsplit-crd.yaml"), "trafficsplits.split.smi-spec.io")
+	installTestdataCRD(t, c, "smi-trafficsplit-crd.yaml", "trafficsplits.split.smi-spec.io")
 }

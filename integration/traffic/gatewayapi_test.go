@@ -178,28 +178,50 @@ func (r *release) checkRoute(kind string) {
 // testRouteAB: an A/B release through the HTTPRoute: calls with the header
 // reach the canary, all others stable.
 func testRouteAB(t *testing.T, e *env, ist *cluster.Istiod) {
-	r := newReleaseOf(t, e, withProvider("gatewayapi:v1", "{port: 9999}", `    interval: 1s
+	mk := withProvider("gatewayapi:v1", "{port: 9999}", `    interval: 1s
     threshold: 2
     iterations: 1
     match:
     - headers:
         x-canary: {exact: insider}
-`+e.gateHooks()))
+`+e.gateHooks())
+	r := newReleaseOf(t, e, func(ns string) string {
+		return strings.Replace(mk(ns), "progressDeadlineSeconds: 60", "progressDeadlineSeconds: 600", 1)
+	})
 	conn := r.istiodClient(ist)
+	cc := harness.NewIstiodCCoreClient(t, ist.XDSAddress, r.ns, fmt.Sprintf("podinfo.%s.svc.cluster.local:9999", r.ns))
 	r.deploy(v2)
-	r.waitFor("A/B routing applied and held", time.Minute, func(c *v1alpha1.Canary) bool {
+	// C-core acknowledges istiod's pushes late: see testRouteWeights.
+	r.waitFor("A/B routing applied and held", 3*time.Minute, func(c *v1alpha1.Canary) bool {
 		return c.Status.Matching && c.Status.CanaryWeight == 0 && c.Status.Phase == v1alpha1.PhaseWaitingPromotion && trafficApplied(c, 0)
 	})
 	r.waitCanaryServing(1)
-	time.Sleep(time.Second)
-	with := send(conn, 1000, "x-canary", "insider")
-	without := send(conn, 1000)
-	t.Logf("FIGURE istiod_ab_header_canary_share=%.4f rpcs=%d", float64(with.Versions[v2])/float64(with.Total), with.Total)
-	if with.Versions[v2] != with.Total {
-		t.Errorf("calls with x-canary: insider must all reach the canary: %v", with)
-	}
-	if without.Versions[v1] != without.Total {
-		t.Errorf("calls without the header must all stay on stable: %v", without)
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, client := range []struct {
+		name string
+		send func(n int, md ...string) tally
+	}{
+		{"grpcgo", func(n int, md ...string) tally { return send(conn, n, md...) }},
+		{"ccore", func(n int, md ...string) tally {
+			tl, err := cc.Send(ctx, n, md...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tally{Total: n, Versions: tl.Versions, Pods: tl.Pods, Errors: tl.Errors, LastErr: tl.LastErr}
+		}},
+	} {
+		with := client.send(1000, "x-canary", "insider")
+		without := client.send(1000)
+		t.Logf("FIGURE istiod_%s_ab_header_canary_share=%.4f rpcs=%d no_header_canary=%d", client.name,
+			float64(with.Versions[v2])/float64(with.Total), with.Total, without.Versions[v2])
+		if with.Versions[v2] != with.Total {
+			t.Errorf("%s: calls with x-canary: insider must all reach the canary: %v", client.name, with)
+		}
+		if without.Versions[v1] != without.Total {
+			t.Errorf("%s: calls without the header must all stay on stable: %v", client.name, without)
+		}
 	}
 }
 

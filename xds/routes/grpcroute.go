@@ -23,12 +23,8 @@ func GRPCRoute(r *model.Release) *gwv1.GRPCRoute {
 	for _, b := range split(r) {
 		def.BackendRefs = append(def.BackendRefs, gwv1.GRPCBackendRef{BackendRef: b})
 	}
-	if m := r.Mirror; m != nil {
-		mirror := &gwv1.HTTPRequestMirrorFilter{BackendRef: backendObject(r, v1alpha1.TrackCanary)}
-		if m.Percent < 100 {
-			mirror.Percent = ptr.To(int32(m.Percent))
-		}
-		def.Filters = append(def.Filters, gwv1.GRPCRouteFilter{Type: gwv1.GRPCRouteFilterRequestMirror, RequestMirror: mirror})
+	if m := mirror(r); m != nil {
+		def.Filters = append(def.Filters, gwv1.GRPCRouteFilter{Type: gwv1.GRPCRouteFilterRequestMirror, RequestMirror: m})
 	}
 	rules = append(rules, def)
 	req, resp := headerFilters(r.Headers)

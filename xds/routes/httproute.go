@@ -65,12 +65,8 @@ func HTTPRoute(r *model.Release) (*gwv1.HTTPRoute, error) {
 		}
 		def.BackendRefs = append(def.BackendRefs, hb)
 	}
-	if m := r.Mirror; m != nil {
-		mirror := &gwv1.HTTPRequestMirrorFilter{BackendRef: backendObject(r, v1alpha1.TrackCanary)}
-		if m.Percent < 100 {
-			mirror.Percent = ptr.To(int32(m.Percent))
-		}
-		def.Filters = append(def.Filters, gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterRequestMirror, RequestMirror: mirror})
+	if m := mirror(r); m != nil {
+		def.Filters = append(def.Filters, gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterRequestMirror, RequestMirror: m})
 	}
 	rules = append(rules, def)
 	for i := range rules {

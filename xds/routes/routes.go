@@ -201,3 +201,17 @@ func trackOf(r *model.Release, b gwv1.BackendRef) v1alpha1.Track {
 	}
 	return v1alpha1.TrackStable
 }
+
+// mirror is the filter that copies the release's mirrored share of the
+// requests to the canary; nil when it mirrors nothing.
+func mirror(r *model.Release) *gwv1.HTTPRequestMirrorFilter {
+	m := r.Mirror
+	if m == nil {
+		return nil
+	}
+	f := &gwv1.HTTPRequestMirrorFilter{BackendRef: backendObject(r, v1alpha1.TrackCanary)}
+	if m.Percent < 100 {
+		f.Percent = ptr.To(int32(m.Percent))
+	}
+	return f
+}
