@@ -51,10 +51,10 @@ func TestUnsupported(t *testing.T) {
 		mut  func(r *model.Release)
 		want string
 	}{
-		"authority": {func(r *model.Release) { r.Match = []model.RequestMatch{{Authority: &model.StringMatch{Exact: "a"}}} }, "analysis.match: Gateway API routes cannot match authority"},
+		"authority": {func(r *model.Release) { r.Match = []model.RequestMatch{{Authority: &model.StringMatch{Exact: "a"}}} }, "analysis.match: a Gateway API route cannot match authority"},
 		"scheme": {func(r *model.Release) {
 			r.ServiceMatch = []model.RequestMatch{{Scheme: &model.StringMatch{Exact: "https"}}}
-		}, "service.match: Gateway API routes cannot match scheme"},
+		}, "service.match: a Gateway API route cannot match scheme"},
 		"method": {func(r *model.Release) { r.Match = []model.RequestMatch{{Method: "PURGE"}} }, `cannot match the method "PURGE"`},
 		"rewrite": {func(r *model.Release) {
 			r.Rewrite = &model.Rewrite{URI: "/v2"}

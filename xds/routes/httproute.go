@@ -158,15 +158,15 @@ func httpMatch(m model.RequestMatch) (gwv1.HTTPRouteMatch, error) {
 	var out gwv1.HTTPRouteMatch
 	switch {
 	case m.Authority != nil:
-		return out, fmt.Errorf("Gateway API routes cannot match authority")
+		return out, fmt.Errorf("a Gateway API route cannot match authority")
 	case m.Scheme != nil:
-		return out, fmt.Errorf("Gateway API routes cannot match scheme")
+		return out, fmt.Errorf("a Gateway API route cannot match scheme")
 	case m.IgnoreURICase:
-		return out, fmt.Errorf("Gateway API routes cannot match a uri ignoring case")
+		return out, fmt.Errorf("a Gateway API route cannot match a uri ignoring case")
 	case len(m.WithoutHeaders) > 0:
-		return out, fmt.Errorf("Gateway API routes cannot match withoutHeaders")
+		return out, fmt.Errorf("a Gateway API route cannot match withoutHeaders")
 	case m.MethodPattern != nil:
-		return out, fmt.Errorf("Gateway API routes match a method exactly only")
+		return out, fmt.Errorf("a Gateway API route matches a method exactly only")
 	}
 	for _, h := range m.Headers {
 		typ, val := stringMatch(h)
@@ -190,7 +190,7 @@ func httpMatch(m model.RequestMatch) (gwv1.HTTPRouteMatch, error) {
 	}
 	if m.Method != "" {
 		if !slices.Contains(httpMethods, m.Method) {
-			return out, fmt.Errorf("Gateway API routes cannot match the method %q", m.Method)
+			return out, fmt.Errorf("a Gateway API route cannot match the method %q", m.Method)
 		}
 		out.Method = ptr.To(gwv1.HTTPMethod(m.Method))
 	}
