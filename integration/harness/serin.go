@@ -13,7 +13,9 @@ package harness
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,7 +288,9 @@ func (s *Serin) Start(ctx context.Context) error {
 		resp, err := http.Get(ready) //nolint:noctx // local probe
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// /metrics is served by a runnable of its own, which readiness
+			// does not cover: wait for it too.
+			if resp.StatusCode == http.StatusOK && s.metricsListening() {
 				return nil
 			}
 		}
@@ -371,6 +375,21 @@ func (s *Serin) take() *cluster.Process {
 // include every given name="value" pair, scraped with MetricsToken.
 func (s *Serin) Metric(name string, labels ...string) (float64, error) {
 	return MetricSumWithToken(s.MetricsURL(), s.metricsToken, name, labels...)
+}
+
+// metricsListening reports whether serin's /metrics port accepts
+// connections.
+func (s *Serin) metricsListening() bool {
+	u, err := url.Parse(s.MetricsURL())
+	if err != nil {
+		return false
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // MetricsURL is serin's /metrics (HTTPS, self-signed).
