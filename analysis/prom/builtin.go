@@ -42,7 +42,7 @@ const (
 // SeriesFor picks the series of a Canary's effective spec.provider:
 // Linkerd's for linkerd, Istio's for every other provider and for none.
 func SeriesFor(p v1alpha1.Provider) Series {
-	if p == "linkerd" {
+	if p == v1alpha1.ProviderLinkerd {
 		return SeriesLinkerd
 	}
 	return SeriesIstio
