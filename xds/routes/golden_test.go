@@ -56,6 +56,10 @@ func TestUnsupported(t *testing.T) {
 			r.ServiceMatch = []model.RequestMatch{{Scheme: &model.StringMatch{Exact: "https"}}}
 		}, "service.match: a Gateway API route cannot match scheme"},
 		"method": {func(r *model.Release) { r.Match = []model.RequestMatch{{Method: "PURGE"}} }, `cannot match the method "PURGE"`},
+		"grpc uri": {func(r *model.Release) {
+			r.Protocol = model.GRPC
+			r.Match = []model.RequestMatch{{URI: &model.StringMatch{Prefix: "/grpc.testing"}}}
+		}, "analysis.match: a GRPCRoute matches headers only"},
 		"rewrite": {func(r *model.Release) {
 			r.Rewrite = &model.Rewrite{URI: "/v2"}
 			r.ServiceMatch = []model.RequestMatch{{URI: &model.StringMatch{Exact: "/api"}}}

@@ -1,6 +1,8 @@
 package routes
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -12,14 +14,22 @@ import (
 // GRPCRoute is the release's GRPCRoute: A/B header matches to the canary
 // only, then stable and canary by weight (a mirror of the given share to
 // the canary while mirroring), with the release's header changes. gRPC
-// matches are on headers; the rest of a match is left to the HTTP form.
-func GRPCRoute(r *model.Release) *gwv1.GRPCRoute {
+// matches are on headers; a match on anything else is an error.
+func GRPCRoute(r *model.Release) (*gwv1.GRPCRoute, error) {
+	base, err := grpcMatches(r.ServiceMatch)
+	if err != nil {
+		return nil, fmt.Errorf("service.match: %w", err)
+	}
 	var rules []gwv1.GRPCRouteRule
 	if len(r.Match) > 0 {
-		rules = append(rules, gwv1.GRPCRouteRule{Matches: grpcMatches(within(r.Match, r.ServiceMatch)),
+		ab, err := grpcMatches(within(r.Match, r.ServiceMatch))
+		if err != nil {
+			return nil, fmt.Errorf("analysis.match: %w", err)
+		}
+		rules = append(rules, gwv1.GRPCRouteRule{Matches: ab,
 			BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backend(r, v1alpha1.TrackCanary, 100)}}})
 	}
-	def := gwv1.GRPCRouteRule{Matches: grpcMatches(r.ServiceMatch)}
+	def := gwv1.GRPCRouteRule{Matches: base}
 	for _, b := range split(r) {
 		def.BackendRefs = append(def.BackendRefs, gwv1.GRPCBackendRef{BackendRef: b})
 	}
@@ -44,12 +54,19 @@ func GRPCRoute(r *model.Release) *gwv1.GRPCRoute {
 			Hostnames:       hostnames(r),
 			Rules:           rules,
 		},
-	}
+	}, nil
 }
 
-func grpcMatches(ms []model.RequestMatch) []gwv1.GRPCRouteMatch {
+// grpcMatches are ms as GRPCRoute matches, which test headers only: a
+// condition on anything else is an error naming it, never a match that
+// takes more requests than asked.
+func grpcMatches(ms []model.RequestMatch) ([]gwv1.GRPCRouteMatch, error) {
 	var out []gwv1.GRPCRouteMatch
 	for _, m := range ms {
+		if m.URI != nil || len(m.QueryParams) > 0 || m.Method != "" || m.MethodPattern != nil || m.Authority != nil ||
+			m.Scheme != nil || m.IgnoreURICase || len(m.WithoutHeaders) > 0 {
+			return nil, fmt.Errorf("a GRPCRoute matches headers only")
+		}
 		var gm gwv1.GRPCRouteMatch
 		for _, h := range m.Headers {
 			typ, val := stringMatch(h)
@@ -57,7 +74,7 @@ func grpcMatches(ms []model.RequestMatch) []gwv1.GRPCRouteMatch {
 		}
 		out = append(out, gm)
 	}
-	return out
+	return out, nil
 }
 
 // TCPRoute is the release's TCPRoute: stable and canary by weight.

@@ -37,7 +37,7 @@ func Render(r *model.Release, router v1alpha1.Router) (client.Object, error) {
 	case v1alpha1.RouterGatewayAPI:
 		switch r.Protocol {
 		case model.GRPC:
-			return GRPCRoute(r), nil
+			return GRPCRoute(r)
 		case model.TCP:
 			return TCPRoute(r), nil
 		}
