@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -26,7 +27,16 @@ type IstiodSync struct {
 	// Quiet bounds the wait for a push after the acceptance; istiod's
 	// longest debounce (PILOT_DEBOUNCE_MAX) by default, 10s.
 	Quiet time.Duration
+
+	// One read of istiod's record serves every release that asks within
+	// syncTTL: pending releases are polled often.
+	mu      sync.Mutex
+	read    time.Time
+	proxies []syncStatus
 }
+
+// syncTTL is how long a read of istiod's record is reused.
+const syncTTL = 200 * time.Millisecond
 
 // syncStatus is one proxy in istiod's /debug/syncz.
 type syncStatus struct {
@@ -44,9 +54,24 @@ type resourceStatus struct {
 // Synced reports whether istiod's proxies applied its configuration as of
 // accepted, how many proxies are connected, and a proxy's rejection.
 func (s *IstiodSync) Synced(ctx context.Context, accepted, now time.Time) (bool, int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/debug/syncz", nil)
+	proxies, err := s.record(ctx, now)
 	if err != nil {
 		return false, 0, "", err
+	}
+	ok, rejected := synced(proxies, accepted, now, s.quiet())
+	return ok, len(proxies), rejected, nil
+}
+
+// record is istiod's /debug/syncz, read at most once per syncTTL.
+func (s *IstiodSync) record(ctx context.Context, now time.Time) ([]syncStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.read.IsZero() && now.Sub(s.read) < syncTTL && !now.Before(s.read) {
+		return s.proxies, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/debug/syncz", nil)
+	if err != nil {
+		return nil, err
 	}
 	cl := s.Client
 	if cl == nil {
@@ -54,18 +79,18 @@ func (s *IstiodSync) Synced(ctx context.Context, accepted, now time.Time) (bool,
 	}
 	resp, err := cl.Do(req)
 	if err != nil {
-		return false, 0, "", fmt.Errorf("istiod syncz: %w", err)
+		return nil, fmt.Errorf("istiod syncz: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return false, 0, "", fmt.Errorf("istiod syncz: %s", resp.Status)
+		return nil, fmt.Errorf("istiod syncz: %s", resp.Status)
 	}
 	var proxies []syncStatus
 	if err := json.NewDecoder(resp.Body).Decode(&proxies); err != nil {
-		return false, 0, "", fmt.Errorf("istiod syncz: %w", err)
+		return nil, fmt.Errorf("istiod syncz: %w", err)
 	}
-	ok, rejected := synced(proxies, accepted, now, s.quiet())
-	return ok, len(proxies), rejected, nil
+	s.read, s.proxies = now, proxies
+	return proxies, nil
 }
 
 func (s *IstiodSync) quiet() time.Duration {

@@ -44,7 +44,9 @@ func TestIstiodSynced(t *testing.T) {
 			}
 		})
 	}
+	reads := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reads++
 		if r.URL.Path != "/debug/syncz" {
 			http.NotFound(w, r)
 			return
@@ -52,8 +54,15 @@ func TestIstiodSynced(t *testing.T) {
 		_ = json.NewEncoder(w).Encode([]syncStatus{proxy("v2", "v2", at.Add(time.Second), "")})
 	}))
 	defer srv.Close()
-	ok, n, rej, err := (&IstiodSync{URL: srv.URL}).Synced(context.Background(), at, at.Add(2*time.Second))
+	s := &IstiodSync{URL: srv.URL}
+	ok, n, rej, err := s.Synced(context.Background(), at, at.Add(2*time.Second))
 	if err != nil || !ok || n != 1 || rej != "" {
 		t.Fatalf("Synced over HTTP: %t %d %q %v", ok, n, rej, err)
+	}
+	// Releases that ask within syncTTL share one read.
+	_, _, _, _ = s.Synced(context.Background(), at, at.Add(2*time.Second+syncTTL/2))
+	_, _, _, _ = s.Synced(context.Background(), at, at.Add(2*time.Second+syncTTL))
+	if reads != 2 {
+		t.Fatalf("%d reads of istiod's record, want 2", reads)
 	}
 }
