@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,8 +34,18 @@ func applyCRDs(ctx context.Context, t testing.TB, c *cluster.Cluster, path strin
 		t.Fatalf("install CRDs from %s: %v", filepath.Base(path), err)
 	}
 	for _, name := range names {
-		if _, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+name); err != nil {
-			t.Fatal(err)
+		// kubectl wait fails at once, rather than waiting, on a CRD the API
+		// server has not given conditions yet: ask again until the deadline.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			_, err := c.Kubectl(ctx, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+name)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) || !strings.Contains(err.Error(), ".status.conditions accessor error") {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }
