@@ -16,6 +16,7 @@
 // dropped. It has no side effects: dry-run requests get the same answer.
 //
 // +kubebuilder:webhook:path=/mutate-apps-v1-deployment,mutating=true,failurePolicy=ignore,sideEffects=None,groups=apps,resources=deployments,verbs=create;update,versions=v1,name=hold.deployments.serin.dev,admissionReviewVersions=v1,timeoutSeconds=3,reinvocationPolicy=IfNeeded
+// +kubebuilder:webhook:path=/mutate-v1-pod-config,mutating=true,failurePolicy=ignore,sideEffects=None,groups="",resources=pods,verbs=create,versions=v1,name=config.pods.serin.dev,admissionReviewVersions=v1,timeoutSeconds=3,reinvocationPolicy=IfNeeded
 // +kubebuilder:webhook:path=/validate-apps-v1-deployment,mutating=false,failurePolicy=ignore,sideEffects=None,groups=apps,resources=deployments,verbs=create;update,versions=v1,name=deployments.validate.serin.dev,admissionReviewVersions=v1,timeoutSeconds=3
 // +kubebuilder:webhook:path=/validate-serin-dev-v1alpha1-canary,mutating=false,failurePolicy=fail,sideEffects=None,groups=serin.dev,resources=canaries,verbs=create;update,versions=v1alpha1,name=canaries.validate.serin.dev,admissionReviewVersions=v1,timeoutSeconds=3
 // +kubebuilder:webhook:path=/validate-serin-dev-v1alpha1-metrictemplate,mutating=false,failurePolicy=fail,sideEffects=None,groups=serin.dev,resources=metrictemplates,verbs=create;update,versions=v1alpha1,name=metrictemplates.validate.serin.dev,admissionReviewVersions=v1,timeoutSeconds=3

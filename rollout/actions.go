@@ -55,6 +55,8 @@ func (r *Reconciler) do(ctx context.Context, c *v1alpha1.Canary, spec *v1alpha1.
 		return r.ensureCopy(ctx, c, spec, target, a)
 	case DeleteCopy:
 		return r.deleteCopy(ctx, c, spec, target)
+	case SetConfig:
+		return r.setConfig(ctx, c, target, a)
 	case EnsureServices:
 		return r.ensureServices(ctx, c, spec, target)
 	case DeleteServices:
@@ -257,12 +259,21 @@ func (r *Reconciler) deleteCopy(ctx context.Context, c *v1alpha1.Canary, spec *v
 // both candidate and stable and unpauses it (the hold webhook lets a
 // Deployment still annotated serin.dev/canary roll out its stable
 // revision), the second removes serin's annotations.
+//
+// A template whose config serin tracked goes back to reading its
+// ConfigMaps and Secrets directly (its pods restart): the snapshots go
+// with the Canary.
 func releasePatches(target *appsv1.Deployment, revision string) []map[string]any {
+	spec := map[string]any{"paused": false}
+	if _, ok := target.Spec.Template.Annotations[v1alpha1.AnnotationConfig]; ok {
+		revision = v1alpha1.TemplateHash(withoutConfig(&target.Spec.Template))
+		spec["template"] = map[string]any{"metadata": map[string]any{"annotations": map[string]any{v1alpha1.AnnotationConfig: nil}}}
+	}
 	first := map[string]any{
 		"metadata": map[string]any{"annotations": map[string]any{
 			v1alpha1.AnnotationCandidateRevision: revision, v1alpha1.AnnotationStableRevision: revision,
 		}},
-		"spec": map[string]any{"paused": false},
+		"spec": spec,
 	}
 	ann := map[string]any{v1alpha1.AnnotationCandidateRevision: nil, v1alpha1.AnnotationStableRevision: nil}
 	if target.Annotations[v1alpha1.AnnotationOptedInBy] != "" {

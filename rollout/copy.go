@@ -3,6 +3,7 @@ package rollout
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
@@ -71,9 +72,12 @@ func ObserveTarget(d *appsv1.Deployment) Target {
 		want = *d.Spec.Replicas
 	}
 	st := d.Status
+	hash := v1alpha1.TemplateHash(&d.Spec.Template)
 	return Target{
 		Found:         true,
-		TemplateHash:  v1alpha1.TemplateHash(&d.Spec.Template),
+		TemplateHash:  hash,
+		Config:        d.Spec.Template.Annotations[v1alpha1.AnnotationConfig],
+		BaseHash:      baseHash(&d.Spec.Template, hash),
 		Candidate:     d.Annotations[v1alpha1.AnnotationCandidateRevision],
 		Stable:        d.Annotations[v1alpha1.AnnotationStableRevision],
 		Paused:        d.Spec.Paused,
@@ -104,4 +108,20 @@ func ObserveCopy(d *appsv1.Deployment) Copy {
 		Ready: st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
 			st.ReadyReplicas >= want && st.AvailableReplicas >= want,
 	}
+}
+
+// baseHash is the revision of a template without serin's config
+// annotation (hash is its revision with it).
+func baseHash(t *corev1.PodTemplateSpec, hash string) string {
+	if _, ok := t.Annotations[v1alpha1.AnnotationConfig]; !ok {
+		return hash
+	}
+	return v1alpha1.TemplateHash(withoutConfig(t))
+}
+
+// withoutConfig is a copy of t without serin's config annotation.
+func withoutConfig(t *corev1.PodTemplateSpec) *corev1.PodTemplateSpec {
+	n := t.DeepCopy()
+	delete(n.Annotations, v1alpha1.AnnotationConfig)
+	return n
 }

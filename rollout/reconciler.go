@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -48,6 +50,14 @@ type Reconciler struct {
 	Now func() time.Time
 	// MinProxies is the default of spec.minProxies.
 	MinProxies int32
+	// TrackConfig makes the ConfigMaps and Secrets templates reference
+	// part of their revision (config.go); APIReader reads their content.
+	TrackConfig bool
+	APIReader   client.Reader
+
+	hashes   configHashes
+	repairMu sync.Mutex
+	repaired map[string]time.Time
 }
 
 // SetupWithManager registers the reconciler: Canaries, the Deployments
@@ -66,6 +76,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}); err != nil {
 		return fmt.Errorf("index canaries by target: %w", err)
 	}
+	if r.TrackConfig {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, configIndex, configRefsOf); err != nil {
+			return fmt.Errorf("index deployments by config: %w", err)
+		}
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("canary").
 		For(&v1alpha1.Canary{}).
@@ -73,6 +88,15 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&corev1.Service{}).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfDeployment))
+	if r.TrackConfig {
+		// Metadata only: a changed resourceVersion is all serin needs to
+		// know, and it caches no ConfigMap or Secret content.
+		for _, kind := range []v1alpha1.ConfigKind{v1alpha1.KindConfigMap, v1alpha1.KindSecret} {
+			meta := &metav1.PartialObjectMetadata{}
+			meta.SetGroupVersionKind(configGVK(kind))
+			b = b.Watches(meta, handler.EnqueueRequestsFromMapFunc(r.deploymentsOfConfig(kind)), builder.OnlyMetadata)
+		}
+	}
 	if r.Wakeups != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wakeups, &handler.EnqueueRequestForObject{}))
 	}
@@ -138,6 +162,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.carryOut(ctx, &c, &own.spec, own.target, out.Actions); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.tidyConfig(ctx, &c, own.target, copyObj, in.Now); err != nil {
+		return ctrl.Result{}, err
+	}
 	return ctrl.Result{RequeueAfter: out.RequeueAfter}, nil
 }
 
@@ -166,6 +193,7 @@ func (r *Reconciler) input(ctx context.Context, c *v1alpha1.Canary, own owned, c
 			Target:  ObserveTarget(target),
 			Copy:    ObserveCopy(copyObj),
 			Traffic: Traffic{Applied: applied, Proxies: proxies, Rejected: rejected},
+			Config:  r.observeConfig(ctx, target),
 		},
 	}
 	in.Status.ObservedGeneration = c.Generation

@@ -31,6 +31,7 @@ func Step(in Input) Output {
 		s.actions = append(s.actions, EnsureServices{})
 	}
 	s.trafficCondition()
+	s.trackedConfig()
 	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue}
 }
 
@@ -324,11 +325,16 @@ func (s *stepper) initialize() {
 		s.setPhase(v1alpha1.PhaseInitializing)
 		s.st.CanaryWeight, s.st.Mirroring, s.st.Matching = 0, false, false
 		s.st.CanaryRevision = ""
-		s.st.StableRevision = t.TemplateHash
+		s.st.StableRevision, s.st.StableConfig = t.TemplateHash, t.Config
 		if t.Stable != "" && t.Candidate != "" && t.Candidate != t.Stable {
 			// Held before serin saw it: the stable pods run the recorded revision.
-			s.st.StableRevision = t.Stable
+			s.st.StableRevision, s.st.StableConfig = t.Stable, ""
 		}
+	}
+	s.recordAdoption()
+	if s.adoptConfig() {
+		s.st.Message = "moving the pods onto snapshots of their ConfigMaps and Secrets"
+		return
 	}
 	s.st.Message = "waiting for the stable pods and the data plane"
 	if tr := s.in.Obs.Traffic; tr.Rejected != "" {
@@ -364,6 +370,7 @@ func (s *stepper) idle(act string) {
 	if s.in.Obs.Copy.Exists {
 		s.deleteCopyWhenRouted()
 	}
+	s.recordAdoption()
 
 	switch {
 	case t.TemplateHash == s.st.StableRevision:
@@ -376,6 +383,10 @@ func (s *stepper) idle(act string) {
 			s.actions = append(s.actions, UnpauseTarget{})
 		case t.Paused && t.Stable != "" && t.Stable != t.TemplateHash:
 			s.actions = append(s.actions, PromoteTarget{Revision: t.TemplateHash})
+		default:
+			if !s.adoptConfig() {
+				s.followConfig()
+			}
 		}
 		return
 	case s.st.Phase == v1alpha1.PhaseFailed && s.failed(t.TemplateHash) && !t.Paused:
@@ -387,6 +398,9 @@ func (s *stepper) idle(act string) {
 		// A new template without a hold: the webhook was down or bypassed.
 		s.warn("ReleaseBypassedAdmission", "Hold", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
 		s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.st.StableRevision})
+		return
+	}
+	if s.followConfig() {
 		return
 	}
 	cand := s.candidate()
@@ -430,7 +444,7 @@ func (s *stepper) startRelease(cand, act string) {
 	s.st.LastVerdict = ""
 	s.st.Message = "waiting for the canary pods"
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Progressing", "New revision detected, progressing canary analysis.")
-	s.event("Synced", "Start", "New revision detected! Scaling up %s", s.target())
+	s.event("Synced", "Start", "New revision detected! Scaling up %s%s", s.target(), s.configNote())
 	if promote {
 		s.promote("promoted by user")
 		return
@@ -472,6 +486,8 @@ func (s *stepper) waiting(act string) {
 		s.st.Message = "aborted by user before the release started"
 		s.warn("Synced", "Abort", "Canary %s aborted by user", s.target())
 		return
+	case s.followConfig():
+		return
 	}
 	s.startRelease(cand, act)
 }
@@ -495,7 +511,7 @@ func (s *stepper) progressing(act string) {
 		s.rollback(fmt.Sprintf("Rolling back %s: revision %s failed before", s.target(), cand))
 		return
 	case cand != "" && cand != s.st.CanaryRevision:
-		s.event("Synced", "Restart", "New revision detected! Restarting analysis for %s", s.target())
+		s.event("Synced", "Restart", "New revision detected! Restarting analysis for %s%s", s.target(), s.configNote())
 		s.startRelease(cand, "")
 		return
 	case cand == "":
@@ -512,6 +528,8 @@ func (s *stepper) progressing(act string) {
 		return
 	case s.uses(v1alpha1.ActionPromote):
 		s.promote("promoted by user")
+		return
+	case s.followConfig():
 		return
 	}
 	if !s.ensureCopy(cand) {

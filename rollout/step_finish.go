@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,6 +229,9 @@ func (s *stepper) finalising() {
 		s.warn("Synced", "ForceScaleDown", "Proxies did not confirm weight 0 for %s within the progress deadline; finishing the promotion anyway", s.target())
 	}
 	s.actions = append(s.actions, DeleteCopy{})
+	if t := s.in.Obs.Target; t.TemplateHash == s.st.CanaryRevision {
+		s.st.StableConfig = t.Config
+	}
 	s.st.StableRevision = s.st.CanaryRevision
 	s.st.CanaryRevision = ""
 	s.st.StepStartTime, s.st.NoDataSince = nil, nil
@@ -253,6 +257,11 @@ func (s *stepper) rollback(reason string) {
 	s.setPhase(v1alpha1.PhaseFailed)
 	s.st.FailedRevisions = appendUnique(s.st.FailedRevisions, cand)
 	s.st.Message = reason
+	if t := s.in.Obs.Target; t.TemplateHash == cand {
+		if changed := v1alpha1.ChangedConfig(s.st.StableConfig, t.Config); len(changed) > 0 {
+			s.st.Message += fmt.Sprintf("; the stable pods keep the previous content of %s (the objects keep what was applied)", strings.Join(changed, ", "))
+		}
+	}
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Failed", reason)
 	s.warn("Synced", "Rollback", "%s", reason)
 	s.warn("Synced", "ScaleDown", "Canary failed! Scaling down %s", s.target())

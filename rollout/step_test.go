@@ -52,6 +52,8 @@ type world struct {
 	// weights the data plane was sent, in order, and the weight status
 	// held at each send.
 	sent []int32
+	// config is what the tracked ConfigMaps and Secrets hold.
+	config Config
 }
 
 func newWorld(t *testing.T, spec *v1alpha1.CanarySpec) *world {
@@ -80,6 +82,8 @@ func (w *world) apply(rev string) {
 	if w.target.Candidate != "" && w.target.Candidate != w.target.Stable {
 		stable = w.target.Stable
 	}
+	w.target.BaseHash = rev
+	rev = withConfigHash(rev, w.target.Config)
 	w.target.TemplateHash = rev
 	if rev == stable {
 		w.target.Candidate = stable
@@ -97,7 +101,7 @@ func (w *world) step(advance time.Duration) Output {
 	w.dataPlane()
 	in := Input{Name: "podinfo", Namespace: "test", Spec: w.spec, Status: w.status, Action: w.action,
 		Paused: w.paused, Deleting: w.deleting, Revert: w.revert, Now: w.now,
-		Obs: Observations{Target: w.target, Copy: w.copy, Traffic: w.traffic()}}
+		Obs: Observations{Target: w.target, Copy: w.copy, Traffic: w.traffic(), Config: w.config}}
 	var out Output
 	for range 5 {
 		out = Step(in)
@@ -160,6 +164,8 @@ func (w *world) do(a Action) {
 		w.copy = Copy{Exists: true, Revision: a.Revision, Ready: true, ReadyReplicas: a.Replicas}
 	case DeleteCopy:
 		w.copy = Copy{}
+	case SetConfig:
+		w.setConfig(a)
 	case EnsureServices:
 		w.services = true
 	case DeleteServices:

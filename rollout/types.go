@@ -39,13 +39,35 @@ type Observations struct {
 	Verdict *Verdict
 	// Hooks are the results of the hooks Step asked for, by type.
 	Hooks map[v1alpha1.HookType]HookResult
+	// Config is what the ConfigMaps and Secrets the template references
+	// hold now.
+	Config Config
 }
+
+// Config is the content of the ConfigMaps and Secrets the Deployment's
+// template references, as the reconciler read it.
+type Config struct {
+	// Known is false when serin does not track config (turned off, or
+	// the objects could not be read): Step then leaves config alone.
+	Known bool
+	// Tracked are the content revisions the objects hold now, sorted.
+	Tracked []v1alpha1.ConfigRevision
+}
+
+// Want is the serin.dev/config annotation the template should carry.
+func (c Config) Want() string { return v1alpha1.FormatConfig(c.Tracked) }
 
 // Target is what the reconciler saw of the user's Deployment.
 type Target struct {
 	Found bool
 	// TemplateHash is the revision of its current pod template.
 	TemplateHash string
+	// Config is its template's serin.dev/config annotation: the content
+	// revisions its pods read.
+	Config string
+	// BaseHash is the revision of its template without that annotation:
+	// the revision it had before serin tracked its config.
+	BaseHash string
 	// Candidate and Stable are its serin.dev/candidate-revision and
 	// serin.dev/stable-revision annotations.
 	Candidate, Stable string
@@ -152,6 +174,20 @@ type EnsureCopy struct {
 	Replicas int32
 }
 
+// SetConfig records Value as the template's serin.dev/config annotation,
+// after making sure a snapshot of every content revision it names exists.
+// A changed annotation is a changed template: the hold webhook holds it
+// for a release. With Adopt, the new template is recorded as the stable
+// revision in the same write, so it rolls out without a release: that
+// moves pods that read the objects themselves onto snapshots of the same
+// content.
+type SetConfig struct {
+	Value string
+	Adopt bool
+	// Stable is the stable revision recorded beside the held one.
+	Stable string
+}
+
 // DeleteCopy deletes the canary copy and its HPA.
 type DeleteCopy struct{}
 
@@ -214,6 +250,7 @@ type Finalized struct{}
 
 func (EnsureCopy) isAction()     {}
 func (DeleteCopy) isAction()     {}
+func (SetConfig) isAction()      {}
 func (EnsureServices) isAction() {}
 func (DeleteServices) isAction() {}
 func (PromoteTarget) isAction()  {}

@@ -757,6 +757,18 @@ type CanaryStatus struct {
 	// CanaryRevision is the pod-template hash under release.
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// StableConfig is the content revisions of the ConfigMaps and Secrets
+	// the stable pods read (the pod-template annotation serin.dev/config
+	// of the stable revision): after a rollback they keep reading these
+	// snapshots, whatever the objects hold now.
+	// +optional
+	StableConfig string `json:"stableConfig,omitempty"`
+	// TrackedConfig lists the ConfigMaps and Secrets the Deployment's
+	// template references that serin tracks, with the content revision
+	// each holds now; a change to one starts a release.
+	// +optional
+	// +listType=atomic
+	TrackedConfig []ConfigRevision `json:"trackedConfig,omitempty"`
 	// FailedRevisions were rolled back; they are not retried until the
 	// template changes or someone asks for a retry.
 	// +optional

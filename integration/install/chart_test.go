@@ -32,6 +32,8 @@ var want = map[string]struct {
 	"canaries.validate.serin.dev":        {admission.PathValidateCanary, "serin.dev", "v1alpha1", "canaries", false, "Fail", ""},
 	"metrictemplates.validate.serin.dev": {admission.PathValidateMetricTemplate, "serin.dev", "v1alpha1", "metrictemplates", false, "Fail", ""},
 	"alertproviders.validate.serin.dev":  {admission.PathValidateAlertProvider, "serin.dev", "v1alpha1", "alertproviders", false, "Fail", ""},
+	// Pods are seen on CREATE only.
+	"config.pods.serin.dev": {admission.PathPodConfig, "", "v1", "pods", true, "Ignore", "'serin.dev/config' in object.metadata.annotations"},
 }
 
 // checkWebhooks checks rendered webhooks against want. url is the
@@ -56,8 +58,12 @@ func checkWebhooks(t *testing.T, got map[string]webhookSpec, ns, url, service st
 		if h.Mutating != w.mutating {
 			t.Errorf("%s: mutating = %v", name, h.Mutating)
 		}
+		ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+		if w.resource == "pods" {
+			ops = ops[:1]
+		}
 		rule := admissionregistrationv1.RuleWithOperations{
-			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Operations: ops,
 			Rule:       admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version}, Resources: []string{w.resource}},
 		}
 		if !reflect.DeepEqual(h.Rules, []admissionregistrationv1.RuleWithOperations{rule}) {
@@ -79,8 +85,8 @@ func checkWebhooks(t *testing.T, got map[string]webhookSpec, ns, url, service st
 				t.Errorf("%s: matchConditions = %+v", name, h.MatchConditions)
 			}
 		}
-		// Deployments are seen outside the system namespaces and serin's own.
-		if w.group == "apps" {
+		// Deployments and pods are seen outside the system namespaces and serin's own.
+		if w.group == "apps" || w.resource == "pods" {
 			for _, ns := range []string{"kube-system", "kube-public", "kube-node-lease", ns} {
 				if !strings.Contains(h.NamespaceSelector, "kubernetes.io/metadata.name") || !strings.Contains(h.NamespaceSelector, ns) ||
 					!strings.Contains(h.NamespaceSelector, "NotIn") {
@@ -213,7 +219,10 @@ func checkLeastPrivilege(t *testing.T, objs objects, ns, secret string) {
 		if slices.Contains(r.Verbs, "*") || slices.Contains(r.Resources, "*") || slices.Contains(r.APIGroups, "*") {
 			t.Errorf("wildcard rule %+v", r)
 		}
-		if slices.Contains(r.Resources, "secrets") {
+		// Secrets cluster-wide only for config tracking (which the
+		// chart's controller.configTracking=false turns off): tracked
+		// Secrets are read, and snapshots of them written beside them.
+		if slices.Contains(r.Resources, "secrets") && (!configTracked(t, objs) || !slices.Equal(r.Resources, []string{"configmaps", "secrets", "services"})) {
 			t.Errorf("ClusterRole grants Secrets: %+v", r)
 		}
 		if slices.Contains(r.Resources, "mutatingwebhookconfigurations") && !slices.Equal(r.ResourceNames, []string{"serin"}) {
@@ -452,4 +461,31 @@ func TestChartSchemaCoversValues(t *testing.T) {
 		}
 	}
 	walk("", values, schema)
+}
+
+// configTracked reports whether the rendered serin tracks config.
+func configTracked(t *testing.T, objs objects) bool {
+	t.Helper()
+	dep := as[appsv1.Deployment](t, objs.get("Deployment", "serin"))
+	return !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--config-tracking=false")
+}
+
+// TestChartConfigTrackingOff: without config tracking serin has no pod
+// webhook and no access to ConfigMaps, Secrets (but its own) or pods'
+// deletion.
+func TestChartConfigTrackingOff(t *testing.T) {
+	objs := decode(t, helmTemplate(t, "serin-system", false, "controller.configTracking=false"))
+	if _, ok := objs.webhooks(t, "serin")["config.pods.serin.dev"]; ok {
+		t.Error("config.pods.serin.dev rendered with config tracking off")
+	}
+	if configTracked(t, objs) {
+		t.Error("--config-tracking=false not passed")
+	}
+	for _, r := range as[rbacv1.ClusterRole](t, objs.get("ClusterRole", "serin")).Rules {
+		if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "configmaps") ||
+			(slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "delete")) {
+			t.Errorf("ClusterRole grants %+v with config tracking off", r)
+		}
+	}
+	checkLeastPrivilege(t, objs, "serin-system", "serin-webhook-tls")
 }

@@ -109,12 +109,27 @@ annotations:
 {{/* RBAC of the core group: Services serin creates for hooks, the pods
 behind them, and events on Canaries. */}}
 {{- define "serin.coreRules" -}}
+{{- if .Values.controller.configTracking }}
+{{- /* Config tracking: ConfigMaps and Secrets an opted-in template
+references are read and snapshotted beside them; pods the pod webhook
+missed are deleted so that they are made again. */}}
+- apiGroups: [""]
+  resources: ["configmaps", "secrets", "services"]
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["delete", "get", "list", "watch"]
+{{- else }}
 - apiGroups: [""]
   resources: ["namespaces", "pods"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+{{- end }}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -46,6 +46,7 @@ type controllerOptions struct {
 	xdsTLSKey         string
 	xdsClientCA       string
 	flaggerMetrics    bool
+	configTracking    bool
 	xdsPlaintext      bool
 	xdsService        string
 	flaggerCompat     bool
@@ -85,6 +86,7 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.StringVar(&o.prometheusAddress, "prometheus-address", "", "Prometheus for the built-in metrics and templates without an address (its host is allowed to metric providers whatever the egress policy)")
 	f.StringSliceVar(&o.hookAllowedHosts, "hook-allowed-hosts", nil, "hosts webhooks may call: host, host:port or *.suffix (empty: any host --egress-allow's policy allows)")
 	f.StringSliceVar(&o.egressAllow, "egress-allow", nil, "CIDRs, IPs and host names (*.suffix) hooks, alerts and metric providers may reach although they are loopback, link-local, metadata or otherwise refused addresses (the API server only by its exact IP)")
+	f.BoolVar(&o.configTracking, "config-tracking", true, "make the ConfigMaps and Secrets an opted-in Deployment references part of its revision: a change of their content is a release, and pods read immutable snapshots of their revision's content (an object annotated serin.dev/config-tracking: disabled or flagger.app/config-tracking: disabled is left out)")
 	f.Int32Var(&o.minProxies, "min-proxies", 0, "default of a Canary's spec.minProxies: proxies that must apply a traffic change before it counts as applied (0: none needed; the TrafficApplied condition says NoProxies)")
 	f.StringVar(&o.meshProvider, "mesh-provider", "", "default of a Canary's spec.provider: empty, istio or kubernetes (serin's own xDS server), gatewayapi:v1 (a Gateway API HTTPRoute serin writes) or linkerd (an SMI TrafficSplit)")
 	f.StringVar(&o.istiodDebugURL, "istiod-debug-url", "", "istiod's debug address (e.g. http://istiod.istio-system:15014): a Gateway API route istiod accepted counts as applied only once istiod's proxies acknowledged the change (/debug/syncz)")

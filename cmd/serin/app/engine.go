@@ -40,8 +40,9 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 		Client: mgr.GetClient(), Recorder: t.recorder, Traffic: t.controller,
 		Analyzer: analyzer(an), Hooks: hookRunner(caller), Notifier: notifier(notes, caller),
 		Metrics: metrics, Wakeups: t.wakeups,
-		Uninstall:  webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
-		MinProxies: o.minProxies,
+		Uninstall:   webhookGone{reader: mgr.GetAPIReader(), name: o.webhookConfigName},
+		MinProxies:  o.minProxies,
+		TrackConfig: o.configTracking, APIReader: mgr.GetAPIReader(),
 	}
 	return engine.SetupWithManager(ctx, mgr)
 }

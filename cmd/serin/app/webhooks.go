@@ -74,6 +74,7 @@ func setupWebhooks(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator
 	}
 	metrics := admission.NewMetrics(crmetrics.Registry)
 	admission.Register(mgr.GetWebhookServer(), metrics, log, admission.WithHostOwners(&admission.HostOwners{Reader: mgr.GetClient()}))
+	admission.RegisterPodConfig(mgr.GetWebhookServer(), metrics)
 	switch {
 	case strings.EqualFold(o.istioMode, "bootstrap"):
 		admission.RegisterPodBootstrap(mgr.GetWebhookServer(), metrics, istio.DefaultBootstrapConfigMap)
