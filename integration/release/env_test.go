@@ -103,6 +103,10 @@ type app struct {
 	// NoOptIn leaves out the serin.dev/canary annotation (an explicit
 	// Canary opts the Deployment in).
 	NoOptIn bool
+	// EnvConfigMap is a ConfigMap read with envFrom; FilesConfigMap one
+	// mounted at /etc/podinfo; TokenSecret a Secret whose key TOKEN is
+	// the env var TOKEN.
+	EnvConfigMap, FilesConfigMap, TokenSecret string
 }
 
 func (a app) deployment(ns string) *appsv1.Deployment {
@@ -122,6 +126,21 @@ func (a app) deployment(ns string) *appsv1.Deployment {
 		env = append(env, corev1.EnvVar{Name: k, Value: a.Env[k]})
 	}
 	labels := map[string]string{"app": "podinfo"}
+	var envFrom []corev1.EnvFromSource
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	if a.EnvConfigMap != "" {
+		envFrom = append(envFrom, corev1.EnvFromSource{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: a.EnvConfigMap}}})
+	}
+	if a.TokenSecret != "" {
+		env = append(env, corev1.EnvVar{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: a.TokenSecret}, Key: "TOKEN"}}})
+	}
+	if a.FilesConfigMap != "" {
+		volumes = append(volumes, corev1.Volume{Name: "files", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: a.FilesConfigMap}}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "files", MountPath: "/etc/podinfo"})
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns, Annotations: ann},
@@ -131,9 +150,9 @@ func (a app) deployment(ns string) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "app", Image: "ghcr.io/stefanprodan/podinfo:" + a.Version, Env: env,
+					Name: "app", Image: "ghcr.io/stefanprodan/podinfo:" + a.Version, Env: env, EnvFrom: envFrom, VolumeMounts: mounts,
 					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 9898}, {Name: "grpc", ContainerPort: 9999}},
-				}}},
+				}}, Volumes: volumes},
 			},
 		},
 	}
