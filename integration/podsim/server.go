@@ -96,6 +96,10 @@ func newPodServer(plan Plan, opts ServerOptions) *PodServer {
 	return s
 }
 
+// SetConfigFiles replaces the volume files the server reports in
+// [HeaderConfigFiles] (path to content); safe to call while serving.
+func (s *PodServer) SetConfigFiles(files map[string]string) { s.app.setFiles(files) }
+
 // Plan returns what the server serves.
 func (s *PodServer) Plan() Plan { return s.plan }
 
