@@ -248,6 +248,9 @@ func volumeSources(v corev1.Volume) []volumeSource {
 	case v.Secret != nil:
 		return []volumeSource{{ConfigRef{KindSecret, v.Secret.SecretName}, v.Secret.Items, isTrue(v.Secret.Optional)}}
 	case v.Projected != nil:
+		if isAPIAccessVolume(v.Projected) {
+			return nil
+		}
 		var out []volumeSource
 		for _, p := range v.Projected.Sources {
 			switch {
@@ -260,6 +263,14 @@ func volumeSources(v corev1.Volume) []volumeSource {
 		return out
 	}
 	return nil
+}
+
+// isAPIAccessVolume reports a projected volume with a service account token: the
+// API access volume (kube-api-access-*, with the kube-root-ca.crt ConfigMap) that
+// the ServiceAccount admission adds to every pod. It is credentials, not the app's
+// configuration, so podsim neither reads nor reports it.
+func isAPIAccessVolume(p *corev1.ProjectedVolumeSource) bool {
+	return slices.ContainsFunc(p.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil })
 }
 
 // mountedVolumes returns the pod's config volumes that the container mounts, in

@@ -158,7 +158,13 @@ func TestResolveVolumes(t *testing.T) {
 		}}}},
 		cmVolume("optional", "absent", true),
 		cmVolume("unmounted", "unmounted", false),
+		corev1.Volume{Name: "kube-api-access-x", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}}},
+		}}}},
 	)
+	pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts,
+		corev1.VolumeMount{Name: "kube-api-access-x", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"})
 	app := &pod.Spec.Containers[0]
 	if refs := VolumeConfigRefs(pod, app); !slices.Equal(refs, []ConfigRef{cmRef("absent"), cmRef("app"), cmRef("more"), secRef("creds")}) {
 		t.Errorf("refs = %v", refs)

@@ -49,7 +49,8 @@
 // the kubelet takes about a minute), by the names in the pod spec, with one GET per
 // object: podsim keeps no ConfigMap or Secret cache. An object that cannot be read
 // keeps its last content; a mount with a subPath never changes after the start, as
-// with the kubelet.
+// with the kubelet. The API access volume (a projected volume with a service account
+// token, kube-api-access-*) is credentials, not configuration: it is left out.
 //
 // Ports: a TCP container port whose name starts with "grpc" serves gRPC, every other
 // TCP port serves HTTP/1.1 and cleartext HTTP/2. Probe-like endpoints (/healthz,
