@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,8 @@ func TestClusterConfig(t *testing.T) {
 		t.Errorf("gRPC %s = %q, want %q", HeaderConfigEnv, got, wantEnv)
 	}
 
+	e.checkRelabelKeepsEnv(pod.Name, httpAddr, wantEnv, newFiles)
+
 	// A deleted ConfigMap leaves the files as they were, as a kubelet keeps a volume
 	// it cannot refresh.
 	e.kubectl("", "delete", "configmap", "app-config")
@@ -224,6 +227,54 @@ func TestClusterConfigFaults(t *testing.T) {
 			t.Errorf("%s = %q, want %q", HeaderConfigEnv, got, want)
 		}
 	}
+}
+
+// checkRelabelKeepsEnv changes the pod's version label, which restarts its server
+// (the version in its metrics changes) but not its container: the env must stay
+// what it was at the pod's start while the files stay current.
+func (e *e2e) checkRelabelKeepsEnv(pod, addr, wantEnv, wantFiles string) {
+	e.t.Helper()
+	e.kubectl("", "label", "pod", pod, "version=relabelled")
+	for deadline := time.Now().Add(time.Minute); ; {
+		// The server restarts meanwhile: a refused connection is expected.
+		_, _ = getBody(e.t.Context(), "http://"+addr+"/")
+		metrics, err := getBody(e.t.Context(), "http://"+addr+"/metrics")
+		if err == nil && strings.Contains(metrics, `destination_version="relabelled"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the relabelled pod is not served with its new identity (%v): %s", err, metrics)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h := e.configHeaders(addr)
+	if got := h.Get(HeaderConfigEnv); got != wantEnv || h.Get(HeaderVersion) != "cfg-v1" {
+		e.t.Errorf("after the restart %s = %q and %s = %q, want %q and the version at the pod's start",
+			HeaderConfigEnv, got, HeaderVersion, h.Get(HeaderVersion), wantEnv)
+	}
+	if got := h.Get(HeaderConfigFiles); got != wantFiles {
+		e.t.Errorf("after the restart %s = %q, want %q", HeaderConfigFiles, got, wantFiles)
+	}
+}
+
+// getBody makes a GET on a fresh connection and returns the body of a 200 answer.
+func getBody(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := freshConns.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return string(body), err
 }
 
 // configHeaders makes a GET / on a fresh connection and returns the response headers.

@@ -64,8 +64,9 @@ type PodServer struct {
 	shutdown  sync.Once
 }
 
-// NewPodServer builds the server for a pod from its spec. It does not check readiness
-// and does not listen; see [PodServer.Start].
+// NewPodServer builds the server for a pod from its spec, reading literal env values
+// only (the runner resolves ConfigMaps and Secrets). It does not check readiness and
+// does not listen; see [PodServer.Start].
 func NewPodServer(pod *corev1.Pod, opts ServerOptions) (*PodServer, error) {
 	plan, err := PlanForPod(pod)
 	if err != nil {
