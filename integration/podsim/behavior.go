@@ -53,17 +53,17 @@ func (b Behavior) Decide(failDraw, jitterDraw float64) Outcome {
 	}
 }
 
-// BehaviorFromContainer reads the behaviour env variables of a container. pod is used
-// for the default message.
+// BehaviorFromContainer reads the behaviour env variables of a container, literal
+// values only. pod is used for the default message.
 func BehaviorFromContainer(c *corev1.Container, pod string) (Behavior, error) {
-	env := map[string]string{}
-	for _, e := range c.Env {
-		if e.ValueFrom == nil {
-			env[e.Name] = e.Value
-		}
-	}
+	return BehaviorFromEnv(LiteralEnv(c).Values, c.Image, pod)
+}
+
+// BehaviorFromEnv reads the behaviour from a container's resolved environment. The
+// image gives the default version, pod the default message.
+func BehaviorFromEnv(env map[string]string, image, pod string) (Behavior, error) {
 	b := Behavior{
-		Version:       ImageTag(c.Image),
+		Version:       ImageTag(image),
 		Message:       "greetings from " + pod,
 		ErrorHTTPCode: 500,
 		ErrorGRPCCode: codes.Internal,

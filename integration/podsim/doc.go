@@ -20,7 +20,12 @@
 //     per-pod servers as pods become Ready, change, or go away.
 //
 // Behaviour is taken from the pod's app container: the first container that declares
-// a port (or the first container). Only literal env values are read.
+// a port (or the first container). Its env is resolved as the kubelet does, once when
+// the pod is first served and never again for the pod's life: literal values and
+// values from ConfigMaps and Secrets (env valueFrom configMapKeyRef/secretKeyRef,
+// envFrom configMapRef/secretRef with their prefix), envFrom first in order, then env
+// entries, a later one overriding an earlier one. Any variable below may come from a
+// ConfigMap or Secret.
 //
 //	env                 meaning                                           default
 //	VERSION             version reported in bodies, headers and metrics   image tag, else "latest"
@@ -32,7 +37,20 @@
 //	LATENCY_JITTER_MS   extra uniform delay in [0, jitter), milliseconds  0
 //
 // A pod whose env cannot be parsed is not served at all (as a crashing container
-// would not be), and the runner logs why.
+// would not be), and the runner logs why. A pod whose app container refers to a
+// ConfigMap, Secret or key that does not exist, and is not optional, is not served
+// either (the kubelet's CreateContainerConfigError, or a volume it cannot mount); the
+// runner retries it every refresh period until the object appears. Optional ones
+// that are missing are skipped.
+//
+// The configMap, secret and projected volumes (their configMap and secret sources,
+// items mapped to their paths) that the app container mounts are read when the pod
+// is first served and read again every [Options].ConfigRefresh (a second by default;
+// the kubelet takes about a minute), by the names in the pod spec, with one GET per
+// object: podsim keeps no ConfigMap or Secret cache. An object that cannot be read
+// keeps its last content; a mount with a subPath never changes after the start, as
+// with the kubelet. The API access volume (a projected volume with a service account
+// token, kube-api-access-*) is credentials, not configuration: it is left out.
 //
 // Ports: a TCP container port whose name starts with "grpc" serves gRPC, every other
 // TCP port serves HTTP/1.1 and cleartext HTTP/2. Probe-like endpoints (/healthz,
@@ -43,7 +61,12 @@
 //
 // Every HTTP response carries the headers X-Pod, X-Namespace, X-Version and X-Workload,
 // and every gRPC app call the same keys in lower case as header and trailer metadata,
-// so a client can tell which pod and version answered.
+// so a client can tell which pod and version answered. The configuration is reported
+// the same way: X-Config-Env lists the variables whose value came from a ConfigMap or
+// Secret as NAME=value, and X-Config-Files the current files of the config mounts as
+// mountPath/path=content (content trimmed of surrounding space and cut at 100 bytes);
+// both sorted, joined by ",", with control characters as spaces and bytes outside
+// ASCII as '?', and left out when empty.
 //
 // Tests wait for pods to be served with [Simulator.WaitFor] or read
 // [Simulator.Serving]; a single pod can be served without a cluster with

@@ -33,6 +33,9 @@ type Plan struct {
 	Behavior Behavior
 	// Ports are sorted by port number.
 	Ports []PortPlan
+	// ConfigEnv lists the app container's variables whose value came from a
+	// ConfigMap or Secret, as NAME=value, sorted.
+	ConfigEnv []string
 }
 
 // PortPlan is one listening port of a pod.
@@ -108,14 +111,25 @@ func podReady(pod *corev1.Pod) bool {
 	return false
 }
 
-// PlanForPod computes what to serve for a pod. It does not look at readiness (see
-// [Servable]); it fails when the pod declares nothing to serve or its env is invalid.
+// PlanForPod computes what to serve for a pod from its literal env values. It does
+// not look at readiness (see [Servable]); it fails when the pod declares nothing to
+// serve or its env is invalid.
 func PlanForPod(pod *corev1.Pod) (Plan, error) {
 	app := appContainer(pod)
 	if app == nil {
 		return Plan{}, fmt.Errorf("pod %s/%s has no containers", pod.Namespace, pod.Name)
 	}
-	behavior, err := BehaviorFromContainer(app, pod.Name)
+	return PlanWithEnv(pod, LiteralEnv(app))
+}
+
+// PlanWithEnv is [PlanForPod] with the app container's environment already resolved
+// (see [ResolveEnv]), ConfigMap and Secret values included.
+func PlanWithEnv(pod *corev1.Pod, env ResolvedEnv) (Plan, error) {
+	app := appContainer(pod)
+	if app == nil {
+		return Plan{}, fmt.Errorf("pod %s/%s has no containers", pod.Namespace, pod.Name)
+	}
+	behavior, err := BehaviorFromEnv(env.Values, app.Image, pod.Name)
 	if err != nil {
 		return Plan{}, fmt.Errorf("pod %s/%s container %s: %w", pod.Namespace, pod.Name, app.Name, err)
 	}
@@ -124,11 +138,12 @@ func PlanForPod(pod *corev1.Pod) (Plan, error) {
 		return Plan{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return Plan{
-		UID:      pod.UID,
-		PodIP:    pod.Status.PodIP,
-		Identity: IdentityForPod(pod),
-		Behavior: behavior,
-		Ports:    ports,
+		UID:       pod.UID,
+		PodIP:     pod.Status.PodIP,
+		Identity:  IdentityForPod(pod),
+		Behavior:  behavior,
+		Ports:     ports,
+		ConfigEnv: env.FromConfig,
 	}, nil
 }
 

@@ -37,17 +37,24 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Listen opens listeners; defaults to (*net.ListenConfig).Listen.
 	Listen ListenFunc
+	// ConfigRefresh is how often the files of a served pod's configMap, secret and
+	// projected volumes are read again. Defaults to DefaultConfigRefresh.
+	ConfigRefresh time.Duration
 }
 
 // Simulator serves every Ready pod with a loopback IP that its informers see.
 type Simulator struct {
 	client kubernetes.Interface
+	read   configReader
 	opts   Options
 	log    logr.Logger
 
-	// Owned by the single worker goroutine.
-	listers map[string]corelisters.PodLister
-	invalid map[string]string // key -> last reason the pod could not be served
+	// Owned by the single worker goroutine (and by Run once it has ended).
+	listers    map[string]corelisters.PodLister
+	invalid    map[string]string             // key -> last reason the pod could not be served
+	configs    map[string]*podConfig         // key -> config resolved at the pod's start
+	refreshers map[string]context.CancelFunc // key -> stops the pod's volume refresh
+	refreshing sync.WaitGroup
 
 	mu      sync.Mutex
 	ran     bool
@@ -61,12 +68,18 @@ func New(client kubernetes.Interface, opts Options) *Simulator {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if opts.ConfigRefresh <= 0 {
+		opts.ConfigRefresh = DefaultConfigRefresh
+	}
 	return &Simulator{
-		client:  client,
-		opts:    opts,
-		servers: map[string]*PodServer{},
-		invalid: map[string]string{},
-		changed: make(chan struct{}),
+		client:     client,
+		read:       clientConfigReader(client),
+		opts:       opts,
+		servers:    map[string]*PodServer{},
+		invalid:    map[string]string{},
+		configs:    map[string]*podConfig{},
+		refreshers: map[string]context.CancelFunc{},
+		changed:    make(chan struct{}),
 	}
 }
 
@@ -207,7 +220,15 @@ func (s *Simulator) processNext(ctx context.Context, queue workqueue.TypedRateLi
 	if ctx.Err() != nil {
 		return true // shutting down: drain the queue without acting
 	}
-	if err := s.sync(ctx, key); err != nil {
+	err := s.sync(ctx, key)
+	if errors.Is(err, errConfigPending) {
+		// As the kubelet retries a container it could not configure.
+		s.noteInvalid(key, err)
+		queue.Forget(key)
+		queue.AddAfter(key, s.opts.ConfigRefresh)
+		return true
+	}
+	if err != nil {
 		s.log.Error(err, "cannot serve pod, retrying", "pod", key, "attempt", queue.NumRequeues(key)+1)
 		queue.AddRateLimited(key)
 		return true
@@ -218,27 +239,29 @@ func (s *Simulator) processNext(ctx context.Context, queue workqueue.TypedRateLi
 
 // sync brings the server of one pod in line with the pod: start, restart or stop.
 func (s *Simulator) sync(ctx context.Context, key string) error {
-	want, err := s.desired(key)
-	if err != nil {
-		return err
-	}
+	want, cfg, err := s.desired(ctx, key)
 	s.mu.Lock()
 	cur := s.servers[key]
 	s.mu.Unlock()
-	if cur != nil && want != nil && reflect.DeepEqual(cur.Plan(), *want) {
+	if err == nil && cur != nil && want != nil && reflect.DeepEqual(cur.Plan(), *want) {
 		return nil
 	}
 	if cur != nil {
 		s.stop(key, cur)
 	}
+	if err != nil {
+		return err
+	}
 	if want == nil {
 		return nil
 	}
 	srv := newPodServer(*want, ServerOptions{Logger: s.log, Listen: s.opts.Listen})
+	srv.SetConfigFiles(cfg.files())
 	if err := srv.Start(ctx); err != nil {
 		srv.Shutdown(context.Background())
 		return err
 	}
+	s.startRefresh(ctx, key, cfg, srv)
 	s.mu.Lock()
 	s.servers[key] = srv
 	s.notifyLocked()
@@ -248,12 +271,13 @@ func (s *Simulator) sync(ctx context.Context, key string) error {
 	return nil
 }
 
-// desired returns the plan the pod should be served with, nil when it should not be
-// served. A pod whose spec cannot be served is logged once per distinct reason.
-func (s *Simulator) desired(key string) (*Plan, error) {
+// desired returns the plan the pod should be served with and its configuration, nil
+// when it should not be served. A pod whose spec cannot be served is logged once per
+// distinct reason; one whose ConfigMaps or Secrets are missing is errConfigPending.
+func (s *Simulator) desired(ctx context.Context, key string) (*Plan, *podConfig, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil, nil // not a pod key; nothing to do
+		return nil, nil, nil // not a pod key; nothing to do
 	}
 	lister, ok := s.listers[ns]
 	if !ok {
@@ -262,29 +286,70 @@ func (s *Simulator) desired(key string) (*Plan, error) {
 	pod, err := lister.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		delete(s.invalid, key)
-		return nil, nil
+		delete(s.configs, key)
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get pod %s from cache: %w", key, err)
+		return nil, nil, fmt.Errorf("get pod %s from cache: %w", key, err)
 	}
 	if ok, _ := Servable(pod); !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
-	plan, err := PlanForPod(pod)
+	cfg, err := s.podConfig(ctx, key, pod)
 	if err != nil {
-		if s.invalid[key] != err.Error() {
-			s.invalid[key] = err.Error()
-			s.log.Error(err, "pod cannot be served", "pod", key)
-		}
-		return nil, nil
+		return nil, nil, err
+	}
+	plan, err := PlanWithEnv(pod, cfg.env)
+	if err != nil {
+		s.noteInvalid(key, err)
+		return nil, nil, nil
 	}
 	delete(s.invalid, key)
-	return &plan, nil
+	return &plan, cfg, nil
+}
+
+// podConfig returns the pod's configuration, resolved once per pod UID: a
+// container's env never changes while it runs.
+func (s *Simulator) podConfig(ctx context.Context, key string, pod *corev1.Pod) (*podConfig, error) {
+	if cfg, ok := s.configs[key]; ok && cfg.uid == pod.UID {
+		return cfg, nil
+	}
+	delete(s.configs, key)
+	cfg, err := resolvePodConfig(ctx, s.read, pod)
+	if err != nil {
+		return nil, err
+	}
+	s.configs[key] = cfg
+	return cfg, nil
+}
+
+// noteInvalid logs why a pod cannot be served, once per distinct reason.
+func (s *Simulator) noteInvalid(key string, err error) {
+	if s.invalid[key] != err.Error() {
+		s.invalid[key] = err.Error()
+		s.log.Error(err, "pod cannot be served", "pod", key)
+	}
+}
+
+// startRefresh keeps the server's config files current while it serves; pods
+// without config volumes need no refresh.
+func (s *Simulator) startRefresh(ctx context.Context, key string, cfg *podConfig, srv *PodServer) {
+	if len(cfg.volRefs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.refreshers[key] = cancel
+	log := s.log.WithValues("pod", key)
+	s.refreshing.Go(func() { refreshLoop(ctx, log, s.read, s.opts.ConfigRefresh, cfg, srv) })
 }
 
 // stop closes the server's listeners now and lets its requests in flight finish in
 // the background, bounded by the shutdown timeout.
 func (s *Simulator) stop(key string, srv *PodServer) {
+	if cancel, ok := s.refreshers[key]; ok {
+		cancel()
+		delete(s.refreshers, key)
+	}
 	srv.CloseListeners()
 	s.mu.Lock()
 	delete(s.servers, key)
@@ -312,6 +377,7 @@ func (s *Simulator) stopAll() {
 		s.mu.Unlock()
 		s.stop(k, srv)
 	}
+	s.refreshing.Wait()
 	s.drains.Wait()
 }
 

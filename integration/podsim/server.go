@@ -64,8 +64,9 @@ type PodServer struct {
 	shutdown  sync.Once
 }
 
-// NewPodServer builds the server for a pod from its spec. It does not check readiness
-// and does not listen; see [PodServer.Start].
+// NewPodServer builds the server for a pod from its spec, reading literal env values
+// only (the runner resolves ConfigMaps and Secrets). It does not check readiness and
+// does not listen; see [PodServer.Start].
 func NewPodServer(pod *corev1.Pod, opts ServerOptions) (*PodServer, error) {
 	plan, err := PlanForPod(pod)
 	if err != nil {
@@ -95,6 +96,10 @@ func newPodServer(plan Plan, opts ServerOptions) *PodServer {
 	s.grpcSrv, s.health = a.newGRPCServer()
 	return s
 }
+
+// SetConfigFiles replaces the volume files the server reports in
+// [HeaderConfigFiles] (path to content); safe to call while serving.
+func (s *PodServer) SetConfigFiles(files map[string]string) { s.app.setFiles(files) }
 
 // Plan returns what the server serves.
 func (s *PodServer) Plan() Plan { return s.plan }

@@ -33,6 +33,7 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "info, debug, trace, or a verbosity number")
 	selector := fs.String("selector", "", "only serve pods matching this label selector")
 	shutdown := fs.Duration("shutdown-timeout", podsim.DefaultShutdownTimeout, "how long requests in flight may run after a pod stops being served")
+	refresh := fs.Duration("config-refresh", podsim.DefaultConfigRefresh, "how often the files of served pods' configMap, secret and projected volumes are read again")
 	var namespaces []string
 	fs.Func("namespace", `namespace to watch; repeatable or comma-separated; "all" or unset watches all`, func(v string) error {
 		for _, ns := range strings.Split(v, ",") {
@@ -67,6 +68,7 @@ func run(args []string) error {
 		LabelSelector:   *selector,
 		Logger:          logger.WithName("podsim"),
 		ShutdownTimeout: *shutdown,
+		ConfigRefresh:   *refresh,
 	})
 }
 
