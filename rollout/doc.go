@@ -122,6 +122,23 @@
 // fields set both ways are reported in the SpecConflict condition and an
 // event.
 //
+// # Config releases
+//
+// The ConfigMaps and Secrets a template references are part of its
+// revision. step_config.go writes the content revisions the objects hold
+// (Observations.Config, read by config.go) into the template's
+// serin.dev/config annotation with SetConfig, which also holds the new
+// revision in the same write: from there a config change is a template
+// change, and everything above carries it. Each content revision has an
+// immutable snapshot beside its object, owned by the Canary; admission's
+// pod webhook points a new pod at the snapshots its own annotation names,
+// so stable pods keep their content whatever the objects hold. A template
+// that never had the annotation is adopted (SetConfig with Adopt: written
+// as the stable revision, so its pods restart onto snapshots of the same
+// content without a release). Between releases config.go lets go of
+// snapshots no revision needs, and deletes, one at a time, pods created
+// while the pod webhook was down.
+//
 // # What the engine consumes
 //
 // The engine talks to the rest of serin through small interfaces

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,10 +37,9 @@ func secret(ns, name string, data map[string]string) *corev1.Secret {
 // answer is one call's answer as a client saw it: who answered and the
 // config content it reported.
 type answer struct {
-	At                    time.Time
-	Workload, Env, Files  string
-	Failed                bool
-	FromStable, FromCanry bool
+	At                   time.Time
+	Workload, Env, Files string
+	Failed               bool
 }
 
 // configLoad calls the service without pause from 4 goroutines and keeps
@@ -216,8 +217,32 @@ func testConfigRelease(t *testing.T, s *harness.Serin) {
 // the names the user applied (only the pods read snapshots), carries only
 // serin's config annotation beyond what was applied, and the ConfigMap
 // holds what was applied.
-func checkUserObjects(t *testing.T, e *env, applied interface{ DeepCopyObject() any }, version string) {
+func checkUserObjects(t *testing.T, e *env, applied *appsv1.Deployment, version string) {
 	t.Helper()
+	d := e.deploymentObj("podinfo")
+	tmpl := d.Spec.Template
+	if got, want := v1alpha1.ConfigRefs(&tmpl.Spec), v1alpha1.ConfigRefs(&applied.Spec.Template.Spec); !slices.Equal(got, want) {
+		t.Errorf("the Deployment references %v, the user applied %v", got, want)
+	}
+	for k := range tmpl.Annotations {
+		if _, ok := applied.Spec.Template.Annotations[k]; !ok && k != v1alpha1.AnnotationConfig {
+			t.Errorf("template annotation %s added", k)
+		}
+	}
+	if tmpl.Annotations[v1alpha1.AnnotationConfig] == "" {
+		t.Error("the template carries no config revision")
+	}
+	c := tmpl.Spec.Containers[0]
+	if !equality.Semantic.DeepEqual(c.Env, applied.Spec.Template.Spec.Containers[0].Env) || c.Image != applied.Spec.Template.Spec.Containers[0].Image {
+		t.Errorf("container env %+v image %s, applied %+v", c.Env, c.Image, applied.Spec.Template.Spec.Containers[0].Env)
+	}
+	var cm corev1.ConfigMap
+	if err := e.cl.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "podinfo-env"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["CONFIG_VERSION"] != version || cm.Immutable != nil || len(cm.OwnerReferences) != 0 {
+		t.Errorf("the user's ConfigMap holds %v (immutable %v, owners %v), applied %s", cm.Data, cm.Immutable, cm.OwnerReferences, version)
+	}
 }
 
 // snapshots lists serin's snapshots in the test's namespace.

@@ -37,6 +37,7 @@ func TestReleases(t *testing.T) {
 		{"ApexService", testApexService},
 		{"ReadyThresholds", testReadyThresholds},
 		{"ScaledObjectCopy", testScaledObjectCopy},
+		{"ConfigRelease", testConfigRelease},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

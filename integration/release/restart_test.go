@@ -28,9 +28,10 @@ type trial struct {
 // promote or finalise, and checks after every restart that the release
 // resumed from status: phase and weight never went back, and the data
 // plane (a raw ADS observer that reconnects after each kill) never saw a
-// weight that status did not hold. SERIN_RESTART_TRIALS sets the number
-// of kills (default 20) for a longer benchmark run; the FIGURE lines give
-// the restart times.
+// weight that status did not hold. Every other release (the first one
+// included) is a change of a ConfigMap the Deployment reads rather than
+// of its template. SERIN_RESTART_TRIALS sets the number of kills (default
+// 20) for a longer benchmark run; the FIGURE lines give the restart times.
 func TestRestartSafety(t *testing.T) {
 	n := 20
 	if v := os.Getenv("SERIN_RESTART_TRIALS"); v != "" {
@@ -49,20 +50,27 @@ func TestRestartSafety(t *testing.T) {
 	for s := int32(2); s <= 50; s += 4 {
 		steps = append(steps, s)
 	}
-	e.apply(canary(e.ns, v1alpha1.CanaryAnalysis{StepWeights: steps}), app{Version: "7.0.0"}.deployment(e.ns))
+	a := app{Version: "7.0.0", EnvConfigMap: "podinfo-env"}
+	e.apply(configMap(e.ns, "podinfo-env", map[string]string{"CONFIG_VERSION": "0"}), canary(e.ns, v1alpha1.CanaryAnalysis{StepWeights: steps}), a.deployment(e.ns))
 	e.waitFor(w, 0, time.Minute, "initialized", phaseIs(v1alpha1.PhaseInitialized))
 	obs := observeEDS(t, e.s.XDSAddress(), "restart-observer", "serin/"+e.ns+"/podinfo/9999")
 	conn := harness.XDSClient(t, e.s.XDSAddress(), "restart-client", "podinfo."+e.ns+":9999")
 	harness.Send(e.ctx, conn, 10)
 
 	var trials []trial
-	releases := 0
+	releases, configReleases := 0, 0
 	phases := map[v1alpha1.CanaryPhase]int{}
 	for len(trials) < n {
 		if cur := w.last(); cur.Phase == v1alpha1.PhaseSucceeded || cur.Phase == v1alpha1.PhaseInitialized {
 			releases++
 			from := w.len()
-			e.apply(app{Version: fmt.Sprintf("7.0.%d", releases)}.deployment(e.ns))
+			if releases%2 == 1 {
+				configReleases++
+				e.apply(configMap(e.ns, "podinfo-env", map[string]string{"CONFIG_VERSION": strconv.Itoa(releases)}))
+			} else {
+				a.Version = fmt.Sprintf("7.0.%d", releases)
+				e.apply(a.deployment(e.ns))
+			}
 			e.waitFor(w, from, 30*time.Second, "release started", phaseIs(v1alpha1.PhaseProgressing))
 		}
 		// Kill at a random moment, or, near the end of a release, right
@@ -131,7 +139,10 @@ func TestRestartSafety(t *testing.T) {
 		ready = append(ready, tr.ready)
 		eds = append(eds, tr.firstEDS)
 	}
-	t.Logf("kills by phase: %v over %d releases; %d status records, %d EDS responses seen", phases, releases, len(history), len(dp))
+	t.Logf("kills by phase: %v over %d releases (%d of them config changes); %d status records, %d EDS responses seen", phases, releases, configReleases, len(history), len(dp))
+	if configReleases == 0 {
+		t.Error("no config release ran")
+	}
 	if phases[v1alpha1.PhasePromoting]+phases[v1alpha1.PhaseFinalising] == 0 {
 		t.Error("no kill landed while promoting or finalising")
 	}
