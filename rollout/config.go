@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -84,7 +85,7 @@ func (r *Reconciler) observeConfig(ctx context.Context, target *appsv1.Deploymen
 			continue
 		}
 		hash, err := r.configHash(ctx, target.Namespace, ref, meta.ResourceVersion)
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) || errors.Is(err, errUntracked) {
 			continue
 		}
 		if err != nil {
@@ -100,15 +101,25 @@ func (r *Reconciler) observeConfig(ctx context.Context, target *appsv1.Deploymen
 func (r *Reconciler) configHash(ctx context.Context, ns string, ref v1alpha1.ConfigRef, rv string) (string, error) {
 	key := ns + "/" + ref.String()
 	if h, ok := r.hashes.get(key, rv); ok {
+		if h == "" {
+			return "", errUntracked
+		}
 		return h, nil
 	}
 	obj, hash, err := r.readConfig(ctx, ns, ref)
+	if errors.Is(err, errUntracked) {
+		r.hashes.put(key, rv, "")
+	}
 	if err != nil {
 		return "", err
 	}
 	r.hashes.put(key, obj.GetResourceVersion(), hash)
 	return hash, nil
 }
+
+// errUntracked: the object is one the control plane manages (a service
+// account token Secret), which a copy could not stand in for.
+var errUntracked = errors.New("not tracked")
 
 // readConfig reads an object's content from the API server.
 func (r *Reconciler) readConfig(ctx context.Context, ns string, ref v1alpha1.ConfigRef) (client.Object, string, error) {
@@ -117,6 +128,9 @@ func (r *Reconciler) readConfig(ctx context.Context, ns string, ref v1alpha1.Con
 		var s corev1.Secret
 		if err := r.APIReader.Get(ctx, key, &s); err != nil {
 			return nil, "", err
+		}
+		if s.Type == corev1.SecretTypeServiceAccountToken {
+			return nil, "", errUntracked
 		}
 		return &s, v1alpha1.SecretHash(s.Type, s.Data), nil
 	}

@@ -113,7 +113,7 @@ func testConfigRelease(t *testing.T, s *harness.Serin) {
 	cn := canary(e.ns, v1alpha1.CanaryAnalysis{StepWeight: 20, MaxWeight: 40, Interval: "2s", Threshold: 2,
 		Metrics: []v1alpha1.CanaryMetric{{Name: v1alpha1.MetricRequestSuccessRate, ThresholdRange: &v1alpha1.CanaryThresholdRange{Min: ptr.To(99.0)}}}})
 	cn.Spec.LoadReports = &v1alpha1.LoadReports{Enabled: true}
-	a := app{Version: "6.1.0", EnvConfigMap: "podinfo-env", FilesConfigMap: "podinfo-files", TokenSecret: "podinfo-token"}
+	a := app{Version: "6.1.0", EnvConfigMap: "podinfo-env", FilesConfigMap: "podinfo-files", TokenSecret: "podinfo-token", NoOptIn: true}
 	applied := a.deployment(e.ns)
 	e.apply(configMap(e.ns, "podinfo-env", map[string]string{"CONFIG_VERSION": "c1", "ERROR_RATE": "0"}),
 		configMap(e.ns, "podinfo-files", map[string]string{"version": "f1"}),
@@ -211,6 +211,24 @@ func testConfigRelease(t *testing.T, s *harness.Serin) {
 			"Promotion completed!", "New revision detected! Scaling up podinfo." + e.ns + " (config changed", "Canary failed!"})
 		return ok, missing
 	})
+
+	// Opting out gives the Deployment back reading its objects, and the
+	// snapshots go with the Canary.
+	e.kubectl("delete", "canary", "podinfo", "--wait=false")
+	e.eventually(time.Minute, "given back", func() (bool, string) {
+		d := e.deploymentObj("podinfo")
+		_, annotated := d.Spec.Template.Annotations[v1alpha1.AnnotationConfig]
+		n := len(snapshots(t, e))
+		return !annotated && !d.Spec.Paused && n == 0, fmt.Sprintf("config annotation %v, paused %v, %d snapshots", annotated, d.Spec.Paused, n)
+	})
+	e.eventually(time.Minute, "pods on the user's objects", func() (bool, string) {
+		for _, p := range e.pods("app=podinfo") {
+			if p.DeletionTimestamp == nil && (p.Labels[v1alpha1.LabelConfigSnapshots] != "" || p.Spec.Volumes[0].ConfigMap.Name != "podinfo-files") {
+				return false, p.Name + " still reads " + p.Spec.Volumes[0].ConfigMap.Name
+			}
+		}
+		return true, ""
+	})
 }
 
 // checkUserObjects: the Deployment's template references the objects by
@@ -270,4 +288,63 @@ func snapshots(t *testing.T, e *env) []string {
 		names = append(names, "secret/"+s.Name)
 	}
 	return names
+}
+
+// TestConfigPodsMadeWhileDown: a pod made while serin (and so its pod
+// webhook, which fails open) is down reads the ConfigMap itself; serin,
+// back, deletes it so that its ReplicaSet makes it again on snapshots.
+// It kills serin, so it installs its own and runs alone.
+func TestConfigPodsMadeWhileDown(t *testing.T) {
+	e := newEnv(t, 3*time.Minute, harness.Options{})
+	w := e.watchCanary()
+	a := app{Version: "6.2.0", Replicas: 2, FilesConfigMap: "podinfo-files"}
+	e.apply(configMap(e.ns, "podinfo-files", map[string]string{"version": "f1"}), canary(e.ns, v1alpha1.CanaryAnalysis{StepWeight: 50}), a.deployment(e.ns))
+	e.waitFor(w, 0, time.Minute, "initialized", phaseIs(v1alpha1.PhaseInitialized))
+	onSnapshots := func(want int) func() (bool, string) {
+		return func() (bool, string) {
+			var on, off []string
+			for _, p := range e.pods("app=podinfo") {
+				if p.DeletionTimestamp != nil {
+					continue
+				}
+				if p.Labels[v1alpha1.LabelConfigSnapshots] == "true" && p.Spec.Volumes[0].ConfigMap.Name != "podinfo-files" {
+					on = append(on, p.Name)
+				} else {
+					off = append(off, p.Name)
+				}
+			}
+			return len(on) == want && len(off) == 0, fmt.Sprintf("on snapshots %v, reading the ConfigMap %v", on, off)
+		}
+	}
+	e.eventually(time.Minute, "pods on snapshots", onSnapshots(2))
+
+	e.s.Kill()
+	e.kubectl("scale", "deployment/podinfo", "--replicas=3")
+	var missed string
+	e.eventually(time.Minute, "a pod made without the webhook", func() (bool, string) {
+		for _, p := range e.pods("app=podinfo") {
+			if p.Labels[v1alpha1.LabelConfigSnapshots] == "" && p.Status.Phase == corev1.PodRunning {
+				missed = p.Name
+				return p.Spec.Volumes[0].ConfigMap.Name == "podinfo-files", "it reads " + p.Spec.Volumes[0].ConfigMap.Name
+			}
+		}
+		return false, "none yet"
+	})
+	if err := e.s.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(time.Minute, "the missed pod made again on snapshots", onSnapshots(3))
+	for _, p := range e.pods("app=podinfo") {
+		if p.Name == missed {
+			t.Errorf("pod %s is still there", missed)
+		}
+	}
+	e.eventually(10*time.Second, "repair event", func() (bool, string) {
+		for _, ev := range e.canaryEvents() {
+			if strings.Contains(ev, "Pod "+missed+" was created without serin's pod webhook") {
+				return true, ""
+			}
+		}
+		return false, strings.Join(e.canaryEvents(), "\n")
+	})
 }
