@@ -23,8 +23,8 @@ type canI struct {
 // TestServiceAccountCanI applies the RBAC the chart renders in each mode
 // to the real API server and asks it, as serin's service account, what
 // serin may do: what serin needs is allowed, and writes outside its mode
-// (ConfigMaps in kube-system, EnvoyFilters with Istio off, Deployments
-// outside the watched namespaces) are not.
+// (ConfigMaps and Secrets without config tracking, EnvoyFilters with Istio
+// off, Deployments outside the watched namespaces) are not.
 func TestServiceAccountCanI(t *testing.T) {
 	c := cluster.Get(t)
 	// kubectl names the resources it asks about from discovery.
@@ -38,12 +38,14 @@ func TestServiceAccountCanI(t *testing.T) {
 	}{
 		{"default", nil, func(ns, name string) []canI {
 			return []canI{
-				{[]string{"create", "configmaps", "-n", "kube-system"}, false},
-				{[]string{"patch", "configmaps", "-n", teamA}, false},
+				// Config tracking: tracked objects are read, snapshots
+				// written beside them, missed pods made again.
+				{[]string{"get", "configmaps", "-n", teamA}, true},
+				{[]string{"create", "secrets", "-n", teamB}, true},
+				{[]string{"delete", "pods", "-n", teamA}, true},
 				{[]string{"patch", "envoyfilters.networking.istio.io", "-A"}, false},
 				{[]string{"patch", "namespaces"}, false},
 				{[]string{"list", "namespaces"}, true}, // host grants live on them
-				{[]string{"get", "secrets", "-n", "kube-system"}, false},
 				{[]string{"create", "deployments.apps", "-n", teamA}, true},
 				{[]string{"create", "services", "-n", other}, true},
 				{[]string{"create", "horizontalpodautoscalers.autoscaling", "-n", teamB}, true},
@@ -56,7 +58,17 @@ func TestServiceAccountCanI(t *testing.T) {
 				{[]string{"update", "leases.coordination.k8s.io", "-n", ns}, true},
 			}
 		}},
-		{"istio-bootstrap", []string{"istio.mode=bootstrap", "istio.bootstrap.namespaces={" + teamA + "}"}, func(string, string) []canI {
+		{"no-config-tracking", []string{"controller.configTracking=false"}, func(ns, name string) []canI {
+			return []canI{
+				{[]string{"create", "configmaps", "-n", "kube-system"}, false},
+				{[]string{"patch", "configmaps", "-n", teamA}, false},
+				{[]string{"get", "secrets", "-n", "kube-system"}, false},
+				{[]string{"list", "secrets", "-A"}, false},
+				{[]string{"delete", "pods", "-n", teamA}, false},
+				{[]string{"update", "secrets/" + name + "-webhook-tls", "-n", ns}, true},
+			}
+		}},
+		{"istio-bootstrap", []string{"istio.mode=bootstrap", "istio.bootstrap.namespaces={" + teamA + "}", "controller.configTracking=false"}, func(string, string) []canI {
 			return []canI{
 				{[]string{"patch", "envoyfilters.networking.istio.io", "-A"}, true},
 				{[]string{"create", "configmaps/serin-xds-bootstrap", "-n", teamA}, true},
@@ -67,7 +79,7 @@ func TestServiceAccountCanI(t *testing.T) {
 				{[]string{"list", "configmaps", "-n", teamA}, false},
 			}
 		}},
-		{"istio-google-grpc", []string{"istio.mode=google-grpc"}, func(string, string) []canI {
+		{"istio-google-grpc", []string{"istio.mode=google-grpc", "controller.configTracking=false"}, func(string, string) []canI {
 			return []canI{
 				{[]string{"patch", "envoyfilters.networking.istio.io", "-A"}, true},
 				{[]string{"create", "configmaps/serin-xds-bootstrap", "-n", teamA}, false},
@@ -85,6 +97,9 @@ func TestServiceAccountCanI(t *testing.T) {
 				{[]string{"list", "deployments.apps", "-A"}, false},
 				{[]string{"list", "pods", "-A"}, false},
 				{[]string{"list", "canaries.serin.dev", "-A"}, false},
+				{[]string{"get", "secrets", "-n", teamA}, true},
+				{[]string{"get", "secrets", "-n", other}, false},
+				{[]string{"create", "configmaps", "-n", other}, false},
 				{[]string{"patch", "envoyfilters.networking.istio.io", "-n", teamA}, false},
 			}
 		}},
