@@ -181,3 +181,21 @@ func TestStepConfigUnknownLeavesTemplate(t *testing.T) {
 		}
 	}
 }
+
+func TestStepConfigReplaceDroppingAnnotationIsNoRelease(t *testing.T) {
+	w := newWorld(t, weightedSpec())
+	w.content("configmap/app=a1")
+	w.initialized()
+	stable := w.target.TemplateHash
+	// kubectl replace of the template as applied: no serin.dev/config; the
+	// hold webhook holds it as a new revision.
+	w.target.Config = ""
+	w.apply(w.target.BaseHash)
+	if !w.target.Paused || w.target.Candidate == stable {
+		t.Fatalf("not held: %+v", w.target)
+	}
+	w.run(10, time.Second, func() bool { return !w.target.Paused })
+	if w.target.TemplateHash != stable || w.target.Config != "configmap/app=a1" || w.count("New revision detected") != 0 {
+		t.Fatalf("target %+v events %q", w.target, w.events)
+	}
+}
