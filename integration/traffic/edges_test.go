@@ -55,10 +55,13 @@ func cutover(t *testing.T, e *env, analysis string) {
 	if n := r.copyReplicas(); n != 3 {
 		t.Errorf("the copy serves all traffic with %d replicas, want the stable's 3", n)
 	}
-	r.waitFor("finalising", time.Minute, func(c *v1alpha1.Canary) bool {
-		return c.Status.Phase == v1alpha1.PhaseFinalising || c.Status.Phase == v1alpha1.PhaseSucceeded
-	})
-	finSeen := time.Now()
+	// The window on the copy ends when the last read that was sent before
+	// it saw the release still Promoting: the traffic returns to the
+	// Deployment only after serin wrote Finalising, and a call that ended
+	// before that read was sent cannot have been routed by it. (When the
+	// test merely noticed Finalising, proxies may have had weight 0 for a
+	// while already.)
+	finSeen := r.promotingUntil(time.Minute)
 	r.waitFor("succeeded", time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseSucceeded })
 	doneSeen := time.Now()
 	time.Sleep(time.Second)
@@ -88,6 +91,32 @@ func cutover(t *testing.T, e *env, analysis string) {
 	if failed > 0 || after == 0 || during == 0 && finSeen.Sub(cutSeen) > 3*pickerDelay {
 		t.Fatalf("calls: %d failed, %d checked on the copy, %d after the return", failed, during, after)
 	}
+}
+
+// promotingUntil polls the Canary until it leaves Promoting and returns
+// the send time of the last read that still saw it Promoting.
+func (r *release) promotingUntil(timeout time.Duration) time.Time {
+	r.t.Helper()
+	var until time.Time
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		sent := time.Now()
+		var c v1alpha1.Canary
+		if err := r.e.kube.Get(context.Background(), client.ObjectKey{Namespace: r.ns, Name: "podinfo"}, &c); err == nil {
+			switch c.Status.Phase {
+			case v1alpha1.PhasePromoting:
+				until = sent
+			case v1alpha1.PhaseFinalising, v1alpha1.PhaseSucceeded:
+				if until.IsZero() {
+					r.t.Fatal("the release was not seen Promoting")
+				}
+				return until
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.t.Fatalf("the release did not leave Promoting within %s", timeout)
+	return until
 }
 
 // copyReplicas is the canary copy's desired replicas.
