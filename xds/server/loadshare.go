@@ -39,6 +39,11 @@ func (b *LoadBucket) add(o LoadBucket) {
 	b.Canary.Add(o.Canary)
 }
 
+// DefaultLoadBudget bounds a shared snapshot's text: it goes into an
+// annotation, and the API server allows 256 KiB for all of an object's
+// annotations.
+const DefaultLoadBudget = 128 << 10
+
 // LoadSnapshot is the counts held for each cluster, buckets in ascending
 // Start order.
 type LoadSnapshot map[string][]LoadBucket
@@ -88,14 +93,16 @@ type LoadCompaction struct {
 // buckets up to fifteen minutes (the default retention of the store).
 var DefaultLoadCompaction = LoadCompaction{Fine: 2 * time.Minute, Coarse: 10 * time.Second, Retention: 15 * time.Minute}
 
-// Compact returns s merged and trimmed as c says, at now; empty buckets
-// and clusters are left out.
+// Compact returns s merged and trimmed as c says, at now, buckets in
+// ascending order; empty buckets and clusters are left out.
 func (c LoadCompaction) Compact(s LoadSnapshot, now time.Time) LoadSnapshot {
 	fine := now.Add(-c.Fine).Unix()
 	oldest := now.Add(-c.Retention).Unix()
 	coarse := max(int64(c.Coarse/time.Second), 1)
 	out := LoadSnapshot{}
 	for name, bs := range s {
+		bs = append([]LoadBucket(nil), bs...)
+		sort.SliceStable(bs, func(i, j int) bool { return bs[i].Start < bs[j].Start })
 		var kept []LoadBucket
 		for _, b := range bs {
 			if b.end() <= oldest || b.empty() {

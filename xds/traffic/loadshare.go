@@ -36,9 +36,6 @@ import (
 const (
 	LabelXDSLoad      = "serin.dev/xds-load"
 	AnnotationXDSLoad = "serin.dev/xds-load"
-	// DefaultLoadBudget bounds the annotation (the API server allows
-	// 256 KiB for all of an object's annotations).
-	DefaultLoadBudget = 128 << 10
 )
 
 // LocalLoads is what LoadShare needs of this replica's xDS server.
@@ -59,7 +56,7 @@ type LoadShare struct {
 	Local    LocalLoads
 	// Compaction shapes what is shared (default
 	// server.DefaultLoadCompaction); Budget bounds its size in bytes
-	// (default DefaultLoadBudget).
+	// (default server.DefaultLoadBudget).
 	Compaction server.LoadCompaction
 	Budget     int
 
@@ -119,7 +116,7 @@ func (l *LoadShare) Publish(ctx context.Context, now time.Time) error {
 	}
 	budget := l.Budget
 	if budget <= 0 {
-		budget = DefaultLoadBudget
+		budget = server.DefaultLoadBudget
 	}
 	text, dropped := server.EncodeLoads(l.compaction().Compact(l.Local.LoadSnapshot(), now), budget)
 	l.mu.Lock()
