@@ -152,7 +152,7 @@ func TestLoadReportsOfEveryReplicaCount(t *testing.T) {
 			break
 		}
 		if time.Now().After(until) || ctx.Err() != nil {
-			t.Fatalf("after the restart the verdict counts %d of %d requests: %q", n, sent, s)
+			t.Fatalf("after the restart the verdict counts %d of %d requests (at least %d before it; lowest since %d): %q", n, sent, before, lowest, s)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

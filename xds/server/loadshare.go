@@ -108,8 +108,9 @@ func (c LoadCompaction) Compact(s LoadSnapshot, now time.Time) LoadSnapshot {
 			if b.end() <= oldest || b.empty() {
 				continue
 			}
-			if b.end() <= fine && b.Width < coarse {
-				start := b.Start - mod(b.Start, coarse)
+			// A second is merged once its whole coarse bucket is past
+			// Fine, so the merged form changes once per Coarse.
+			if start := b.Start - mod(b.Start, coarse); start+coarse <= fine && b.Width < coarse {
 				b = LoadBucket{Start: start, Width: coarse, Stable: b.Stable, Canary: b.Canary}
 			}
 			if n := len(kept); n > 0 && kept[n-1].Start == b.Start {
@@ -288,8 +289,10 @@ func decodeBuckets(text string) ([]LoadBucket, error) {
 	return out, nil
 }
 
-// LoadSnapshot is the counts this replica holds, as of now.
-func (s *Server) LoadSnapshot() LoadSnapshot { return s.loads.snapshot() }
+// LoadSnapshot is the counts this replica holds, as of now, and the
+// generation of the store they are from: it grows whenever counts are
+// added, and only then.
+func (s *Server) LoadSnapshot() (LoadSnapshot, uint64) { return s.loads.snapshot() }
 
 // SeedLoads adds counts this replica held before a restart (its own
 // shared snapshot) to its store.

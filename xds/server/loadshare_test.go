@@ -188,7 +188,8 @@ func TestStoreSnapshotAndSeed(t *testing.T) {
 		report(now.Add(time.Duration(s)*time.Second), "canary", 1, 0)
 	}
 	end := now.Add(300 * time.Second)
-	text, _ := EncodeLoads(DefaultLoadCompaction.Compact(ls.snapshot(), end), 0)
+	held, _ := ls.snapshot()
+	text, _ := EncodeLoads(DefaultLoadCompaction.Compact(held, end), 0)
 	snap, err := DecodeLoads(text)
 	if err != nil {
 		t.Fatal(err)

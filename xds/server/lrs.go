@@ -33,6 +33,8 @@ type loadStore struct {
 	mu        sync.Mutex
 	clusters  map[string][]loadBucket // ascending sec
 	lastPrune int64
+	// gen counts the changes of counts.
+	gen uint64
 }
 
 func newLoadStore(retention time.Duration) *loadStore {
@@ -53,6 +55,7 @@ func (ls *loadStore) add(now time.Time, stats []*endpointv3.ClusterStats) {
 			continue
 		}
 		b := ls.bucket(name, sec)
+		ls.gen++
 		for _, l := range cs.GetUpstreamLocalityStats() {
 			c := b.byZone[v1alpha1.Track(l.GetLocality().GetSubZone())]
 			c.Add(v1alpha1.LoadCounts{
@@ -152,8 +155,9 @@ func (ls *loadStore) reports(cluster string, since, until time.Time) map[v1alpha
 	return out
 }
 
-// snapshot copies the store's stable and canary counts.
-func (ls *loadStore) snapshot() LoadSnapshot {
+// snapshot copies the store's stable and canary counts, with its
+// generation.
+func (ls *loadStore) snapshot() (LoadSnapshot, uint64) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	out := make(LoadSnapshot, len(ls.clusters))
@@ -169,13 +173,14 @@ func (ls *loadStore) snapshot() LoadSnapshot {
 			out[name] = cp
 		}
 	}
-	return out
+	return out, ls.gen
 }
 
 // seed adds a snapshot's counts to the store.
 func (ls *loadStore) seed(snap LoadSnapshot) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	ls.gen++
 	for name, bs := range snap {
 		for _, lb := range bs {
 			b := ls.bucket(name, lb.Start)

@@ -41,7 +41,7 @@ const (
 // LocalLoads is what LoadShare needs of this replica's xDS server.
 type LocalLoads interface {
 	LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts
-	LoadSnapshot() server.LoadSnapshot
+	LoadSnapshot() (server.LoadSnapshot, uint64)
 	SeedLoads(server.LoadSnapshot)
 }
 
@@ -62,10 +62,17 @@ type LoadShare struct {
 
 	metrics *loadShareMetrics
 
-	mu       sync.Mutex
-	restored bool
-	written  string
-	peers    map[string]peerLoads
+	// restoring is held while the own Lease is read back, so that it is
+	// added to the store once.
+	restoring sync.Mutex
+	mu        sync.Mutex
+	restored  bool
+	// written is the text last written, at wroteAt, from the store's
+	// generation gen.
+	written string
+	wroteAt time.Time
+	gen     uint64
+	peers   map[string]peerLoads
 }
 
 type peerLoads struct {
@@ -107,42 +114,49 @@ func (l *LoadShare) compaction() server.LoadCompaction {
 	return l.Compaction
 }
 
-// Publish writes this replica's counts when they changed since the last
-// write; the first call restores what this replica wrote before a
+// Publish writes this replica's counts when new ones arrived since the
+// last write, and deletes its Lease once all of them are past the
+// retention; the first call restores what this replica wrote before a
 // restart. Call it at most once a second.
 func (l *LoadShare) Publish(ctx context.Context, now time.Time) error {
 	if err := l.restore(ctx); err != nil {
 		return err
 	}
+	snap, gen := l.Local.LoadSnapshot()
+	l.mu.Lock()
+	due := gen != l.gen || (l.written != "" && now.Sub(l.wroteAt) > l.compaction().Retention)
+	l.mu.Unlock()
+	if !due {
+		return l.sweep(ctx, now)
+	}
 	budget := l.Budget
 	if budget <= 0 {
 		budget = server.DefaultLoadBudget
 	}
-	text, dropped := server.EncodeLoads(l.compaction().Compact(l.Local.LoadSnapshot(), now), budget)
+	text, dropped := server.EncodeLoads(l.compaction().Compact(snap, now), budget)
 	l.mu.Lock()
 	same := text == l.written
 	l.mu.Unlock()
-	if l.metrics != nil {
-		l.metrics.dropped.Add(float64(dropped))
-	}
-	if same {
-		return l.sweep(ctx, now)
-	}
-	if err := l.write(ctx, text, now); err != nil {
-		return err
+	if !same {
+		if err := l.write(ctx, text, now); err != nil {
+			return err
+		}
+		if l.metrics != nil {
+			l.metrics.writes.Inc()
+			l.metrics.bytes.Set(float64(len(text)))
+			l.metrics.dropped.Add(float64(dropped))
+		}
 	}
 	l.mu.Lock()
-	l.written = text
+	l.written, l.wroteAt, l.gen = text, now, gen
 	l.mu.Unlock()
-	if l.metrics != nil {
-		l.metrics.writes.Inc()
-		l.metrics.bytes.Set(float64(len(text)))
-	}
 	return l.sweep(ctx, now)
 }
 
 // restore seeds the local store, once, with this replica's own Lease.
 func (l *LoadShare) restore(ctx context.Context) error {
+	l.restoring.Lock()
+	defer l.restoring.Unlock()
 	l.mu.Lock()
 	done := l.restored
 	l.mu.Unlock()
@@ -161,6 +175,9 @@ func (l *LoadShare) restore(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	l.restored, l.written = true, text
+	if lease.Spec.RenewTime != nil {
+		l.wroteAt = lease.Spec.RenewTime.Time
+	}
 	l.mu.Unlock()
 	if derr != nil {
 		return fmt.Errorf("own load lease unreadable, overwriting it: %w", derr)
@@ -240,10 +257,15 @@ func (l *LoadShare) others(ctx context.Context) ([]coordinationv1.Lease, error) 
 }
 
 // LoadReports is this replica's counts for cluster in [since, until) plus
-// those every other replica shared (live or not).
+// those every other replica shared (live or not). A replica that has just
+// restarted reads its own Lease back first, so that a release's counts
+// never dip.
 func (l *LoadShare) LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = l.restore(ctx) // on failure the next Publish tries again
 	out := l.Local.LoadReports(cluster, since, until)
-	for _, snap := range l.peerSnapshots() {
+	for _, snap := range l.peerSnapshots(ctx) {
 		for track, c := range snap.Counts(cluster, since, until) {
 			sum := out[track]
 			sum.Add(c)
@@ -255,9 +277,7 @@ func (l *LoadShare) LoadReports(cluster string, since, until time.Time) map[v1al
 
 // peerSnapshots decodes the other replicas' Leases, each once per
 // version. An unreadable Lease counts as empty.
-func (l *LoadShare) peerSnapshots() []server.LoadSnapshot {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+func (l *LoadShare) peerSnapshots(ctx context.Context) []server.LoadSnapshot {
 	leases, err := l.others(ctx)
 	if err != nil {
 		return nil

@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 type memLoads struct {
 	mu   sync.Mutex
 	snap server.LoadSnapshot
+	gen  uint64
 }
 
 func (m *memLoads) report(cluster string, sec int64, stable, canary uint64) {
@@ -28,22 +30,24 @@ func (m *memLoads) report(cluster string, sec int64, stable, canary uint64) {
 	if m.snap == nil {
 		m.snap = server.LoadSnapshot{}
 	}
+	m.gen++
 	m.snap[cluster] = append(m.snap[cluster], server.LoadBucket{Start: sec, Width: 1,
 		Stable: v1alpha1.LoadCounts{Success: stable}, Canary: v1alpha1.LoadCounts{Success: canary}})
 }
 
 func (m *memLoads) LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts {
-	return m.LoadSnapshot().Counts(cluster, since, until)
+	snap, _ := m.LoadSnapshot()
+	return snap.Counts(cluster, since, until)
 }
 
-func (m *memLoads) LoadSnapshot() server.LoadSnapshot {
+func (m *memLoads) LoadSnapshot() (server.LoadSnapshot, uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := server.LoadSnapshot{}
 	for k, v := range m.snap {
 		out[k] = append([]server.LoadBucket(nil), v...)
 	}
-	return out
+	return out, m.gen
 }
 
 func (m *memLoads) SeedLoads(s server.LoadSnapshot) {
@@ -128,13 +132,17 @@ func TestLoadShareAcrossReplicasAndRestarts(t *testing.T) {
 	if got := total(leader); got.Success != 73 {
 		t.Fatalf("after the follower's restart the leader counts %d requests, want 73", got.Success)
 	}
-	// The leader restarts: its own counts come back from its Lease.
+	// The leader restarts: its own counts come back from its Lease, even
+	// when analysis asks before the first write.
 	leader = replica("serin-a", &memLoads{})
+	if got := total(leader); got.Success != 73 {
+		t.Fatalf("after the leader's restart it counts %d requests, want 73", got.Success)
+	}
 	if err := leader.Publish(ctx, now.Add(6*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if got := total(leader); got.Success != 73 {
-		t.Fatalf("after the leader's restart it counts %d requests, want 73", got.Success)
+		t.Fatalf("after the leader's restart and first write it counts %d requests, want 73", got.Success)
 	}
 
 	// The follower is gone for good: its Lease still counts, until the
@@ -158,5 +166,64 @@ func TestLoadShareAcrossReplicasAndRestarts(t *testing.T) {
 			names = append(names, l.Name)
 		}
 		t.Fatalf("leases past the retention remain: %v", names)
+	}
+}
+
+// TestLoadShareWriteRate measures a replica's Lease writes and size while
+// n clusters receive reports every second for 200 s, then while
+// none do until their counts are past the retention: at most one write a
+// second with traffic, none idle but the final delete.
+func TestLoadShareWriteRate(t *testing.T) {
+	ctx := context.Background()
+	s, err := scheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 20} {
+		var writes, largest int
+		cl := fake.NewClientBuilder().WithScheme(s).WithInterceptorFuncs(interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				writes++
+				largest = max(largest, len(obj.GetAnnotations()[AnnotationXDSLoad]))
+				return c.Create(ctx, obj, opts...)
+			},
+			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				writes++
+				largest = max(largest, len(obj.GetAnnotations()[AnnotationXDSLoad]))
+				return c.Update(ctx, obj, opts...)
+			},
+			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+				writes++
+				return c.Delete(ctx, obj, opts...)
+			},
+		}).Build()
+		local := &memLoads{}
+		l := &LoadShare{Client: cl, Namespace: "serin-system", Identity: "serin-a", Local: local}
+		start := time.Unix(1_800_000_000, 0)
+		const busy, idle = 200, 1000
+		for sec := range int64(busy + idle) {
+			if sec < busy {
+				for c := range n {
+					local.report(fmt.Sprintf("serin/team-%03d/service/8080", c), start.Unix()+sec, 45, 5)
+				}
+			}
+			if err := l.Publish(ctx, start.Add(time.Duration(sec)*time.Second+500*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			if sec == busy-1 {
+				t.Logf("%3d clusters: %d writes in %d s of traffic (%.2f/s), largest annotation %d bytes", n, writes, busy, float64(writes)/busy, largest)
+				if writes > busy {
+					t.Errorf("more than one write a second")
+				}
+				writes = 0
+			}
+		}
+		t.Logf("%3d clusters: %d writes in %d idle seconds", n, writes, idle)
+		if writes != 1 {
+			t.Errorf("%d writes while idle, want 1 (the delete once the counts expired)", writes)
+		}
+		if largest > server.DefaultLoadBudget {
+			t.Errorf("annotation of %d bytes, over the budget", largest)
+		}
 	}
 }
