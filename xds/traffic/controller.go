@@ -5,8 +5,9 @@
 // stack: it reads Canaries, Deployments, Pods and Services, hands them to
 // the pure builder and translator, publishes the result, writes the Istio
 // objects that splice releases into Istio's Envoys, and shares what this
-// replica's proxies applied with the other replicas through Leases.
-// Endpoints come from Pods, never EndpointSlices.
+// replica's proxies applied, and the load they reported, with the other
+// replicas through Leases (peers.go, loadshare.go). Endpoints come from
+// Pods, never EndpointSlices.
 package traffic
 
 import (
