@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
@@ -60,72 +62,26 @@ func TestLoadReportsOfEveryReplicaCount(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	apply := func(version string) {
-		t.Helper()
-		deploy := manifests[strings.Index(manifests, "---"):]
-		if _, err := c.Kubectl(ctx, fmt.Sprintf(loadReportsCanary+deploy, ns, version), "apply", "-f", "-"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	status := func() string {
-		out, _ := c.Kubectl(ctx, "", "get", "canary", "podinfo", "-n", ns, "-o",
-			`jsonpath={.status.phase}|{.status.canaryWeight}|{.status.analysisStartTime}|{.status.lastVerdict}`)
-		return out
-	}
-	waitFor := func(what string, cond func(string) bool) string {
-		t.Helper()
-		until := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(until) && ctx.Err() == nil {
-			if s := status(); cond(s) {
-				return s
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Fatalf("%s: last status %q", what, status())
-		return ""
-	}
-	apply("6.0.0")
-	waitFor("initialized", func(s string) bool { return strings.HasPrefix(s, string(v1alpha1.PhaseInitialized)) })
-
+	r := &loadRelease{t: t, c: c, ctx: ctx, ns: ns}
+	r.apply("6.0.0")
+	r.waitFor("initialized", func(s string) bool { return strings.HasPrefix(s, string(v1alpha1.PhaseInitialized)) })
 	target := "podinfo." + ns + ":9999"
-	onLeader := harness.XDSClient(t, leader.XDSAddress(), "leader-client", target)
-	onFollower := harness.XDSClient(t, follower.XDSAddress(), "follower-client", target)
-	apply("6.0.1")
-	waitFor("analysis started", func(s string) bool {
+	r.onLeader = harness.XDSClient(t, leader.XDSAddress(), "leader-client", target)
+	r.onFollower = harness.XDSClient(t, follower.XDSAddress(), "follower-client", target)
+	r.apply("6.0.1")
+	r.waitFor("analysis started", func(s string) bool {
 		f := strings.Split(s, "|")
 		return len(f) == 4 && f[0] == string(v1alpha1.PhaseProgressing) && f[1] != "0" && f[2] != ""
 	})
 
-	sent := 0
-	burst := func(n int) {
-		t.Helper()
-		for _, tc := range []struct {
-			name  string
-			tally harness.Tally
-		}{
-			{"leader", harness.Send(ctx, onLeader, n)},
-			{"follower", harness.Send(ctx, onFollower, n)},
-		} {
-			if tc.tally.Errors > 0 {
-				t.Fatalf("requests through the %s's client failed: %+v", tc.name, tc.tally)
-			}
-		}
-		sent += 2 * n
-	}
-	countsAll := func(what string) string {
-		t.Helper()
-		return waitFor(what, func(s string) bool { return releaseRequests(s) == sent })
-	}
-
-	burst(100)
-	s := countsAll("the verdict counts the requests sent to both replicas")
-	t.Logf("before the restart: %d requests sent, verdict %q", sent, s)
+	r.burst(100)
+	s := r.waitFor("the verdict counts the requests sent to both replicas", func(s string) bool { return releaseRequests(s) == r.sent })
+	t.Logf("before the restart: %d requests sent, verdict %q", r.sent, s)
 
 	// Every count the leader received is in its Lease before it is killed
 	// (what arrived in its last second could otherwise be lost).
 	leaderLease := "serin-load-serin-" + strconv.Itoa(leader.Ports.Webhook)
-	cl := fmt.Sprintf("serin/%s/podinfo/9999", ns)
-	waitLease(ctx, t, c, leaderLease, cl, 100)
+	waitLease(ctx, t, c, leaderLease, fmt.Sprintf("serin/%s/podinfo/9999", ns), 100)
 
 	writesBefore := leaseWrites(t, follower)
 	leader.Kill()
@@ -135,40 +91,96 @@ func TestLoadReportsOfEveryReplicaCount(t *testing.T) {
 	}
 	t.Logf("leader killed and started again in %s", time.Since(killedAt).Round(time.Millisecond))
 
-	// No verdict after the restart counts fewer requests than before it.
-	before := sent
-	lowest := before
-	seen := 0
-	burst(100)
-	until := time.Now().Add(2 * time.Minute)
-	for {
-		s = status()
-		n := releaseRequests(s)
-		if strings.HasPrefix(s, string(v1alpha1.PhaseProgressing)) && n > 0 {
-			lowest = min(lowest, n)
-			seen++
-		}
-		if n == sent {
-			break
-		}
-		if time.Now().After(until) || ctx.Err() != nil {
-			t.Fatalf("after the restart the verdict counts %d of %d requests (at least %d before it; lowest since %d): %q", n, sent, before, lowest, s)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if lowest < before {
-		t.Fatalf("after the restart a verdict counted %d requests, fewer than the %d counted before", lowest, before)
-	}
+	before := r.sent
+	r.burst(100)
+	s = r.neverBelow(before)
 	if !strings.HasPrefix(s, string(v1alpha1.PhaseProgressing)) {
 		t.Errorf("the release is no longer in progress: %q", s)
 	}
-	t.Logf("after the restart: %d requests sent, verdict %q (%d statuses seen, none below %d)", sent, s, seen, before)
 
 	elapsed := time.Since(killedAt).Seconds()
 	writes := leaseWrites(t, follower) - writesBefore
 	size, _ := c.Kubectl(ctx, "", "get", "lease", "-n", harness.Namespace, leaderLease, "-o", `jsonpath={.metadata.annotations.serin\.dev/xds-load}`)
 	t.Logf("FIGURE load_lease_writes_per_second_follower=%.2f", writes/elapsed)
 	t.Logf("FIGURE load_lease_bytes_one_cluster=%d", len(size))
+}
+
+// loadRelease is the release of TestLoadReportsOfEveryReplicaCount and
+// its two proxyless clients, one on each replica.
+type loadRelease struct {
+	t                    *testing.T
+	c                    *cluster.Cluster
+	ctx                  context.Context
+	ns                   string
+	onLeader, onFollower *grpc.ClientConn
+	// sent is how many requests both clients sent since the analysis began.
+	sent int
+}
+
+func (r *loadRelease) apply(version string) {
+	r.t.Helper()
+	deploy := manifests[strings.Index(manifests, "---"):]
+	if _, err := r.c.Kubectl(r.ctx, fmt.Sprintf(loadReportsCanary+deploy, r.ns, version), "apply", "-f", "-"); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// status is "phase|weight|analysisStartTime|lastVerdict".
+func (r *loadRelease) status() string {
+	out, _ := r.c.Kubectl(r.ctx, "", "get", "canary", "podinfo", "-n", r.ns, "-o",
+		`jsonpath={.status.phase}|{.status.canaryWeight}|{.status.analysisStartTime}|{.status.lastVerdict}`)
+	return out
+}
+
+func (r *loadRelease) waitFor(what string, cond func(string) bool) string {
+	r.t.Helper()
+	until := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(until) && r.ctx.Err() == nil {
+		if s := r.status(); cond(s) {
+			return s
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.t.Fatalf("%s: last status %q", what, r.status())
+	return ""
+}
+
+// burst sends n requests through each client.
+func (r *loadRelease) burst(n int) {
+	r.t.Helper()
+	for name, conn := range map[string]*grpc.ClientConn{"leader": r.onLeader, "follower": r.onFollower} {
+		if tally := harness.Send(r.ctx, conn, n); tally.Errors > 0 {
+			r.t.Fatalf("requests through the %s's client failed: %+v", name, tally)
+		}
+	}
+	r.sent += 2 * n
+}
+
+// neverBelow waits for a verdict that counts every request sent, and
+// fails on any verdict on the way that counts fewer than before.
+func (r *loadRelease) neverBelow(before int) string {
+	r.t.Helper()
+	lowest, seen := before, 0
+	until := time.Now().Add(2 * time.Minute)
+	for {
+		s := r.status()
+		n := releaseRequests(s)
+		if strings.HasPrefix(s, string(v1alpha1.PhaseProgressing)) && n > 0 {
+			lowest = min(lowest, n)
+			seen++
+		}
+		if lowest < before {
+			r.t.Fatalf("after the restart a verdict counted %d requests, fewer than the %d counted before: %q", lowest, before, s)
+		}
+		if n == r.sent {
+			r.t.Logf("after the restart: %d requests sent, verdict %q (%d statuses seen, none below %d)", r.sent, s, seen, before)
+			return s
+		}
+		if time.Now().After(until) || r.ctx.Err() != nil {
+			r.t.Fatalf("after the restart the verdict counts %d of %d requests: %q", n, r.sent, s)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // waitLog waits for a line in a serin's log.
