@@ -19,6 +19,12 @@
 //
 // No traffic is NoData: never a failed check and never a pass.
 //
+// Load reports reach whichever serin replica a proxy is connected to; the
+// LoadReporter the leader is given (xds/traffic's LoadShare) sums every
+// replica's, and keeps what it counted across restarts, so the
+// comparative judge recomputes the same cumulative counts after a leader
+// change and never starts a release's evidence again from zero.
+//
 // The subpackages own the edges: prom (Prometheus), querytemplate
 // (MetricTemplate queries), hooks (webhooks), alerts (Slack, Teams,
 // Discord, generic) and tester (the load tester and gates service).

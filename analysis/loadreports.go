@@ -8,7 +8,9 @@ import (
 
 // LoadReporter is what analysis needs from serin's LRS endpoint: the
 // counts reported for an xDS cluster between since and until, by track
-// (the locality sub-zone).
+// (the locality sub-zone), to every replica. Counts of a window must never
+// shrink as time passes (a restart included): the comparative judge's
+// bound rests on cumulative counts.
 type LoadReporter interface {
 	LoadReports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts
 }

@@ -37,7 +37,9 @@
 //	    translates and publishes each release, writes the Istio objects, and
 //	    answers the release engine's one question — has the data plane
 //	    applied the traffic now in this Canary's status? — for the proxies of
-//	    every replica (each replica shares its proxies' state in a Lease).
+//	    every replica (each replica shares its proxies' state in a Lease,
+//	    and the load they reported in another, which the leader's analysis
+//	    sums).
 //
 // The release engine (package rollout) never imports these packages: it
 // consumes one small interface (rollout.TrafficStatus) that traffic's

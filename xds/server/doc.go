@@ -94,6 +94,16 @@
 // are counted in serin_xds_load_reports_dropped_total, so junk names never
 // grow the store.
 //
+// Only the leader analyses, but reports reach whichever replica a proxy is
+// connected to, so the store's stable and canary counts can be taken out
+// as a LoadSnapshot and put back with SeedLoads. LoadCompaction and
+// EncodeLoads make a snapshot small enough to share in an annotation: one
+// bucket a second for the last two minutes, ten-second buckets up to the
+// retention, a compact text form, and a byte budget kept by leaving out
+// the oldest buckets first (and counting them). A window sums every bucket
+// it overlaps, so a coarse bucket never loses requests at a window's
+// edge. xds/traffic does the sharing.
+//
 // # Where go-control-plane shaped the code
 //
 //   - The NACK resend loop above, and MuxCache ending a whole ADS stream on a

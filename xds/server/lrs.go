@@ -18,7 +18,10 @@ import (
 // loadBucket holds the counts received during one second, by locality
 // sub_zone (the track).
 type loadBucket struct {
-	sec    int64
+	sec int64
+	// width is 1 for what arrived here, more for coarse buckets seeded
+	// from a snapshot.
+	width  int64
 	byZone map[v1alpha1.Track]v1alpha1.LoadCounts
 }
 
@@ -30,6 +33,8 @@ type loadStore struct {
 	mu        sync.Mutex
 	clusters  map[string][]loadBucket // ascending sec
 	lastPrune int64
+	// gen counts the changes of counts.
+	gen uint64
 }
 
 func newLoadStore(retention time.Duration) *loadStore {
@@ -50,6 +55,7 @@ func (ls *loadStore) add(now time.Time, stats []*endpointv3.ClusterStats) {
 			continue
 		}
 		b := ls.bucket(name, sec)
+		ls.gen++
 		for _, l := range cs.GetUpstreamLocalityStats() {
 			c := b.byZone[v1alpha1.Track(l.GetLocality().GetSubZone())]
 			c.Add(v1alpha1.LoadCounts{
@@ -111,7 +117,7 @@ func (ls *loadStore) bucket(cluster string, sec int64) *loadBucket {
 	if i == len(bs) || bs[i].sec != sec {
 		bs = append(bs, loadBucket{})
 		copy(bs[i+1:], bs[i:])
-		bs[i] = loadBucket{sec: sec, byZone: map[v1alpha1.Track]v1alpha1.LoadCounts{}}
+		bs[i] = loadBucket{sec: sec, width: 1, byZone: map[v1alpha1.Track]v1alpha1.LoadCounts{}}
 		ls.clusters[cluster] = bs
 	}
 	return &bs[i]
@@ -119,7 +125,7 @@ func (ls *loadStore) bucket(cluster string, sec int64) *loadBucket {
 
 func (ls *loadStore) prune(oldest int64) {
 	for name, bs := range ls.clusters {
-		i := sort.Search(len(bs), func(i int) bool { return bs[i].sec >= oldest })
+		i := sort.Search(len(bs), func(i int) bool { return bs[i].sec+bs[i].width > oldest })
 		switch {
 		case i == len(bs):
 			delete(ls.clusters, name)
@@ -129,17 +135,15 @@ func (ls *loadStore) prune(oldest int64) {
 	}
 }
 
-// reports sums the buckets of cluster in [since, until), by sub_zone.
+// reports sums the buckets of cluster that overlap [since, until), by
+// sub_zone.
 func (ls *loadStore) reports(cluster string, since, until time.Time) map[v1alpha1.Track]v1alpha1.LoadCounts {
 	out := map[v1alpha1.Track]v1alpha1.LoadCounts{}
-	from, to := since.Unix(), until.Unix()
-	if until.After(time.Unix(to, 0)) {
-		to++ // a partial second at the end counts as a whole one
-	}
+	from, to := windowSeconds(since, until)
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, b := range ls.clusters[cluster] {
-		if b.sec < from || b.sec >= to {
+		if b.sec >= to || b.sec+b.width <= from {
 			continue
 		}
 		for zone, c := range b.byZone {
@@ -149,6 +153,45 @@ func (ls *loadStore) reports(cluster string, since, until time.Time) map[v1alpha
 		}
 	}
 	return out
+}
+
+// snapshot copies the store's stable and canary counts, with its
+// generation.
+func (ls *loadStore) snapshot() (LoadSnapshot, uint64) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	out := make(LoadSnapshot, len(ls.clusters))
+	for name, bs := range ls.clusters {
+		cp := make([]LoadBucket, 0, len(bs))
+		for _, b := range bs {
+			lb := LoadBucket{Start: b.sec, Width: b.width, Stable: b.byZone[v1alpha1.TrackStable], Canary: b.byZone[v1alpha1.TrackCanary]}
+			if !lb.empty() {
+				cp = append(cp, lb)
+			}
+		}
+		if len(cp) > 0 {
+			out[name] = cp
+		}
+	}
+	return out, ls.gen
+}
+
+// seed adds a snapshot's counts to the store.
+func (ls *loadStore) seed(snap LoadSnapshot) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.gen++
+	for name, bs := range snap {
+		for _, lb := range bs {
+			b := ls.bucket(name, lb.Start)
+			b.width = max(b.width, lb.Width)
+			for track, c := range map[v1alpha1.Track]v1alpha1.LoadCounts{v1alpha1.TrackStable: lb.Stable, v1alpha1.TrackCanary: lb.Canary} {
+				sum := b.byZone[track]
+				sum.Add(c)
+				b.byZone[track] = sum
+			}
+		}
+	}
 }
 
 // LoadReports returns the load reported for cluster between since and until,

@@ -5,8 +5,9 @@
 // stack: it reads Canaries, Deployments, Pods and Services, hands them to
 // the pure builder and translator, publishes the result, writes the Istio
 // objects that splice releases into Istio's Envoys, and shares what this
-// replica's proxies applied with the other replicas through Leases.
-// Endpoints come from Pods, never EndpointSlices.
+// replica's proxies applied, and the load they reported, with the other
+// replicas through Leases (peers.go, loadshare.go). Endpoints come from
+// Pods, never EndpointSlices.
 package traffic
 
 import (
@@ -68,6 +69,9 @@ type Controller struct {
 	// Peers shares what each replica's proxies applied; nil for a single
 	// replica.
 	Peers *Peers
+	// Loads, when set, shares this replica's load reports with the
+	// leader (see LoadShare).
+	Loads *LoadShare
 	// Hosts, when set, limits the hosts served to those the Canary's
 	// namespace owns.
 	Hosts HostOwners
@@ -195,24 +199,26 @@ func (x *Controller) watchApplied(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	var lastReport time.Time
-	if x.Peers != nil {
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if x.Peers != nil {
 			_ = x.Peers.Forget(ctx)
-		}()
-	}
+		}
+		// The load Lease stays: its counts still count (see LoadShare).
+		if x.Loads != nil {
+			_ = x.Loads.Publish(ctx, time.Now())
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if x.Peers != nil && time.Since(lastReport) >= time.Second {
+		if time.Since(lastReport) >= time.Second {
 			lastReport = time.Now()
-			if err := x.Peers.Report(ctx, x.report(), lastReport); err != nil {
-				logr.FromContextOrDiscard(ctx).Error(err, "cannot share applied traffic with the other replicas")
-			}
+			x.share(ctx, lastReport)
 		}
 		var wake []*v1alpha1.Canary
 		x.mu.Lock()
@@ -240,6 +246,22 @@ func (x *Controller) watchApplied(ctx context.Context) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// share writes what this replica's proxies applied and the load they
+// reported for the other replicas.
+func (x *Controller) share(ctx context.Context, now time.Time) {
+	log := logr.FromContextOrDiscard(ctx)
+	if x.Peers != nil {
+		if err := x.Peers.Report(ctx, x.report(), now); err != nil {
+			log.Error(err, "cannot share applied traffic with the other replicas")
+		}
+	}
+	if x.Loads != nil {
+		if err := x.Loads.Publish(ctx, now); err != nil {
+			log.Error(err, "cannot share load reports with the other replicas")
 		}
 	}
 }

@@ -57,9 +57,11 @@ type Peers struct {
 	renewed time.Time
 }
 
-func (p *Peers) leaseName() string {
-	name := strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(p.Identity))
-	return "serin-xds-" + name
+func (p *Peers) leaseName() string { return "serin-xds-" + replicaName(p.Identity) }
+
+// replicaName is a replica's identity as part of an object name.
+func replicaName(identity string) string {
+	return strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(identity))
 }
 
 // Report writes this replica's entries when they changed, or renews them.

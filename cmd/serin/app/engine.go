@@ -14,7 +14,6 @@ import (
 	"github.com/serin-dev/serin/analysis/providers"
 	"github.com/serin-dev/serin/internal/egress"
 	"github.com/serin-dev/serin/rollout"
-	xdsserver "github.com/serin-dev/serin/xds/server"
 )
 
 // setupEngine runs the release engine with analysis, hooks and alerts,
@@ -28,7 +27,7 @@ func setupEngine(ctx context.Context, mgr ctrl.Manager, o controllerOptions, log
 	if err != nil {
 		return err
 	}
-	an := newAnalyzer(o, log, rd, t.server, eg.prometheus)
+	an := newAnalyzer(o, log, rd, t.loads, eg.prometheus)
 	caller := hooks.New(hooks.Options{AllowedHosts: o.hookAllowedHosts, Egress: eg.calls, Log: log.WithName("hooks")})
 	notes := &alerts.Notifier{Providers: rd, Secrets: rd, Egress: eg.calls, Log: log.WithName("alerts")}
 	metrics := rollout.NewMetrics(crmetrics.Registry, Version)
@@ -61,15 +60,15 @@ func meshProvider(o controllerOptions) string {
 
 // newAnalyzer is the analysis of the engine: Prometheus (--prometheus-address
 // for templates without one), the other MetricTemplate providers,
-// MetricTemplates and Secrets read with rd, and the load reports of the
-// xDS server; every connection under policy.
-func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, srv *xdsserver.Server, policy egress.Policy) *analysis.Analyzer {
+// MetricTemplates and Secrets read with rd, and the load reports of every
+// replica's xDS server; every connection under policy.
+func newAnalyzer(o controllerOptions, log logr.Logger, rd reader, loads analysis.LoadReporter, policy egress.Policy) *analysis.Analyzer {
 	pf := &prom.Factory{Default: prom.Config{Address: o.prometheusAddress}, Secrets: rd, Egress: policy}
 	return &analysis.Analyzer{
 		Prometheus:  pf,
 		Providers:   &providers.Factory{Prometheus: pf, Secrets: rd, Egress: policy},
 		Templates:   rd,
-		LoadReports: srv,
+		LoadReports: loads,
 		Log:         log.WithName("analysis"),
 		Metrics:     analysis.NewMetrics(crmetrics.Registry),
 	}

@@ -31,7 +31,9 @@ import (
 type trafficParts struct {
 	controller *traffic.Controller
 	server     *xdsserver.Server
-	recorder   events.EventRecorder
+	// loads are every replica's load reports.
+	loads    *traffic.LoadShare
+	recorder events.EventRecorder
 	// wakeups is how the traffic controller wakes the engine.
 	wakeups chan event.GenericEvent
 }
@@ -60,7 +62,11 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator,
 	recorder := boundedRecorder{mgr.GetEventRecorder("serin")}
 	c := &traffic.Controller{Client: mgr.GetClient(), Server: srv, Recorder: recorder, Wakeups: wakeups,
 		Hosts: &admission.HostOwners{Reader: mgr.GetClient()},
-		Peers: &traffic.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName}}
+		Peers: &traffic.Peers{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName},
+		Loads: &traffic.LoadShare{Client: mgr.GetClient(), Namespace: o.namespace, Identity: o.replicaName, Local: srv}}
+	if err := c.Loads.Register(crmetrics.Registry); err != nil {
+		return trafficParts{}, err
+	}
 	if c.Routes, err = routeWriter(o, mgr); err != nil {
 		return trafficParts{}, &exitError{code: 2, err: err}
 	}
@@ -70,7 +76,7 @@ func setupTraffic(mgr ctrl.Manager, o controllerOptions, rotator *certs.Rotator,
 	if err := c.SetupWithManager(mgr); err != nil {
 		return trafficParts{}, err
 	}
-	return trafficParts{controller: c, server: srv, recorder: recorder, wakeups: wakeups}, nil
+	return trafficParts{controller: c, server: srv, loads: c.Loads, recorder: recorder, wakeups: wakeups}, nil
 }
 
 // istioWriter configures the Istio glue from the flags. Under mutual TLS
