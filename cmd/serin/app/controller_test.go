@@ -36,6 +36,7 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"hook-allowed-hosts":         "[]",
 		"egress-allow":               "[]",
 		"min-proxies":                "0",
+		"config-tracking":            "true",
 		"mesh-provider":              "",
 		"istiod-debug-url":           "",
 		"log-level":                  "info",
