@@ -83,7 +83,8 @@ type Options struct {
 	EgressAllow []string
 	// ExtraArgs are added to `serin controller`. The chart values of the
 	// flags that shape serin's RBAC (--istio-mode,
-	// --istio-bootstrap-namespaces, --watch-namespaces) are set to match.
+	// --istio-bootstrap-namespaces, --watch-namespaces, --config-tracking)
+	// are set to match.
 	ExtraArgs []string
 	// Sets are extra `helm --set` values for the chart.
 	Sets []string
@@ -100,6 +101,7 @@ func chartSets(args []string) []string {
 		"--istio-mode":                 "istio.mode=%s",
 		"--istio-bootstrap-namespaces": "istio.bootstrap.namespaces={%s}",
 		"--watch-namespaces":           "watchNamespaces={%s}",
+		"--config-tracking":            "controller.configTracking=%s",
 	}
 	var sets []string
 	for _, a := range args {
