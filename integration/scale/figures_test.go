@@ -145,6 +145,9 @@ type loadFigures struct {
 	WebhookP99 time.Duration
 	// Queues: per controller, highest depth and work duration p50/p99.
 	Queues []string
+	// Writes are the API server's writes in the window by resource and
+	// verb (every client), most first.
+	Writes []string
 }
 
 func (l loadFigures) lines(steps int) []string {
@@ -162,6 +165,9 @@ func (l loadFigures) lines(steps int) []string {
 	}
 	for _, q := range l.Queues {
 		out = append(out, fmt.Sprintf("%s: queue %s", l.Name, q))
+	}
+	if len(l.Writes) > 0 {
+		out = append(out, fmt.Sprintf("%s: API writes by resource: %s", l.Name, strings.Join(l.Writes, ", ")))
 	}
 	return out
 }
@@ -191,7 +197,48 @@ func loadBetween(name string, s0, s1, a0, a1 scrape, samples []scrape) loadFigur
 		l.WebhookP99 = time.Duration(p * float64(time.Second))
 	}
 	l.Queues = queueLines(s0, s1, append(samples, s0, s1))
+	l.Writes = writesByResource(a0, a1, 10)
 	return l
+}
+
+// writesByResource are the n resources (with subresource and verb) the
+// API server wrote most between two scrapes, with their counts.
+func writesByResource(a0, a1 scrape, n int) []string {
+	count := func(s scrape) map[string]float64 {
+		out := map[string]float64{}
+		for _, m := range s.Fams["apiserver_request_total"].GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if !isWrite(l["verb"]) {
+				continue
+			}
+			k := l["resource"]
+			if l["subresource"] != "" {
+				k += "/" + l["subresource"]
+			}
+			out[k+" "+l["verb"]] += m.GetCounter().GetValue()
+		}
+		return out
+	}
+	before, after := count(a0), count(a1)
+	type kv struct {
+		k string
+		v float64
+	}
+	var all []kv
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			all = append(all, kv{k, d})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || all[i].v == all[j].v && all[i].k < all[j].k })
+	var out []string
+	for _, e := range all[:min(n, len(all))] {
+		out = append(out, fmt.Sprintf("%s %.0f", e.k, e.v))
+	}
+	return out
 }
 
 // queueLines are controller-runtime's work-queue figures per queue.

@@ -97,7 +97,9 @@ func (s scrape) buckets(name string, keep func(map[string]string) bool) map[floa
 			continue
 		}
 		for _, b := range m.GetHistogram().GetBucket() {
-			out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			if !math.IsInf(b.GetUpperBound(), 1) {
+				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			}
 		}
 		out[math.Inf(1)] += float64(m.GetHistogram().GetSampleCount())
 	}
