@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -48,7 +50,15 @@ type Reconciler struct {
 	Now func() time.Time
 	// MinProxies is the default of spec.minProxies.
 	MinProxies int32
+	// Workers is how many Canaries are reconciled at once (default
+	// DefaultWorkers); one Canary is never reconciled twice at a time.
+	Workers int
 }
+
+// DefaultWorkers lets a slow hook, query or write of one release hold up
+// only its own: with one worker, a hundred releases queued behind each
+// other.
+const DefaultWorkers = 8
 
 // SetupWithManager registers the reconciler: Canaries, the Deployments
 // they release, the canary copies, HPA copies and Services serin owns (a
@@ -72,7 +82,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&appsv1.Deployment{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&corev1.Service{}).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfDeployment))
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfDeployment)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.Workers, DefaultWorkers)})
 	if r.Wakeups != nil {
 		b = b.WatchesRawSource(source.Channel(r.Wakeups, &handler.EnqueueRequestForObject{}))
 	}
