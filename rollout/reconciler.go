@@ -53,6 +53,8 @@ type Reconciler struct {
 	// Workers is how many Canaries are reconciled at once (default
 	// DefaultWorkers); one Canary is never reconciled twice at a time.
 	Workers int
+
+	stale staleWrites
 }
 
 // DefaultWorkers lets a slow hook, query or write of one release hold up
@@ -120,7 +122,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 		r.Metrics.forget(req.Namespace, req.Name)
+		r.stale.forget(req.NamespacedName)
 		return r.adopt(ctx, req.NamespacedName)
+	}
+	if r.stale.stale(req.NamespacedName, c.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	r.Metrics.seen(&c)
 	own, stop, err := r.sync(ctx, &c)

@@ -139,8 +139,8 @@ type loadFigures struct {
 	// serin's own requests per second (client-go's rest_client_requests_total).
 	SerinReads, SerinWrites float64
 	// Writes of serin and Canary status writes in the window, for per-step
-	// figures.
-	SerinWriteCount, StatusWriteCount float64
+	// figures, and the status writes refused on a conflict.
+	SerinWriteCount, StatusWriteCount, StatusConflicts float64
 	// WebhookP99 of serin's admission webhooks.
 	WebhookP99 time.Duration
 	// Queues: per controller, highest depth and work duration p50/p99.
@@ -157,8 +157,8 @@ func (l loadFigures) lines(steps int) []string {
 			l.APIReads, l.APIWrites, l.SerinReads, l.SerinWrites),
 	}
 	if steps > 0 {
-		out = append(out, fmt.Sprintf("%s: per release step: serin writes %.2f, Canary status writes %.2f (%d steps)", l.Name,
-			l.SerinWriteCount/float64(steps), l.StatusWriteCount/float64(steps), steps))
+		out = append(out, fmt.Sprintf("%s: per release step: serin writes %.2f, Canary status writes %.2f (%d steps; %.0f status writes refused on a conflict)", l.Name,
+			l.SerinWriteCount/float64(steps), l.StatusWriteCount/float64(steps), steps, l.StatusConflicts))
 	}
 	if l.WebhookP99 > 0 {
 		out = append(out, fmt.Sprintf("%s: webhook p99 %dms", l.Name, l.WebhookP99.Milliseconds()))
@@ -193,6 +193,8 @@ func loadBetween(name string, s0, s1, a0, a1 scrape, samples []scrape) loadFigur
 		return lb["resource"] == "canaries" && lb["subresource"] == "status" && isWrite(lb["verb"])
 	}
 	l.StatusWriteCount = a1.sum("apiserver_request_total", status) - a0.sum("apiserver_request_total", status)
+	conflict := func(lb map[string]string) bool { return status(lb) && lb["code"] == "409" }
+	l.StatusConflicts = a1.sum("apiserver_request_total", conflict) - a0.sum("apiserver_request_total", conflict)
 	if p := histQuantile(0.99, s0.buckets("serin_admission_duration_seconds", nil), s1.buckets("serin_admission_duration_seconds", nil)); !math.IsNaN(p) {
 		l.WebhookP99 = time.Duration(p * float64(time.Second))
 	}
