@@ -37,11 +37,11 @@ func TestScale(t *testing.T) {
 		if err := parallel(16, together, func(a *app) error { return f.release(ctx, a) }); err != nil {
 			t.Fatal(err)
 		}
-		f.waitAll(together, 5*time.Minute, "releases started together end", f.phaseIs(v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed))
+		f.waitAll(together, sz.WaveTimeout, "releases started together end", f.phaseIs(v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed))
 	})
 	wave2 := f.window(ctx, sm, "burst: stream", func() {
 		f.stream(ctx, stream)
-		f.waitAll(stream, 5*time.Minute, "streamed releases end", f.phaseIs(v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed))
+		f.waitAll(stream, sz.WaveTimeout, "streamed releases end", f.phaseIs(v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed))
 	})
 
 	// The data plane is back on stable everywhere.
@@ -178,7 +178,7 @@ func setup(t *testing.T, c *cluster.Cluster, sz size) *fleet {
 		t.Fatal(err)
 	}
 	s := harness.Install(t, c, harness.Options{PrometheusAddress: prom.URL,
-		ExtraArgs: []string{"--log-level=info", fmt.Sprintf("--pprof-address=127.0.0.1:%d", pprof[0])}})
+		ExtraArgs: append([]string{"--log-level=info", fmt.Sprintf("--pprof-address=127.0.0.1:%d", pprof[0])}, sz.SerinArgs...)})
 	t.Logf("serin pprof on http://127.0.0.1:%d/debug/pprof/", pprof[0])
 	if err := prom.SetTokenTargets("serin", s.MetricsToken(), fmt.Sprintf("127.0.0.1:%d", s.Ports.Metrics)); err != nil {
 		t.Fatal(err)
@@ -192,6 +192,9 @@ func setup(t *testing.T, c *cluster.Cluster, sz size) *fleet {
 	f.waitAll(f.apps, time.Duration(sz.Apps)*time.Second+2*time.Minute, "Canaries initialized", f.phaseIs(v1alpha1.PhaseInitialized))
 	f.observe(ctx, append(namespaces, failNS))
 	f.waitAll(f.apps, 2*time.Minute, "observers served", func(a *app) bool { return len(a.obs.all()) > 0 })
+	if t.Failed() {
+		t.FailNow()
+	}
 	for _, a := range f.apps {
 		if a.Failing {
 			conn := harness.XDSClient(t, s.XDSAddress(), "client-"+a.Name, fmt.Sprintf("%s.%s:9999", a.Name, a.NS))
