@@ -84,11 +84,14 @@ func firstReceived(seen []received, w int32, after time.Time) (time.Time, bool) 
 // waveFigures sums up the latencies of a wave of releases.
 type waveFigures struct {
 	Name                             string
-	Releases, Correct, Steps         int
+	Releases, Correct, Steps, Unheld int
 	First, Acked, Observed, Lateness []time.Duration
 }
 
-func (w *waveFigures) add(rt releaseTimes, correct bool) {
+func (w *waveFigures) add(rt releaseTimes, correct, unheld bool) {
+	if unheld {
+		w.Unheld++
+	}
 	w.Releases++
 	if correct {
 		w.Correct++
@@ -105,7 +108,7 @@ func (w *waveFigures) add(rt releaseTimes, correct bool) {
 func (w waveFigures) lines() []string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
 	return []string{
-		fmt.Sprintf("%s: releases finished correctly %d/%d, steps %d", w.Name, w.Correct, w.Releases, w.Steps),
+		fmt.Sprintf("%s: releases finished correctly %d/%d, steps %d, changes admitted without the hold (webhook timeout) %d", w.Name, w.Correct, w.Releases, w.Steps, w.Unheld),
 		fmt.Sprintf("%s: apply → first canary weight in status  p50 %s  p99 %s  max %s  (n=%d)", w.Name,
 			ms(quantile(0.5, w.First)), ms(quantile(0.99, w.First)), ms(quantile(1, w.First)), len(w.First)),
 		fmt.Sprintf("%s: status weight → every proxy ACKed (TrafficApplied)  p50 %s  p99 %s  (n=%d)", w.Name,
