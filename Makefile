@@ -78,6 +78,10 @@ test-istio: ## Check serin's EnvoyFilters with Istio's own validation and patch 
 bench: ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchmem ./xds/... ./admission/... ./analysis/... ./rollout/...
 
+.PHONY: bench-scale
+bench-scale: tools ## Scale scenario on the local cluster at full size (1,000 Deployments; 100 releases together, then 10 a second for a minute); prints its figures (make test runs a small version)
+	SERIN_SCALE=full $(GO) test -count=1 -v -timeout 90m -run 'TestScale$$' ./integration/scale/
+
 .PHONY: model
 model: ## Long run of the release engine's model-based test (100,000 random sequences; prints how many ran)
 	$(GO) test ./rollout/ -count=1 -run 'TestModel$$' -v -timeout 60m -mbt.n=100000

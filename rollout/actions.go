@@ -29,11 +29,12 @@ func (r *Reconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, st v1a
 	if equality.Semantic.DeepEqual(c.Status, st) {
 		return nil
 	}
-	prev := c.Status
+	prev, before := c.Status, c.ResourceVersion
 	c.Status = st
 	if err := r.Client.Status().Update(ctx, c); err != nil {
 		return err
 	}
+	r.stale.wrote(client.ObjectKeyFromObject(c), before, c.ResourceVersion)
 	logr.FromContextOrDiscard(ctx).V(1).Info("status", "phase", c.Status.Phase, "weight", c.Status.CanaryWeight, "previousPhase", prev.Phase, "previousWeight", prev.CanaryWeight)
 	return nil
 }

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -54,11 +56,20 @@ type Reconciler struct {
 	// part of their revision (config.go); APIReader reads their content.
 	TrackConfig bool
 	APIReader   client.Reader
+	// Workers is how many Canaries are reconciled at once (default
+	// DefaultWorkers); one Canary is never reconciled twice at a time.
+	Workers int
 
+	stale    staleWrites
 	hashes   configHashes
 	repairMu sync.Mutex
 	repaired map[string]time.Time
 }
+
+// DefaultWorkers lets a slow hook, query or write of one release hold up
+// only its own: with one worker, a hundred releases queued behind each
+// other.
+const DefaultWorkers = 8
 
 // SetupWithManager registers the reconciler: Canaries, the Deployments
 // they release, the canary copies, HPA copies and Services serin owns (a
@@ -87,7 +98,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Owns(&appsv1.Deployment{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&corev1.Service{}).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfDeployment))
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfDeployment)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.Workers, DefaultWorkers)})
 	if r.TrackConfig {
 		// Metadata only: a changed resourceVersion is all serin needs to
 		// know, and it caches no ConfigMap or Secret content.
@@ -133,7 +145,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 		r.Metrics.forget(req.Namespace, req.Name)
+		r.stale.forget(req.NamespacedName)
 		return r.adopt(ctx, req.NamespacedName)
+	}
+	if r.stale.stale(req.NamespacedName, c.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	r.Metrics.seen(&c)
 	own, stop, err := r.sync(ctx, &c)

@@ -36,7 +36,7 @@ func (s *stepper) trafficInForce(deadline time.Duration) bool {
 	if s.st.LastCheckTime != nil {
 		since = s.st.LastCheckTime.Time
 	}
-	s.st.Message = fmt.Sprintf("waiting for the data plane to apply weight %d", s.st.CanaryWeight)
+	s.st.Message = waitingForWeight(s.st.CanaryWeight)
 	if s.in.Now.Sub(since) > deadline {
 		s.rollback(fmt.Sprintf("Rolling back %s: the data plane did not apply weight %d within the progress deadline", s.target(), s.st.CanaryWeight))
 		return false
@@ -279,7 +279,16 @@ func (s *stepper) stepWeight(act string) {
 		return
 	}
 	s.setTraffic(next, false, false)
+	// Said in the write of the weight itself: the data plane's answer
+	// then costs the one more write that records it, not two.
+	s.st.Message = waitingForWeight(next)
 	s.event("Synced", "Advance", "Advance %s canary weight %d", s.target(), next)
+}
+
+// waitingForWeight is the message of a release waiting for the data plane
+// to apply weight w.
+func waitingForWeight(w int32) string {
+	return fmt.Sprintf("waiting for the data plane to apply weight %d", w)
 }
 
 // nextWeight is the weight after cur; ok is false at the last step. From

@@ -135,14 +135,13 @@ func trafficOf(c *v1alpha1.Canary) traffic {
 func (x *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	x.published = map[types.NamespacedName]*published{}
 	x.hostChecks = map[types.NamespacedName]*hostCheck{}
-	enqueueNamespace := handler.EnqueueRequestsFromMapFunc(x.canariesInNamespace)
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("traffic").
 		For(&v1alpha1.Canary{}).
-		Watches(&corev1.Pod{}, enqueueNamespace).
-		Watches(&appsv1.Deployment{}, enqueueNamespace).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfPod)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfDeployment)).
 		// A Service's exportTo says who may receive its release.
-		Watches(&corev1.Service{}, enqueueNamespace).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfService)).
 		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 4}).
 		Complete(x); err != nil {
 		return err
@@ -303,15 +302,9 @@ func (x *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	} else if !apierrors.IsNotFound(err) {
 		return reconcile.Result{}, err
 	}
-	var pods corev1.PodList
-	if err := x.Client.List(ctx, &pods, client.InNamespace(c.Namespace)); err != nil {
+	if in.Pods, in.Services, err = x.releaseObjects(ctx, owned, in.Target); err != nil {
 		return reconcile.Result{}, err
 	}
-	var svcs corev1.ServiceList
-	if err := x.Client.List(ctx, &svcs, client.InNamespace(c.Namespace)); err != nil {
-		return reconcile.Result{}, err
-	}
-	in.Pods, in.Services = pods.Items, svcs.Items
 	rel, err := build.Release(in)
 	if err != nil {
 		// The last good config stays served.

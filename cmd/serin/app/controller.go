@@ -50,6 +50,9 @@ type controllerOptions struct {
 	xdsPlaintext      bool
 	xdsService        string
 	flaggerCompat     bool
+	pprofAddress      string
+	kubeAPIQPS        float32
+	kubeAPIBurst      int
 }
 
 func newControllerCmd(conn *connFlags) *cobra.Command {
@@ -103,6 +106,9 @@ func newControllerCmd(conn *connFlags) *cobra.Command {
 	f.BoolVar(&o.xdsPlaintext, "xds-plaintext", false, "serve xDS in plaintext, without client authentication or access control (any client gets every release)")
 	f.StringVar(&o.xdsService, "xds-service", "serin-xds", "xDS Service name the builtin serving certificate is also issued for")
 	f.BoolVar(&o.flaggerCompat, "flagger-compat", false, "run flagger.app/v1beta1 Canaries (their CRDs must be installed: the chart's flagger.compat)")
+	f.Float32Var(&o.kubeAPIQPS, "kube-api-qps", 50, "requests a second serin may send the API server (client-side limit; raise it with hundreds of releases running at once)")
+	f.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "requests serin may send the API server in a burst above --kube-api-qps")
+	f.StringVar(&o.pprofAddress, "pprof-address", "", "serve Go's profiles (/debug/pprof/, unauthenticated) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	f.StringVar(&o.replicaName, "replica-name", defaultReplicaName(), "this replica's name (the pod name), under which it shares what its proxies applied")
 	return cmd
 }
@@ -124,6 +130,9 @@ func runController(ctx context.Context, conn *connFlags, o controllerOptions) er
 	}
 	mgr, err := newManager(ctx, cfg, o, log, whOpts)
 	if err != nil {
+		return err
+	}
+	if err := setupPprof(mgr, o.pprofAddress, log); err != nil {
 		return err
 	}
 	if err := setupWebhooks(mgr, o, rotator, log); err != nil {

@@ -52,6 +52,9 @@ func TestControllerFlagDefaults(t *testing.T) {
 		"xds-plaintext":              "false",
 		"xds-service":                "serin-xds",
 		"flagger-compat":             "false",
+		"pprof-address":              "",
+		"kube-api-qps":               "50",
+		"kube-api-burst":             "100",
 		"replica-name":               defaultReplicaName(),
 	}
 	n := 0

@@ -28,7 +28,7 @@ func setupLogAndConfig(conn *connFlags, o controllerOptions) (logr.Logger, *rest
 	if err != nil {
 		return logr.Logger{}, nil, err
 	}
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg.QPS, cfg.Burst = o.kubeAPIQPS, o.kubeAPIBurst
 	return log, cfg, nil
 }
 

@@ -1,0 +1,28 @@
+package rollout
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+)
+
+// TestStepWeightWrittenOnce: a new weight is written with the message the
+// wait for the data plane keeps, so the reconciles until the proxies ACK
+// it leave the status as it is (the reconciler writes nothing).
+func TestStepWeightWrittenOnce(t *testing.T) {
+	w := newWorld(t, weightedSpec())
+	w.initialized()
+	w.apply("v2")
+	w.stepUntil(100, 20*time.Second, func() bool { return w.status.CanaryWeight == 10 && w.acked.weight == 10 })
+	w.ackDelay = 3
+	w.stepUntil(100, 20*time.Second, func() bool { return w.status.CanaryWeight == 20 })
+	written := *w.status.DeepCopy()
+	w.step(time.Second)
+	if w.acked.weight == 20 {
+		t.Fatal("the data plane ACKed at once; the test needs a wait")
+	}
+	if !equality.Semantic.DeepEqual(written, w.status) {
+		t.Errorf("status changed while waiting for the data plane: message %q → %q", written.Message, w.status.Message)
+	}
+}
