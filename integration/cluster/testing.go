@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,11 @@ func runMain(m *testing.M, opts Options) int {
 	}
 	shared = c
 	code := m.Run()
+	exitMu.Lock()
+	for _, f := range atExit {
+		f()
+	}
+	exitMu.Unlock()
 	c.Stop()
 	if code != 0 || os.Getenv("SERIN_KEEP_CLUSTER") != "" {
 		fmt.Fprintf(os.Stderr, "integration cluster logs kept in %s\n", c.Dir)
@@ -51,6 +57,20 @@ func runMain(m *testing.M, opts Options) int {
 		_ = c.Remove()
 	}
 	return code
+}
+
+// atExit runs when the package's tests are done (OnExit).
+var (
+	exitMu sync.Mutex
+	atExit []func()
+)
+
+// OnExit runs f once the package's tests are done, before the cluster
+// stops: to remove what a suite made outside it (a built binary).
+func OnExit(f func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	atExit = append(atExit, f)
 }
 
 // Get returns the package's cluster, or skips the test when there is none

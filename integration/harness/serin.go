@@ -56,6 +56,7 @@ func Binary() (string, error) {
 			buildErr = err
 			return
 		}
+		cluster.OnExit(func() { _ = os.RemoveAll(dir) })
 		builtBin = filepath.Join(dir, "serin")
 		args := []string{"build", "-o", builtBin}
 		if raceEnabled {
