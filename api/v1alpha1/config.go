@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -228,10 +229,10 @@ func SnapshotName(name, hash string) string {
 // ConfigMapHash is the content revision of a ConfigMap's data.
 func ConfigMapHash(data map[string]string, binary map[string][]byte) string {
 	h := sha256.New()
-	for _, k := range sortedKeys(data) {
+	for _, k := range slices.Sorted(maps.Keys(data)) {
 		fmt.Fprintf(h, "d%d:%s%d:%s", len(k), k, len(data[k]), data[k])
 	}
-	for _, k := range sortedKeys(binary) {
+	for _, k := range slices.Sorted(maps.Keys(binary)) {
 		fmt.Fprintf(h, "b%d:%s%d:", len(k), k, len(binary[k]))
 		h.Write(binary[k])
 	}
@@ -242,18 +243,9 @@ func ConfigMapHash(data map[string]string, binary map[string][]byte) string {
 func SecretHash(typ corev1.SecretType, data map[string][]byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "t%d:%s", len(typ), typ)
-	for _, k := range sortedKeys(data) {
+	for _, k := range slices.Sorted(maps.Keys(data)) {
 		fmt.Fprintf(h, "b%d:%s%d:", len(k), k, len(data[k]))
 		h.Write(data[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:snapshotHashLen]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/xds"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // XDSClient is a grpc-go channel to xds:///target, bootstrapped to serin's
@@ -124,4 +127,19 @@ func IstiodXDSClient(t testing.TB, istiodAddress, ns, target string) *grpc.Clien
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// TrackWeights reads the canary and stable locality weights of one of
+// serin's ClusterLoadAssignments (a locality at weight 0 is left out, so
+// its weight reads 0).
+func TrackWeights(cla *endpointv3.ClusterLoadAssignment) (canary, stable int32) {
+	for _, l := range cla.GetEndpoints() {
+		switch v1alpha1.Track(l.GetLocality().GetSubZone()) {
+		case v1alpha1.TrackCanary:
+			canary = int32(l.GetLoadBalancingWeight().GetValue())
+		case v1alpha1.TrackStable:
+			stable = int32(l.GetLoadBalancingWeight().GetValue())
+		}
+	}
+	return canary, stable
 }

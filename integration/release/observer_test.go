@@ -106,14 +106,7 @@ func (o *adsObserver) stream(ctx context.Context, conn int) error {
 				continue
 			}
 			rec.Missing = false
-			for _, l := range cla.GetEndpoints() {
-				switch l.GetLocality().GetSubZone() {
-				case "canary":
-					rec.Weight = int32(l.GetLoadBalancingWeight().GetValue())
-				case "stable":
-					rec.Stable = int32(l.GetLoadBalancingWeight().GetValue())
-				}
-			}
+			rec.Weight, rec.Stable = harness.TrackWeights(&cla)
 		}
 		o.mu.Lock()
 		o.seen = append(o.seen, rec)

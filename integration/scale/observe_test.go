@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/serin-dev/serin/api/v1alpha1"
+	"github.com/serin-dev/serin/integration/harness"
 )
 
 const typeEDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -87,14 +89,7 @@ func (o *observer) record(resp *discoveryv3.DiscoveryResponse) error {
 			continue
 		}
 		r := received{At: now}
-		for _, l := range cla.GetEndpoints() {
-			switch l.GetLocality().GetSubZone() {
-			case "canary":
-				r.Weight = int32(l.GetLoadBalancingWeight().GetValue())
-			case "stable":
-				r.Stable = int32(l.GetLoadBalancingWeight().GetValue())
-			}
-		}
+		r.Weight, r.Stable = harness.TrackWeights(&cla)
 		o.mu.Lock()
 		if n := len(o.seen); n == 0 || o.seen[n-1].Weight != r.Weight || o.seen[n-1].Stable != r.Stable {
 			o.seen = append(o.seen, r)
@@ -167,7 +162,7 @@ func (w *canaryWatch) add(c *v1alpha1.Canary) {
 // appliedWeight is the weight the TrafficApplied condition reports
 // applied, -1 when none.
 func appliedWeight(c *v1alpha1.Canary) int32 {
-	cond := apimetaFind(c.Status.Conditions, v1alpha1.ConditionTrafficApplied)
+	cond := apimeta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTrafficApplied)
 	if cond == nil || cond.Status != metav1.ConditionTrue {
 		return -1
 	}
@@ -180,15 +175,6 @@ func appliedWeight(c *v1alpha1.Canary) int32 {
 		return -1
 	}
 	return w
-}
-
-func apimetaFind(conds []metav1.Condition, typ string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == typ {
-			return &conds[i]
-		}
-	}
-	return nil
 }
 
 // of is the recorded history of a Canary.
