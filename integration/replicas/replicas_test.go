@@ -5,7 +5,9 @@ package replicas
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/serin-dev/serin/integration/cluster"
 	"github.com/serin-dev/serin/integration/harness"
+	"github.com/serin-dev/serin/xds/traffic"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m, cluster.Options{Nodes: 2}) }
@@ -162,6 +165,11 @@ func TestStepWaitsForProxiesOfEveryReplica(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The leader counts the follower's proxies from the follower's report,
+	// written at most a second after they change: the release starts once
+	// the report names the stuck proxy, as it would for a proxy that
+	// connected some time before the release.
+	waitPeerReport(ctx, t, c, follower, ns+"/podinfo")
 
 	if _, err := c.Kubectl(ctx, fmt.Sprintf(manifests, ns, "6.0.1"), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -205,4 +213,22 @@ func TestStepWaitsForProxiesOfEveryReplica(t *testing.T) {
 	if tally := harness.Send(ctx, grpcClient, 50); tally.Errors > 0 || tally.Versions["6.0.1"] != 50 {
 		t.Fatalf("after promotion: %+v", tally)
 	}
+}
+
+// waitPeerReport waits until replica r's xDS report counts a proxy of the
+// Canary key (namespace/name).
+func waitPeerReport(ctx context.Context, t *testing.T, c *cluster.Cluster, r *harness.Serin, key string) {
+	t.Helper()
+	lease := "serin-xds-serin-" + strconv.Itoa(r.Ports.Webhook)
+	var text string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		text, _ = c.Kubectl(ctx, "", "get", "lease", "-n", harness.Namespace, lease, "-o", `jsonpath={.metadata.annotations.serin\.dev/xds-applied}`)
+		var entries map[string]traffic.PeerEntry
+		if json.Unmarshal([]byte(text), &entries) == nil && entries[key].Proxies > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the report of replica %s never counted a proxy of %s: %q", lease, key, text)
 }
