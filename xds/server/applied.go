@@ -68,10 +68,10 @@ func (s *Server) Applied(names []string, gen Generation) AppliedStatus {
 		return out
 	}
 	s.tracker.mu.RLock()
-	for _, st := range s.tracker.streams {
+	s.tracker.index.eachCandidate(names, func(st *streamState) {
 		subscribed, applied, node, nacks := st.applied(targets)
 		if !subscribed {
-			continue
+			return
 		}
 		out.Subscribed++
 		switch {
@@ -82,7 +82,7 @@ func (s *Server) Applied(names []string, gen Generation) AppliedStatus {
 		default:
 			out.Pending = append(out.Pending, node)
 		}
-	}
+	})
 	s.tracker.mu.RUnlock()
 	slices.Sort(out.Pending)
 	out.Pending = slices.Compact(out.Pending)

@@ -266,29 +266,44 @@ func benchRelease(b testing.TB, i, canaryWeight int) *translate.Resources {
 	}
 }
 
-// BenchmarkApplied measures one Applied call over 1,000 streams that each
-// acknowledged one assignment (the engine's question after a weight step).
+// BenchmarkApplied measures one Applied call with 1,000 streams: all of
+// them on the release asked about (the engine's question after a weight
+// step of a release with 1,000 proxies), or one on each of 1,000 releases
+// (a thousand releases with a proxy each, as in the scale scenario).
 func BenchmarkApplied(b *testing.B) {
-	s, err := New(Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := newRelease("ns", "svc", 8080)
-	names := []string{r.name}
-	gen := mustPublish(b, s, "ns/svc/8080", r.resources(b, 10))
-	s.idx.mu.RLock()
-	h := s.idx.entries[kindEndpoint][r.name].served
-	s.idx.mu.RUnlock()
-	for i := range 1000 {
-		st := &streamState{key: streamKey{id: int64(i)}, node: fmt.Sprintf("proxy-%04d", i)}
-		ts := newTypeState(stream.NewSotwSubscription(names, false), time.Now())
-		ts.acked[r.name] = h
-		st.types[kindEndpoint] = ts
-		s.tracker.streams[st.key] = st
-	}
-	for b.Loop() {
-		if st := s.Applied(names, gen); !st.Done() || st.Subscribed != 1000 {
-			b.Fatalf("%+v", st)
-		}
+	for _, releases := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("releases=%d", releases), func(b *testing.B) {
+			s, err := New(Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var names []string
+			var gen Generation
+			var hashes []contentHash
+			for i := range releases {
+				r := newRelease(fmt.Sprintf("ns%d", i), "svc", 8080)
+				gen = mustPublish(b, s, fmt.Sprintf("ns%d/svc/8080", i), r.resources(b, 10))
+				s.idx.mu.RLock()
+				hashes = append(hashes, s.idx.entries[kindEndpoint][r.name].served)
+				s.idx.mu.RUnlock()
+				names = append(names, r.name)
+			}
+			for i := range 1000 {
+				name, h := names[i%releases], hashes[i%releases]
+				st := &streamState{key: streamKey{id: int64(i)}, node: fmt.Sprintf("proxy-%04d", i), who: principal{open: true}}
+				ts := newTypeState(stream.NewSotwSubscription([]string{name}, false), time.Now())
+				ts.acked[name] = h
+				st.types[kindEndpoint] = ts
+				s.tracker.streams[st.key] = st
+				s.tracker.reindex(st)
+			}
+			asked := names[len(names)-1:]
+			want := 1000 / releases
+			for b.Loop() {
+				if st := s.Applied(asked, gen); !st.Done() || st.Subscribed != want {
+					b.Fatalf("%+v", st)
+				}
+			}
+		})
 	}
 }

@@ -40,6 +40,10 @@ type streamState struct {
 	node    string
 	cluster string
 	types   [numKinds]*typeState
+
+	// indexed are the names st is filed under in the tracker's
+	// subscription index; guarded by tracker.mu.
+	indexed map[string]struct{}
 }
 
 type typeState struct {
@@ -198,12 +202,13 @@ type tracker struct {
 
 	mu      sync.RWMutex
 	streams map[streamKey]*streamState
+	index   subIndex
 }
 
 var _ serverv3.Callbacks = (*tracker)(nil)
 
 func newTracker(s *Server) *tracker {
-	return &tracker{s: s, streams: map[streamKey]*streamState{}}
+	return &tracker{s: s, streams: map[streamKey]*streamState{}, index: newSubIndex()}
 }
 
 func (t *tracker) get(k streamKey) *streamState {
@@ -225,6 +230,9 @@ func (t *tracker) close(k streamKey, node *corev3.Node) {
 	t.mu.Lock()
 	st := t.streams[k]
 	delete(t.streams, k)
+	if st != nil {
+		t.index.remove(st)
+	}
 	t.mu.Unlock()
 	if st == nil {
 		return
@@ -280,10 +288,12 @@ func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 	st.mu.Lock()
 	st.setNode(req.GetNode())
 	ts := st.types[k]
+	resubscribed := false
 	switch {
 	case ts == nil:
 		ts = newTypeState(stream.NewSotwSubscription(req.GetResourceNames(), k.legacyWildcard()), now)
 		st.types[k] = ts
+		resubscribed = true
 	case ts.last != nil && req.GetResponseNonce() != ts.last.nonce:
 		st.mu.Unlock()
 		return nil // stale: the server ignores it as well
@@ -299,10 +309,14 @@ func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 		if !sameSubscription(ts.sub, req.GetResourceNames()) {
 			ts.sub.SetResourceSubscription(req.GetResourceNames())
 			ts.forgetUnsubscribed()
+			resubscribed = true
 		}
 	}
 	since := ts.since
 	st.mu.Unlock()
+	if resubscribed {
+		t.reindex(st)
+	}
 	t.s.observeAck(k, acked, since)
 	t.s.rejected(rejected)
 	return nil
@@ -353,6 +367,7 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscovery
 	st.mu.Lock()
 	st.setNode(req.GetNode())
 	ts := st.types[k]
+	resubscribed := ts == nil || len(req.GetResourceNamesSubscribe()) > 0 || len(req.GetResourceNamesUnsubscribe()) > 0
 	if ts == nil {
 		ts = newTypeState(stream.NewDeltaSubscription(req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe(),
 			nil, k.legacyWildcard()), now)
@@ -382,6 +397,9 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscovery
 	}
 	since := ts.since
 	st.mu.Unlock()
+	if resubscribed {
+		t.reindex(st)
+	}
 	t.s.observeAck(k, acked, since)
 	t.s.rejected(rejected)
 	return nil
