@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -15,7 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/internal/scheme"
+	"github.com/serin-dev/serin/xds/build"
 	"github.com/serin-dev/serin/xds/istio"
 )
 
@@ -53,10 +56,22 @@ func newManager(ctx context.Context, cfg *rest.Config, o controllerOptions, log 
 // serin's namespace only (replica reports); with --watch-namespaces, every
 // other kind in those namespaces only, and EnvoyFilters also in Istio's
 // root namespace, so that serin never needs a cluster-wide list.
+//
+// Cached objects carry no managed fields, except Canaries and Services:
+// serin reads theirs to tell a user's edit from its own. Writes are
+// unharmed: an update without managed fields leaves the stored ones as
+// they are. Pods are cached with only what serin reads of them
+// (build.TrimPod); serin never writes one back.
 func cacheOptions(o controllerOptions) cache.Options {
-	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
-	}}
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+			&v1alpha1.Canary{}:      {Transform: keepManagedFields},
+			&corev1.Service{}:       {Transform: keepManagedFields},
+			&corev1.Pod{}:           {Transform: build.TrimPod},
+		},
+	}
 	if len(o.watchNamespaces) == 0 {
 		return opts
 	}
@@ -73,6 +88,9 @@ func cacheOptions(o controllerOptions) cache.Options {
 	}
 	return opts
 }
+
+// keepManagedFields caches an object as it is.
+func keepManagedFields(o any) (any, error) { return o, nil }
 
 // everyReplica is a Runnable that runs on every replica.
 type everyReplica func(context.Context) error
