@@ -80,7 +80,7 @@ bench: ## Run the benchmarks and print their figures
 
 .PHONY: bench-scale
 bench-scale: tools ## Scale scenario on the local cluster at full size (1,000 Deployments; 100 releases together, then 10 a second for a minute); prints its figures (make test runs a small version)
-	SERIN_SCALE=full $(GO) test -count=1 -v -timeout 90m -run 'TestScale$$' ./integration/scale/
+	SERIN_SCALE=$(or $(SERIN_SCALE),full) $(GO) test -count=1 -v -timeout 90m -run 'TestScale$$' ./integration/scale/
 
 .PHONY: model
 model: ## Long run of the release engine's model-based test (100,000 random sequences; prints how many ran)

@@ -87,6 +87,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}); err != nil {
 		return fmt.Errorf("index canaries by target: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Service{}, serviceOwnerIndex, serviceOwner); err != nil {
+		return fmt.Errorf("index services by canary: %w", err)
+	}
 	if r.TrackConfig {
 		if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, configIndex, configRefsOf); err != nil {
 			return fmt.Errorf("index deployments by config: %w", err)

@@ -299,7 +299,7 @@ func samePorts(got, want []corev1.ServicePort) bool {
 // reference.
 func (r *Reconciler) deleteServices(ctx context.Context, c *v1alpha1.Canary, keep map[string]bool) error {
 	var list corev1.ServiceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingFields{serviceOwnerIndex: c.Name}); err != nil {
 		return err
 	}
 	for i := range list.Items {
@@ -312,6 +312,18 @@ func (r *Reconciler) deleteServices(ctx context.Context, c *v1alpha1.Canary, kee
 		if err := r.Client.Delete(ctx, s, client.Preconditions{UID: &s.UID, ResourceVersion: &s.ResourceVersion}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete service %s: %w", s.Name, err)
 		}
+	}
+	return nil
+}
+
+// serviceOwnerIndex files a Service under the Canary that controls it, so
+// that a reconcile reads only its own Services, not every Service serin
+// made in the namespace.
+const serviceOwnerIndex = "serin.rollout/canary"
+
+func serviceOwner(o client.Object) []string {
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "Canary" && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
+		return []string{ref.Name}
 	}
 	return nil
 }

@@ -109,7 +109,8 @@ func fakeReconciler(t *testing.T, objs ...client.Object) (*Reconciler, *v1alpha1
 		t.Fatal(err)
 	}
 	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "test", UID: "canary-uid"}}
-	cl := fake.NewClientBuilder().WithScheme(s).WithObjects(append(objs, c)...).Build()
+	cl := fake.NewClientBuilder().WithScheme(s).WithObjects(append(objs, c)...).
+		WithIndex(&corev1.Service{}, serviceOwnerIndex, serviceOwner).Build()
 	return &Reconciler{Client: cl}, c
 }
 

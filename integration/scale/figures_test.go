@@ -13,8 +13,11 @@ import (
 // releaseTimes are one release's latencies, from the Canary's status as
 // a watch saw it and from its observer.
 type releaseTimes struct {
-	// FirstWeight is apply → the first canary weight in status.
-	FirstWeight time.Duration
+	// FirstWeight is apply → the first canary weight in status, in three
+	// parts: Started, apply → serin's first status of the release (it
+	// made the copy); CopyReady, apply → every pod of the copy available
+	// (the cluster's part); AfterReady, copy ready → the first weight.
+	FirstWeight, Started, CopyReady, AfterReady time.Duration
 	// Acked are status weight → TrafficApplied for it (every proxy ACKed,
 	// as serin records it), one per step.
 	Acked []time.Duration
@@ -31,14 +34,18 @@ type releaseTimes struct {
 // timesOf computes a release's latencies. h is the Canary's status
 // history, seen what its observer received, applied when the release was
 // started, rev its candidate revision.
-func timesOf(h []status, seen []received, applied time.Time, rev string) releaseTimes {
+func timesOf(h []status, seen []received, copyReady []time.Time, applied time.Time, rev string) releaseTimes {
 	var rt releaseTimes
 	firstWeight := map[int32]time.Time{}
 	firstApplied := map[int32]time.Time{}
 	var order []int32
+	var started time.Time
 	for _, s := range h {
 		if s.At.Before(applied) {
 			continue
+		}
+		if s.Revision == rev && started.IsZero() {
+			started = s.At
 		}
 		if s.Revision == rev && s.Weight > 0 {
 			if _, ok := firstWeight[s.Weight]; !ok {
@@ -54,6 +61,16 @@ func timesOf(h []status, seen []received, applied time.Time, rev string) release
 		return rt
 	}
 	rt.FirstWeight = firstWeight[order[0]].Sub(applied)
+	if !started.IsZero() {
+		rt.Started = started.Sub(applied)
+	}
+	for _, at := range copyReady {
+		if !at.Before(applied) {
+			rt.CopyReady = at.Sub(applied)
+			rt.AfterReady = max(0, rt.FirstWeight-rt.CopyReady)
+			break
+		}
+	}
 	rt.Steps = len(order) + 1
 	for i, w := range order {
 		at := firstWeight[w]
@@ -86,6 +103,7 @@ type waveFigures struct {
 	Name                             string
 	Releases, Correct, Steps, Unheld int
 	First, Acked, Observed, Lateness []time.Duration
+	Started, CopyReady, AfterReady   []time.Duration
 }
 
 func (w *waveFigures) add(rt releaseTimes, correct, unheld bool) {
@@ -99,6 +117,11 @@ func (w *waveFigures) add(rt releaseTimes, correct, unheld bool) {
 	w.Steps += rt.Steps
 	if rt.FirstWeight > 0 {
 		w.First = append(w.First, rt.FirstWeight)
+		w.Started = append(w.Started, rt.Started)
+		if rt.CopyReady > 0 {
+			w.CopyReady = append(w.CopyReady, rt.CopyReady)
+			w.AfterReady = append(w.AfterReady, rt.AfterReady)
+		}
 	}
 	w.Acked = append(w.Acked, rt.Acked...)
 	w.Observed = append(w.Observed, rt.Observed...)
@@ -111,6 +134,9 @@ func (w waveFigures) lines() []string {
 		fmt.Sprintf("%s: releases finished correctly %d/%d, steps %d, changes admitted without the hold (webhook timeout) %d", w.Name, w.Correct, w.Releases, w.Steps, w.Unheld),
 		fmt.Sprintf("%s: apply → first canary weight in status  p50 %s  p99 %s  max %s  (n=%d)", w.Name,
 			ms(quantile(0.5, w.First)), ms(quantile(0.99, w.First)), ms(quantile(1, w.First)), len(w.First)),
+		fmt.Sprintf("%s:   of which apply → serin's first status of the release (copy made)  p50 %s  p99 %s; apply → copy ready (the cluster)  p50 %s  p99 %s; copy ready → first weight  p50 %s  p99 %s  (n=%d)", w.Name,
+			ms(quantile(0.5, w.Started)), ms(quantile(0.99, w.Started)), ms(quantile(0.5, w.CopyReady)), ms(quantile(0.99, w.CopyReady)),
+			ms(quantile(0.5, w.AfterReady)), ms(quantile(0.99, w.AfterReady)), len(w.CopyReady)),
 		fmt.Sprintf("%s: status weight → every proxy ACKed (TrafficApplied)  p50 %s  p99 %s  (n=%d)", w.Name,
 			ms(quantile(0.5, w.Acked)), ms(quantile(0.99, w.Acked)), len(w.Acked)),
 		fmt.Sprintf("%s: status weight → observer received it  p50 %s  p99 %s  (n=%d)", w.Name,

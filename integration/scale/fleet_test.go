@@ -55,6 +55,8 @@ type fleet struct {
 	s     *harness.Serin
 	apps  []*app
 	watch *canaryWatch
+	// copies records when the canary copies became ready.
+	copies *copyWatch
 }
 
 // newApps lays the apps out: the ones designed to fail in failNS, the

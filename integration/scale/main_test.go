@@ -8,7 +8,8 @@
 // SERIN_SCALE picks the size: unset or "ci" is the small version that runs
 // in make test and asserts only correctness (every release ends Succeeded
 // or Failed as designed, and the data plane is back on stable); "full" is
-// make bench-scale. Both print the figures (latencies, serin's memory and
+// make bench-scale, and "wave" its idle fleet and first wave only
+// (SERIN_SCALE=wave make bench-scale). All print the figures (latencies, serin's memory and
 // CPU, API requests, webhook and work-queue figures); no figure is
 // asserted.
 package scale
@@ -48,12 +49,17 @@ type size struct {
 	SerinArgs []string
 }
 
-// sizes are the two runs: make bench-scale's and make test's.
+// sizes are the runs: make bench-scale's (full), make test's (ci), and
+// full's first half (wave).
 var sizes = map[string]size{
 	// Ten releases a second write about 300 times a second (Canary
 	// status, events, the canary copies): above serin's default client
 	// limit of 50, so the full run raises it.
 	"full": {Name: "full", Apps: 1000, Replicas: 3, Namespaces: 10, Together: 100, PerSecond: 10, StreamSeconds: 60, FailEvery: 10,
+		IdleSeconds: 60, Nodes: 20, WaveTimeout: 15 * time.Minute, SerinArgs: []string{"--kube-api-qps=400", "--kube-api-burst=800"}},
+	// wave is full without the stream: the idle fleet and the releases
+	// started together, in about a third of full's time.
+	"wave": {Name: "wave", Apps: 1000, Replicas: 3, Namespaces: 10, Together: 100, PerSecond: 10, StreamSeconds: 0, FailEvery: 10,
 		IdleSeconds: 60, Nodes: 20, WaveTimeout: 15 * time.Minute, SerinArgs: []string{"--kube-api-qps=400", "--kube-api-burst=800"}},
 	"ci": {Name: "ci", Apps: 100, Replicas: 3, Namespaces: 4, Together: 20, PerSecond: 3, StreamSeconds: 10, FailEvery: 10,
 		IdleSeconds: 20, Nodes: 3, WaveTimeout: 5 * time.Minute},

@@ -47,9 +47,12 @@ func TestTimesOf(t *testing.T) {
 		{At: at(12000), Phase: "Succeeded", Weight: 0, Revision: "", Applied: 0},
 	}
 	seen := []received{{At: at(-500), Stable: 100}, {At: at(850), Weight: 20, Stable: 80}, {At: at(6150), Weight: 40, Stable: 60}}
-	rt := timesOf(h, seen, t0, "r")
+	rt := timesOf(h, seen, []time.Time{at(-5000), at(600)}, t0, "r")
 	if rt.FirstWeight != 800*time.Millisecond || rt.Steps != 3 {
 		t.Fatalf("first weight %s, steps %d", rt.FirstWeight, rt.Steps)
+	}
+	if rt.Started != 800*time.Millisecond || rt.CopyReady != 600*time.Millisecond || rt.AfterReady != 200*time.Millisecond {
+		t.Errorf("started %s, copy ready %s, after ready %s; want 800ms, 600ms, 200ms", rt.Started, rt.CopyReady, rt.AfterReady)
 	}
 	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(rt.Acked, want) {
 		t.Errorf("acked %v, want %v", rt.Acked, want)

@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -191,4 +192,62 @@ func (w *canaryWatch) last(key string) (status, bool) {
 		return status{}, false
 	}
 	return h[len(h)-1], true
+}
+
+// copyWatch records when each canary copy became ready (every pod
+// updated and available), cluster-wide: the cluster's part of a release's
+// start (ReplicaSet, pods, scheduling, kwok), between serin's.
+type copyWatch struct {
+	mu    sync.Mutex
+	ready map[string][]time.Time // by namespace/target name
+	was   map[string]bool
+}
+
+func watchCopies(ctx context.Context, cl client.WithWatch) *copyWatch {
+	w := &copyWatch{ready: map[string][]time.Time{}, was: map[string]bool{}}
+	go func() {
+		for ctx.Err() == nil {
+			wi, err := cl.Watch(ctx, &appsv1.DeploymentList{})
+			if err != nil {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			for ev := range wi.ResultChan() {
+				if d, ok := ev.Object.(*appsv1.Deployment); ok && strings.HasSuffix(d.Name, v1alpha1.CopySuffix) {
+					w.add(d, ev.Type != watch.Deleted && copyReady(d))
+				}
+			}
+			wi.Stop()
+		}
+	}()
+	return w
+}
+
+// copyReady: the copy runs pods, all of them of its current template and
+// available.
+func copyReady(d *appsv1.Deployment) bool {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	return want > 0 && st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
+		st.AvailableReplicas == want && st.Replicas == want
+}
+
+func (w *copyWatch) add(d *appsv1.Deployment, ready bool) {
+	key := d.Namespace + "/" + strings.TrimSuffix(d.Name, v1alpha1.CopySuffix)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ready && !w.was[key] {
+		w.ready[key] = append(w.ready[key], time.Now())
+	}
+	w.was[key] = ready
+}
+
+// of are the times the copy of a target became ready.
+func (w *copyWatch) of(key string) []time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.ready[key])
 }

@@ -93,7 +93,7 @@ func (f *fleet) figures(name string, apps []*app) waveFigures {
 	w := waveFigures{Name: name}
 	for _, a := range apps {
 		last, _ := f.watch.last(a.key())
-		w.add(timesOf(f.watch.of(a.key()), a.obs.all(), a.applied, a.rev), !a.unheld && endedAsDesigned(a, last), a.unheld)
+		w.add(timesOf(f.watch.of(a.key()), a.obs.all(), f.copies.of(a.key()), a.applied, a.rev), !a.unheld && endedAsDesigned(a, last), a.unheld)
 	}
 	return w
 }
@@ -200,7 +200,7 @@ func setup(t *testing.T, c *cluster.Cluster, sz size) *fleet {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &fleet{t: t, sz: sz, c: c, cs: cs, cl: cl, s: s, apps: newApps(sz, namespaces, failNS), watch: watchCanaries(ctx, cl)}
+	f := &fleet{t: t, sz: sz, c: c, cs: cs, cl: cl, s: s, apps: newApps(sz, namespaces, failNS), watch: watchCanaries(ctx, cl), copies: watchCopies(ctx, cl)}
 	if err := f.create(ctx); err != nil {
 		t.Fatal(err)
 	}

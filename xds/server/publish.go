@@ -162,6 +162,7 @@ func (c *change) upsert(k kind, name string, m proto.Message) {
 // Publish takes ownership of the messages in res: they are served as they are
 // and must not be modified afterwards. Publish may be called before Start.
 func (s *Server) Publish(key string, res *translate.Resources) (Generation, error) {
+	defer s.changes.Add(1)
 	if key == "" {
 		return 0, errors.New("publish: empty release key")
 	}
@@ -236,6 +237,7 @@ func (s *Server) Publish(key string, res *translate.Resources) (Generation, erro
 // Remove withdraws every resource of the release key. Removing an unknown
 // key does nothing.
 func (s *Server) Remove(key string) error {
+	defer s.changes.Add(1)
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
 

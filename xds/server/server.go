@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -138,6 +139,10 @@ type Server struct {
 
 	publishMu sync.Mutex // serializes Publish, Remove and reverts
 	idx       *index
+
+	// changes counts what may change an answer of Applied: publications,
+	// removals, and every request, response, open and close of a stream.
+	changes atomic.Uint64
 
 	nackCh   chan []rejection
 	stopping <-chan struct{} // Start's context, once running
@@ -305,3 +310,8 @@ func (s *Server) gate(ctx context.Context) grpc.StreamServerInterceptor {
 		return handler(srv, ss)
 	}
 }
+
+// Changes is a counter that moves whenever an answer of Applied may have
+// changed: a caller that asked for many releases can keep its answers
+// while it has not moved.
+func (s *Server) Changes() uint64 { return s.changes.Load() }

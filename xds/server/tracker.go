@@ -218,6 +218,7 @@ func (t *tracker) get(k streamKey) *streamState {
 }
 
 func (t *tracker) open(ctx context.Context, k streamKey, typeURL string) {
+	defer t.s.changes.Add(1)
 	who := t.s.principal(ctx)
 	st := &streamState{key: k, typeURL: typeURL, service: serviceName(typeURL), identity: who.identity, who: who, opened: t.s.now()}
 	t.mu.Lock()
@@ -227,6 +228,7 @@ func (t *tracker) open(ctx context.Context, k streamKey, typeURL string) {
 }
 
 func (t *tracker) close(k streamKey, node *corev3.Node) {
+	defer t.s.changes.Add(1)
 	t.mu.Lock()
 	st := t.streams[k]
 	delete(t.streams, k)
@@ -277,6 +279,7 @@ func (st *streamState) setNode(n *corev3.Node) {
 // otherwise it ACKs (no error_detail) or NACKs that response and carries the
 // complete new subscription.
 func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	defer t.s.changes.Add(1)
 	st := t.get(streamKey{id: id})
 	k, ok := kindOf(req.GetTypeUrl())
 	if st == nil || !ok {
@@ -323,6 +326,7 @@ func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 }
 
 func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	defer t.s.changes.Add(1)
 	t.s.guarded.fired(req)
 	st := t.get(streamKey{id: id})
 	k, ok := kindOf(resp.GetTypeUrl())
@@ -349,6 +353,7 @@ func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 // type may list the versions the proxy already holds (after a reconnect);
 // those count as acknowledged, since the cache will not send them again.
 func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+	defer t.s.changes.Add(1)
 	st := t.get(streamKey{delta: true, id: id})
 	if st == nil {
 		return nil
@@ -406,6 +411,7 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscovery
 }
 
 func (t *tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	defer t.s.changes.Add(1)
 	t.s.guarded.fired(req)
 	st := t.get(streamKey{delta: true, id: id})
 	k, ok := kindOf(resp.GetTypeUrl())

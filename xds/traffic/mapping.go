@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,32 +20,47 @@ import (
 // An event about a Pod, Deployment or Service wakes only the Canaries it
 // concerns, not every Canary of its namespace: with a hundred releases in
 // a namespace, each pod change of one of them used to rebuild all hundred.
-// The lists below read the cache without copying: nothing here mutates.
+// The lists below read the cache through its indexes (index.go), without
+// copying: nothing here mutates.
 
 // canariesOfPod are the Canaries whose stable or canary track selects the
 // pod (by its target Deployment's selector, as the builder picks pods).
 func (x *Controller) canariesOfPod(ctx context.Context, o client.Object) []reconcile.Request {
-	canaries, targets, ok := x.namespaceState(ctx, o.GetNamespace())
-	if !ok {
+	targets, err := x.selecting(ctx, o.GetNamespace(), o.GetLabels())
+	if err != nil {
 		return x.canariesInNamespace(ctx, o)
 	}
 	set := labels.Set(o.GetLabels())
-	return requestsFor(canaries, func(c *v1alpha1.Canary) bool {
-		return tracksSelect(build.TracksOf(targets[c.TargetName()]), set)
-	})
+	var reqs []reconcile.Request
+	for _, d := range targets {
+		if !tracksSelect(build.TracksOf(d), set) {
+			continue
+		}
+		canaries, err := x.canariesOf(ctx, d.Namespace, d.Name)
+		if err != nil {
+			return x.canariesInNamespace(ctx, o)
+		}
+		reqs = append(reqs, requestsFor(canaries, func(*v1alpha1.Canary) bool { return true })...)
+	}
+	return reqs
 }
 
 // canariesOfDeployment are the Canaries whose target, or its canary copy,
 // is the Deployment.
 func (x *Controller) canariesOfDeployment(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.CanaryList
-	if err := x.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
-		return x.canariesInNamespace(ctx, o)
+	names := []string{o.GetName()}
+	if target, ok := strings.CutSuffix(o.GetName(), v1alpha1.CopySuffix); ok {
+		names = append(names, target)
 	}
-	name := o.GetName()
-	return requestsFor(list.Items, func(c *v1alpha1.Canary) bool {
-		return c.TargetName() == name || v1alpha1.CopyName(c.TargetName()) == name
-	})
+	var reqs []reconcile.Request
+	for _, name := range names {
+		canaries, err := x.canariesOf(ctx, o.GetNamespace(), name)
+		if err != nil {
+			return x.canariesInNamespace(ctx, o)
+		}
+		reqs = append(reqs, requestsFor(canaries, func(*v1alpha1.Canary) bool { return true })...)
+	}
+	return reqs
 }
 
 // canariesOfService are the Canaries that may release the Service: those
@@ -105,42 +121,66 @@ func tracksSelect(t build.Tracks, set labels.Set) bool {
 		len(t.Canary) > 0 && labels.SelectorFromSet(t.Canary).Matches(set)
 }
 
-// releasePods are the pods the builder needs of a namespace's pods: those
-// either track selects, and any other pod reporting the IP of one of them
-// (the builder gives an address to one pod only, and must still see a
-// newer pod that took it over). The result is a copy.
-func releasePods(all []corev1.Pod, t build.Tracks) []corev1.Pod {
-	ips := map[string]bool{}
-	for i := range all {
-		if tracksSelect(t, labels.Set(all[i].Labels)) && all[i].Status.PodIP != "" {
-			ips[all[i].Status.PodIP] = true
-		}
-	}
+// releasePods are the pods the builder needs of a namespace: those either
+// track selects, and any other pod reporting the IP of one of them (the
+// builder gives an address to one pod only, and must still see a newer
+// pod that took it over). The result is a copy.
+func (x *Controller) releasePods(ctx context.Context, ns string, t build.Tracks) ([]corev1.Pod, error) {
 	var out []corev1.Pod
-	for i := range all {
-		p := &all[i]
-		if tracksSelect(t, labels.Set(p.Labels)) || p.Status.PodIP != "" && ips[p.Status.PodIP] {
+	seen := map[string]bool{}
+	var ips []string
+	for _, sel := range []map[string]string{t.Stable, t.Canary} {
+		if len(sel) == 0 {
+			continue
+		}
+		// Every pod the selector matches has its first label.
+		pods, err := x.podsWith(ctx, ns, podLabelIndex, pairs(sel)[0])
+		if err != nil {
+			return nil, err
+		}
+		for i := range pods {
+			p := &pods[i]
+			if seen[p.Name] || !tracksSelect(t, labels.Set(p.Labels)) {
+				continue
+			}
+			seen[p.Name] = true
 			out = append(out, *p.DeepCopy())
+			if p.Status.PodIP != "" {
+				ips = append(ips, p.Status.PodIP)
+			}
 		}
 	}
-	return out
+	slices.Sort(ips)
+	for _, ip := range slices.Compact(ips) {
+		pods, err := x.podsWith(ctx, ns, podIPIndex, ip)
+		if err != nil {
+			return nil, err
+		}
+		for i := range pods {
+			if p := &pods[i]; !seen[p.Name] {
+				seen[p.Name] = true
+				out = append(out, *p.DeepCopy())
+			}
+		}
+	}
+	return out, nil
 }
 
 // releaseObjects are the pods (releasePods) and the Service (the one the
 // effective spec names) the builder needs for c, copied from the cache.
 func (x *Controller) releaseObjects(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) ([]corev1.Pod, []corev1.Service, error) {
-	var pods corev1.PodList
-	if err := x.Client.List(ctx, &pods, client.InNamespace(c.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	pods, err := x.releasePods(ctx, c.Namespace, build.TracksOf(target))
+	if err != nil {
 		return nil, nil, err
 	}
 	spec, _ := v1alpha1.ResolveSpec(c, target)
 	var svc corev1.Service
-	err := x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: spec.Service.Name}, &svc)
+	err = x.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: spec.Service.Name}, &svc)
 	switch {
 	case apierrors.IsNotFound(err) || spec.Service.Name == "":
-		return releasePods(pods.Items, build.TracksOf(target)), nil, nil
+		return pods, nil, nil
 	case err != nil:
 		return nil, nil, err
 	}
-	return releasePods(pods.Items, build.TracksOf(target)), []corev1.Service{svc}, nil
+	return pods, []corev1.Service{svc}, nil
 }

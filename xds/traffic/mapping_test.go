@@ -21,10 +21,6 @@ import (
 // pod of each track of a, plus an unrelated pod.
 func mappingFixture(t *testing.T) *Controller {
 	t.Helper()
-	s, err := scheme.New()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var objs []client.Object
 	for _, name := range []string{"a", "b", "c"} {
 		objs = append(objs,
@@ -33,7 +29,22 @@ func mappingFixture(t *testing.T) *Controller {
 			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
 				Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}}})
 	}
-	return &Controller{Client: fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()}
+	return newIndexed(t, objs...)
+}
+
+// newIndexed is a controller over a fake client with the cache indexes
+// the controller reads.
+func newIndexed(t *testing.T, objs ...client.Object) *Controller {
+	t.Helper()
+	s, err := scheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...)
+	for _, ix := range Indexes() {
+		b = b.WithIndex(ix.Object, ix.Field, ix.Func)
+	}
+	return &Controller{Client: b.Build()}
 }
 
 func names(reqs []reconcile.Request) []string {
@@ -76,16 +87,21 @@ func TestEventsWakeOnlyTheirRelease(t *testing.T) {
 // TestReleasePods: the builder gets both tracks' pods, and a pod of
 // another workload only when it reports the address of one of them.
 func TestReleasePods(t *testing.T) {
-	pod := func(name, app, ip string) corev1.Pod {
-		return corev1.Pod{ObjectMeta: *object(name, map[string]string{"app": app}), Status: corev1.PodStatus{PodIP: ip}}
+	pod := func(name, app, ip string) client.Object {
+		return &corev1.Pod{ObjectMeta: *object(name, map[string]string{"app": app}), Status: corev1.PodStatus{PodIP: ip}}
 	}
-	all := []corev1.Pod{pod("a-1", "a", "10.0.0.1"), pod("a-canary-1", "a-canary", "10.0.0.2"),
-		pod("b-1", "b", "10.0.0.3"), pod("b-2", "b", "10.0.0.1"), pod("a-2", "a", "")}
+	x := newIndexed(t, pod("a-1", "a", "10.0.0.1"), pod("a-canary-1", "a-canary", "10.0.0.2"),
+		pod("b-1", "b", "10.0.0.3"), pod("b-2", "b", "10.0.0.1"), pod("a-2", "a", ""), pod("a-3", "a", "10.0.0.4"))
+	pods, err := x.releasePods(context.Background(), "ns", build.Tracks{Stable: map[string]string{"app": "a"}, Canary: map[string]string{"app": "a-canary"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []string
-	for _, p := range releasePods(all, build.Tracks{Stable: map[string]string{"app": "a"}, Canary: map[string]string{"app": "a-canary"}}) {
+	for _, p := range pods {
 		got = append(got, p.Name)
 	}
-	if want := []string{"a-1", "a-canary-1", "b-2", "a-2"}; !slices.Equal(got, want) {
+	slices.Sort(got)
+	if want := []string{"a-1", "a-2", "a-3", "a-canary-1", "b-2"}; !slices.Equal(got, want) {
 		t.Fatalf("pods %v, want %v", got, want)
 	}
 }

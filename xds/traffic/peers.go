@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,16 @@ type Peers struct {
 	mu      sync.Mutex
 	last    map[string]PeerEntry
 	renewed time.Time
+	// decoded are the other replicas' reports by Lease name, with the
+	// resourceVersion they were decoded at: the engine asks for every
+	// pending release many times a second, and a report only changes
+	// when its Lease does.
+	decoded map[string]decodedReport
+}
+
+type decodedReport struct {
+	version string
+	entries map[string]PeerEntry
 }
 
 func (p *Peers) leaseName() string { return "serin-xds-" + replicaName(p.Identity) }
@@ -115,12 +126,13 @@ func (p *Peers) Others(ctx context.Context, key string, now time.Time) ([]PeerEn
 		return nil, err
 	}
 	var out []PeerEntry
+	defer p.forgetGone(list.Items)
 	for _, l := range list.Items {
 		if l.Name == p.leaseName() || l.Spec.RenewTime == nil || now.Sub(l.Spec.RenewTime.Time) > PeerTimeout {
 			continue
 		}
-		var entries map[string]PeerEntry
-		if err := json.Unmarshal([]byte(l.Annotations[AnnotationXDSApplied]), &entries); err != nil {
+		entries, ok := p.entriesOf(&l)
+		if !ok {
 			continue
 		}
 		if e, ok := entries[key]; ok {
@@ -128,6 +140,35 @@ func (p *Peers) Others(ctx context.Context, key string, now time.Time) ([]PeerEn
 		}
 	}
 	return out, nil
+}
+
+// forgetGone drops the decoded reports of replicas whose Lease is gone.
+func (p *Peers) forgetGone(leases []coordinationv1.Lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name := range p.decoded {
+		if !slices.ContainsFunc(leases, func(l coordinationv1.Lease) bool { return l.Name == name }) {
+			delete(p.decoded, name)
+		}
+	}
+}
+
+// entriesOf decodes a replica's report, once per version of its Lease.
+func (p *Peers) entriesOf(l *coordinationv1.Lease) (map[string]PeerEntry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d, ok := p.decoded[l.Name]; ok && d.version == l.ResourceVersion && l.ResourceVersion != "" {
+		return d.entries, true
+	}
+	var entries map[string]PeerEntry
+	if err := json.Unmarshal([]byte(l.Annotations[AnnotationXDSApplied]), &entries); err != nil {
+		return nil, false
+	}
+	if p.decoded == nil {
+		p.decoded = map[string]decodedReport{}
+	}
+	p.decoded[l.Name] = decodedReport{version: l.ResourceVersion, entries: entries}
+	return entries, true
 }
 
 // Forget deletes this replica's Lease (on a clean shutdown).
