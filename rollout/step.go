@@ -32,7 +32,7 @@ func Step(in Input) Output {
 	}
 	s.trafficCondition()
 	s.trackedConfig()
-	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue}
+	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue, Due: s.due}
 }
 
 type stepper struct {
@@ -41,6 +41,7 @@ type stepper struct {
 	actions []Action
 	needs   Needs
 	requeue time.Duration
+	due     bool // requeue is a due time, not a poll
 	// act is the manual action this step handles ("" for none); actUsed
 	// is set by the phase that acts on it.
 	act     string
@@ -108,7 +109,7 @@ func (s *stepper) deleteCopyWhenRouted() {
 		s.actions = append(s.actions, DeleteCopy{})
 		return
 	}
-	s.after(pollTraffic)
+	s.poll(pollTraffic)
 }
 
 // uses reports whether the manual action is verb, and marks it acted on.
@@ -169,12 +170,24 @@ func (s *stepper) warn(reason, action, format string, args ...any) {
 	s.actions = append(s.actions, Event{Warning: true, Reason: reason, Action: action, Message: fmt.Sprintf(format, args...)})
 }
 
-func (s *stepper) after(d time.Duration) {
+// after asks to look again after d, when something is due: the next
+// check or step of the analysis, a deadline.
+func (s *stepper) after(d time.Duration) { s.schedule(d, true) }
+
+// poll asks to look again after d to see whether something the step
+// waits for (the data plane, a rollout) happened; events usually come
+// first.
+func (s *stepper) poll(d time.Duration) { s.schedule(d, false) }
+
+func (s *stepper) schedule(d time.Duration, due bool) {
 	if d <= 0 {
 		d = 100 * time.Millisecond
 	}
-	if s.requeue == 0 || d < s.requeue {
-		s.requeue = d
+	switch {
+	case s.requeue == 0 || d < s.requeue:
+		s.requeue, s.due = d, due
+	case d == s.requeue:
+		s.due = s.due || due
 	}
 }
 
@@ -313,7 +326,7 @@ func (s *stepper) stableReady() bool {
 	}
 	s.st.Message = fmt.Sprintf("waiting for deployment %s: %d of %d stable pods ready, %d needed (primaryReadyThreshold %d%%)",
 		s.target(), t.ReadyReplicas, t.Replicas, need, pct)
-	s.after(pollRollout)
+	s.poll(pollRollout)
 	return false
 }
 
@@ -341,7 +354,7 @@ func (s *stepper) initialize() {
 		s.st.Message = msgRejected + ": " + tr.Rejected
 	}
 	if !t.Available || !s.applied() && s.in.Now.Sub(s.st.LastTransitionTime.Time) <= s.in.Spec.ProgressDeadline() {
-		s.after(pollTraffic)
+		s.poll(pollTraffic)
 		return
 	}
 	if !s.applied() {
@@ -450,7 +463,7 @@ func (s *stepper) startRelease(cand, act string) {
 		return
 	}
 	s.ensureCopy(cand)
-	s.after(pollTraffic)
+	s.poll(pollTraffic)
 }
 
 // ensureCopy asks for the canary copy on cand. A copy that runs another
@@ -460,7 +473,7 @@ func (s *stepper) ensureCopy(cand string) bool {
 	if c := s.in.Obs.Copy; c.Exists && c.Revision != cand &&
 		(s.st.CanaryWeight != 0 || s.st.Mirroring || s.st.Matching || !s.applied()) {
 		s.st.Message = "waiting for the data plane to route around the copy of the superseded revision"
-		s.after(pollTraffic)
+		s.poll(pollTraffic)
 		if start := s.st.ReleaseStartTime; start != nil && s.in.Now.Sub(start.Time) > s.in.Spec.ProgressDeadline() {
 			s.warn("Synced", "ForceScaleDown", "Proxies did not route around the copy of the superseded revision of %s within the progress deadline; deleting it anyway", s.target())
 			s.actions = append(s.actions, DeleteCopy{})
@@ -553,7 +566,7 @@ func (s *stepper) progressing(act string) {
 			return
 		}
 		s.st.Message = fmt.Sprintf("waiting for deployment %s-canary.%s to be ready", s.in.Name, s.in.Namespace)
-		s.after(pollRollout)
+		s.poll(pollRollout)
 		return
 	}
 	if !s.stableReady() {

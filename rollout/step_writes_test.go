@@ -26,3 +26,22 @@ func TestStepWeightWrittenOnce(t *testing.T) {
 		t.Errorf("status changed while waiting for the data plane: message %q → %q", written.Message, w.status.Message)
 	}
 }
+
+// TestStepDueOrPoll: a release waiting for the data plane or for its copy
+// polls; one whose next step is only a matter of time says it is due, so
+// the reconciler puts it ahead of the event-driven looks.
+func TestStepDueOrPoll(t *testing.T) {
+	w := newWorld(t, weightedSpec())
+	w.initialized()
+	w.ackDelay = 3
+	w.apply("v2")
+	w.stepUntil(100, time.Second, func() bool { return w.status.CanaryWeight == 10 })
+	if out := w.step(0); out.Due || out.RequeueAfter == 0 {
+		t.Errorf("waiting for the data plane: requeue %s, due %v; want a poll", out.RequeueAfter, out.Due)
+	}
+	w.stepUntil(100, time.Second, func() bool { return w.acked.weight == 10 })
+	out := w.step(0)
+	if !out.Due || out.RequeueAfter <= time.Second {
+		t.Errorf("waiting for the next step: requeue %s, due %v; want the interval, due", out.RequeueAfter, out.Due)
+	}
+}

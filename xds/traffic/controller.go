@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -149,8 +150,8 @@ func (x *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("traffic").
 		For(&v1alpha1.Canary{}).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfPod)).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfDeployment)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfPod), builder.WithPredicates(podChanged)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfDeployment), builder.WithPredicates(deploymentSpecChanged)).
 		// A Service's exportTo says who may receive its release.
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(x.canariesOfService)).
 		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 4}).
