@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/analysis/prom"
 	"github.com/serin-dev/serin/analysis/providers"
@@ -73,6 +74,9 @@ type Input struct {
 	ReleaseStart time.Time
 	// Now ends both windows.
 	Now time.Time
+	// Checkpoint is the release's load-report counts kept in status by
+	// the previous check, if any (see Result.Checkpoint).
+	Checkpoint *v1alpha1.LoadCheckpoint
 }
 
 // Check queries the configured providers for the current step and judges
@@ -152,6 +156,7 @@ func (a *Analyzer) Check(ctx context.Context, in Input) (Result, error) {
 		ev.Comparison = r.comparison(judge, min(interval, stepSpan))
 	}
 	res := Judge(ev)
+	res.Checkpoint = r.checkpoint
 	a.Metrics.observeValues(c.Namespace, r.workloads.Stable, ev)
 	log.Info("analysis verdict", append([]any{"canary", target, "judge", string(judge.Kind)}, res.KeysAndValues()...)...)
 	a.Metrics.observe(c.Namespace, c.Name, res)
@@ -166,6 +171,8 @@ type run struct {
 	workloads prom.Workloads
 	counts    map[[2]int64]countsResult
 	latency   map[time.Duration]latencyResult
+	// checkpoint is the release's load-report counts to keep in status.
+	checkpoint *v1alpha1.LoadCheckpoint
 }
 
 type countsResult struct {
@@ -365,7 +372,7 @@ func (r *run) comparison(j JudgeConfig, stepWin time.Duration) *Comparison {
 		start = r.in.WindowStart
 	}
 	cmp.Window = r.in.Now.Sub(start)
-	rel := r.cachedCounts(start, r.in.Now)
+	rel := r.releaseCounts(start)
 	cmp.Release, cmp.Source, cmp.Err = rel.counts, rel.source, rel.err
 	step := r.stepCounts(stepWin)
 	cmp.Step = step.counts
@@ -403,4 +410,65 @@ func (a *Analyzer) promClient(ctx context.Context, namespace string, p *v1alpha1
 		return nil, prom.ErrNoAddress
 	}
 	return a.Prometheus.Client(ctx, namespace, p)
+}
+
+// Load reports are kept for fifteen minutes, and the comparative judge
+// counts the whole release: a release's counts from load reports are
+// kept in status up to a checkpoint, on a ten-second boundary at least
+// checkpointLag old (so every replica's reports for it are in), and the
+// reports since the checkpoint are added to it. Load-report buckets never
+// straddle a ten-second boundary, so the two parts never overlap.
+const (
+	checkpointLag   = 30 * time.Second
+	checkpointAlign = 10
+)
+
+// releaseCounts are the counts from start to now. From load reports, they
+// are the checkpoint of the previous check plus what came since, and the
+// check leaves a new checkpoint.
+func (r *run) releaseCounts(start time.Time) countsResult {
+	now := r.in.Now
+	whole := r.cachedCounts(start, now)
+	if whole.err != nil || whole.source != SourceLoadReports {
+		return whole
+	}
+	var base ErrorCounts
+	from := start
+	if cp := r.in.Checkpoint; cp != nil && cp.Since.Time.Equal(start) && !cp.Through.Time.Before(start) && !cp.Through.Time.After(now) {
+		rest := r.cachedCounts(cp.Through.Time, now)
+		if rest.err == nil && rest.source == SourceLoadReports {
+			base, from = countsOf(cp), cp.Through.Time
+			whole = countsResult{counts: base.Add(rest.counts), source: SourceLoadReports}
+		}
+	}
+	sec := now.Add(-checkpointLag).Unix()
+	through := time.Unix(sec-sec%checkpointAlign, 0)
+	if !through.After(from) {
+		r.checkpoint = r.in.Checkpoint
+		if from.Equal(start) {
+			r.checkpoint = nil
+		}
+		return whole
+	}
+	mid := r.cachedCounts(from, through)
+	if mid.err != nil || mid.source != SourceLoadReports {
+		return whole
+	}
+	r.checkpoint = checkpointOf(start, through, base.Add(mid.counts))
+	return whole
+}
+
+func countsOf(cp *v1alpha1.LoadCheckpoint) ErrorCounts {
+	return ErrorCounts{
+		CanaryRequests: float64(cp.Canary.Requests), CanaryErrors: float64(cp.Canary.Errors),
+		StableRequests: float64(cp.Stable.Requests), StableErrors: float64(cp.Stable.Errors),
+	}
+}
+
+func checkpointOf(since, through time.Time, c ErrorCounts) *v1alpha1.LoadCheckpoint {
+	return &v1alpha1.LoadCheckpoint{
+		Since: metav1.NewTime(since), Through: metav1.NewTime(through),
+		Canary: v1alpha1.LoadTrackCounts{Requests: int64(c.CanaryRequests), Errors: int64(c.CanaryErrors)},
+		Stable: v1alpha1.LoadTrackCounts{Requests: int64(c.StableRequests), Errors: int64(c.StableErrors)},
+	}
 }

@@ -336,10 +336,14 @@ func TestCheckComparative(t *testing.T) {
 	if res.Verdict != Rollback || !strings.HasPrefix(res.Message, "Rolling back podinfo.test canary error rate 30.00% > stable 0.28% + 1pp") {
 		t.Fatalf("Check() = %s", res)
 	}
-	// Release counts from the release start, step counts from the ACK.
-	want := []string{cl + " 10:00:00..10:03:20", cl + " 10:03:00..10:03:20"}
+	// Release counts from the release start (and up to a checkpoint 30 s
+	// back, on a ten-second boundary), step counts from the ACK.
+	want := []string{cl + " 10:00:00..10:03:20", cl + " 10:00:00..10:02:50", cl + " 10:03:00..10:03:20"}
 	if strings.Join(reports.calls, ",") != strings.Join(want, ",") {
 		t.Fatalf("LoadReports calls = %v, want %v", reports.calls, want)
+	}
+	if cp := res.Checkpoint; cp == nil || !cp.Through.Time.Equal(t0.Add(2*time.Minute+50*time.Second)) || cp.Canary.Requests != 40 || cp.Stable.Errors != 1 {
+		t.Fatalf("checkpoint %+v", res.Checkpoint)
 	}
 }
 

@@ -94,6 +94,9 @@ type Result struct {
 	// Message is one line in Flagger's words, e.g. "Halt podinfo.test
 	// advancement success rate 98.69% < 99%".
 	Message string
+	// Checkpoint, when set, is the release's load-report counts for the
+	// engine to keep in status and pass to the next check (Input).
+	Checkpoint *v1alpha1.LoadCheckpoint
 }
 
 // String is a short form for status fields: the verdict and the message.

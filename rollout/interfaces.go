@@ -24,6 +24,8 @@ type AnalysisRequest struct {
 	// StepStart is when the current weight came into force; AnalysisStart
 	// when the canary began to get traffic; Now is the end of the window.
 	StepStart, AnalysisStart, Now time.Time
+	// Checkpoint is the release's load-report counts kept in status.
+	Checkpoint *v1alpha1.LoadCheckpoint
 }
 
 // Analyzer gives verdicts.

@@ -253,6 +253,7 @@ func (r *Reconciler) step(ctx context.Context, c *v1alpha1.Canary, in Input) Out
 			v, err := r.Analyzer.Analyze(ctx, AnalysisRequest{
 				Canary: c, Spec: in.Spec, StepStart: timeOr(in.Status.StepStartTime, in.Now),
 				AnalysisStart: timeOr(in.Status.AnalysisStartTime, in.Now), Now: in.Now,
+				Checkpoint: in.Status.LoadCheckpoint,
 			})
 			if err != nil {
 				v = Verdict{Decision: Hold, FailedCheck: true, Message: fmt.Sprintf("Halt %s.%s advancement: analysis failed: %v", c.Name, c.Namespace, err)}

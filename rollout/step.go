@@ -454,6 +454,7 @@ func (s *stepper) startRelease(cand, act string) {
 	s.st.FailedChecks, s.st.Iterations = 0, 0
 	s.st.ReleaseStartTime = s.now()
 	s.st.AnalysisStartTime, s.st.StepStartTime, s.st.LastCheckTime, s.st.NoDataSince = nil, nil, nil, nil
+	s.st.LoadCheckpoint = nil
 	s.st.LastVerdict = ""
 	s.st.Message = "waiting for the canary pods"
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Progressing", "New revision detected, progressing canary analysis.")

@@ -81,6 +81,7 @@ func (s *stepper) check(act string) {
 	if v == nil {
 		v = &Verdict{Decision: Promote}
 	}
+	s.keepCheckpoint(v)
 	if s.judged(v) {
 		s.passCheck(act, v)
 	}
@@ -198,6 +199,7 @@ func (s *stepper) fastCheck(due time.Time) {
 		return
 	}
 	s.st.LastFastCheckTime = s.now()
+	s.keepCheckpoint(s.in.Obs.Verdict)
 	if v := s.in.Obs.Verdict; v.Decision == Rollback {
 		s.st.LastVerdict = string(v.Decision) + ": " + v.Summary
 		s.rollback(v.Message)
@@ -323,4 +325,12 @@ func (s *stepper) failCheck(msg string) {
 	}
 	s.warn("Synced", "Halt", "%s", msg)
 	s.after(s.in.Spec.IntervalDuration())
+}
+
+// keepCheckpoint records the release's load-report counts a verdict
+// carries, for the next check (and a restarted serin) to build on.
+func (s *stepper) keepCheckpoint(v *Verdict) {
+	if v.Checkpoint != nil {
+		s.st.LoadCheckpoint = v.Checkpoint.DeepCopy()
+	}
 }

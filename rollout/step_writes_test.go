@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/serin-dev/serin/api/v1alpha1"
 )
 
 // TestStepWeightWrittenOnce: a new weight is written with the message the
@@ -43,5 +45,28 @@ func TestStepDueOrPoll(t *testing.T) {
 	out := w.step(0)
 	if !out.Due || out.RequeueAfter <= time.Second {
 		t.Errorf("waiting for the next step: requeue %s, due %v; want the interval, due", out.RequeueAfter, out.Due)
+	}
+}
+
+// TestStepKeepsTheLoadCheckpoint: the counts a check's verdict carries are
+// kept in status for the next check, and a new release starts without.
+func TestStepKeepsTheLoadCheckpoint(t *testing.T) {
+	w := newWorld(t, weightedSpec())
+	checks := int64(0)
+	w.verdict = func(*world) Verdict {
+		checks++
+		return Verdict{Decision: Promote, Message: "all checks passed",
+			Checkpoint: &v1alpha1.LoadCheckpoint{Canary: v1alpha1.LoadTrackCounts{Requests: checks}}}
+	}
+	w.initialized()
+	w.apply("v2")
+	w.stepUntil(200, 10*time.Second, func() bool { return checks >= 2 })
+	if cp := w.status.LoadCheckpoint; cp == nil || cp.Canary.Requests != checks {
+		t.Fatalf("after %d checks the status keeps checkpoint %+v", checks, cp)
+	}
+	w.apply("v3")
+	w.stepUntil(20, time.Second, func() bool { return w.status.CanaryRevision == "v3" })
+	if w.status.LoadCheckpoint != nil {
+		t.Fatalf("a new release kept the last one's checkpoint: %+v", w.status.LoadCheckpoint)
 	}
 }

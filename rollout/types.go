@@ -138,6 +138,9 @@ type Verdict struct {
 	Message string
 	// Summary lists every value next to its threshold, for status.
 	Summary string
+	// Checkpoint, when set, replaces status.loadCheckpoint once the check
+	// is recorded.
+	Checkpoint *v1alpha1.LoadCheckpoint
 }
 
 // HookResult is the combined result of the hooks of one type.

@@ -794,6 +794,11 @@ type CanaryStatus struct {
 	// NoDataSince is when checks began to see no traffic.
 	// +optional
 	NoDataSince *metav1.Time `json:"noDataSince,omitempty"`
+	// LoadCheckpoint is the release's load-report counts so far, kept for
+	// the comparative judge: its counts run from the start of the
+	// analysis, and load reports are kept for fifteen minutes only.
+	// +optional
+	LoadCheckpoint *LoadCheckpoint `json:"loadCheckpoint,omitempty"`
 	// LastVerdict is the last check's verdict and its reasons.
 	// +optional
 	LastVerdict string `json:"lastVerdict,omitempty"`
@@ -809,4 +814,25 @@ type CanaryStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// LoadCheckpoint is the load-report counts of a release from Since to
+// Through. The comparative judge adds the reports received since Through
+// to it, so its counts cover the whole release however long it runs, and
+// a restarted serin carries on from it.
+type LoadCheckpoint struct {
+	// Since is when the counts begin: the start of the release's analysis.
+	Since metav1.Time `json:"since"`
+	// Through is when they end (exclusive), on a ten-second boundary.
+	Through metav1.Time `json:"through"`
+	// Canary and Stable are each track's completed requests and errors.
+	Canary LoadTrackCounts `json:"canary"`
+	Stable LoadTrackCounts `json:"stable"`
+}
+
+// LoadTrackCounts are one track's completed requests and the errors among
+// them.
+type LoadTrackCounts struct {
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
 }

@@ -33,6 +33,7 @@ func analyzer(an *analysis.Analyzer) rollout.Analyzer {
 			StableWorkload: req.Spec.TargetRef.Name, CanaryWorkload: v1alpha1.CopyName(req.Spec.TargetRef.Name),
 			Clusters:    rel.Clusters(),
 			WindowStart: req.StepStart, ReleaseStart: req.AnalysisStart, Now: req.Now,
+			Checkpoint: req.Checkpoint,
 		})
 		if err != nil {
 			return rollout.Verdict{}, err
@@ -44,6 +45,7 @@ func analyzer(an *analysis.Analyzer) rollout.Analyzer {
 		return rollout.Verdict{
 			Decision: d, FailedCheck: res.FailedCheck, Early: res.Early,
 			Message: res.Message, Summary: res.Summary(),
+			Checkpoint: res.Checkpoint,
 		}, nil
 	})
 }
