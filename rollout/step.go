@@ -330,6 +330,21 @@ func (s *stepper) stableReady() bool {
 	return false
 }
 
+// waitingForCopy is the message of a release waiting for its copy's pods.
+func (s *stepper) waitingForCopy() string {
+	return fmt.Sprintf("waiting for deployment %s.%s to be ready", v1alpha1.CopyName(s.in.Name), s.in.Namespace)
+}
+
+// nextCheckDue reports whether the next check or step is due: an interval
+// after the last check, or after the current weight was applied.
+func (s *stepper) nextCheckDue() bool {
+	due := s.st.StepStartTime.Time
+	if s.st.LastCheckTime != nil && s.st.LastCheckTime.After(due) {
+		due = s.st.LastCheckTime.Time
+	}
+	return !s.in.Now.Before(due.Add(s.in.Spec.IntervalDuration()))
+}
+
 // --- phases ---
 
 func (s *stepper) initialize() {
@@ -456,7 +471,7 @@ func (s *stepper) startRelease(cand, act string) {
 	s.st.AnalysisStartTime, s.st.StepStartTime, s.st.LastCheckTime, s.st.NoDataSince = nil, nil, nil, nil
 	s.st.LoadCheckpoint = nil
 	s.st.LastVerdict = ""
-	s.st.Message = "waiting for the canary pods"
+	s.st.Message = s.waitingForCopy()
 	s.condition(v1alpha1.ConditionPromoted, metav1.ConditionFalse, "Progressing", "New revision detected, progressing canary analysis.")
 	s.event("Synced", "Start", "New revision detected! Scaling up %s%s", s.target(), s.configNote())
 	if promote {
@@ -566,7 +581,13 @@ func (s *stepper) progressing(act string) {
 			s.rollback(fmt.Sprintf("Rolling back %s: canary deployment %s-canary.%s not ready: progress deadline exceeded", s.target(), s.in.Name, s.in.Namespace))
 			return
 		}
-		s.st.Message = fmt.Sprintf("waiting for deployment %s-canary.%s to be ready", s.in.Name, s.in.Namespace)
+		// A copy scaling up for the next weight holds nothing until the
+		// next check is due: only then (or before the first weight) does
+		// the release say it waits for it, so a step's status is not
+		// written twice more for a wait nobody sees.
+		if s.st.StepStartTime == nil || s.nextCheckDue() {
+			s.st.Message = s.waitingForCopy()
+		}
 		s.poll(pollRollout)
 		return
 	}

@@ -76,7 +76,9 @@ func (s *stepper) promoting(act string) {
 		return
 	}
 	if !t.RolledOut || t.TemplateHash != cand {
-		s.st.Message = fmt.Sprintf("waiting for deployment %s to roll out revision %s", s.target(), cand)
+		// The same words as when the rollout was asked for: one status
+		// write for the whole rollout.
+		s.st.Message = fmt.Sprintf("rolling revision %s out to deployment %s", cand, s.target())
 		s.poll(pollRollout)
 		return
 	}

@@ -34,10 +34,12 @@ type world struct {
 	proxies *int
 	// stuckRollout keeps an unpaused Deployment from finishing its rollout.
 	stuckRollout bool
-	action       string
-	paused       bool
-	deleting     bool
-	revert       bool
+	// copyScaling keeps the copy from getting ready.
+	copyScaling bool
+	action      string
+	paused      bool
+	deleting    bool
+	revert      bool
 	// verdict answers analysis questions; hooks answers hook calls.
 	verdict func(w *world) Verdict
 	hooks   map[v1alpha1.HookType]bool
@@ -161,7 +163,7 @@ func (w *world) traffic() Traffic {
 func (w *world) do(a Action) {
 	switch a := a.(type) {
 	case EnsureCopy:
-		w.copy = Copy{Exists: true, Revision: a.Revision, Ready: true, ReadyReplicas: a.Replicas}
+		w.copy = Copy{Exists: true, Revision: a.Revision, Ready: !w.copyScaling, ReadyReplicas: a.Replicas}
 	case DeleteCopy:
 		w.copy = Copy{}
 	case SetConfig:

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +69,27 @@ func TestStepKeepsTheLoadCheckpoint(t *testing.T) {
 	w.stepUntil(20, time.Second, func() bool { return w.status.CanaryRevision == "v3" })
 	if w.status.LoadCheckpoint != nil {
 		t.Fatalf("a new release kept the last one's checkpoint: %+v", w.status.LoadCheckpoint)
+	}
+}
+
+// TestStepCopyScalingBetweenChecks: a copy scaling up for the next weight
+// leaves the status alone until the next check is due; then the release
+// says it waits for the copy.
+func TestStepCopyScalingBetweenChecks(t *testing.T) {
+	w := newWorld(t, weightedSpec())
+	w.initialized()
+	w.apply("v2")
+	w.stepUntil(100, time.Second, func() bool { return w.status.CanaryWeight == 10 && w.acked.weight == 10 })
+	w.step(time.Second)
+	written := *w.status.DeepCopy()
+	w.copy.Ready, w.copyScaling = false, true
+	w.step(10 * time.Second)
+	if !equality.Semantic.DeepEqual(written, w.status) {
+		t.Fatalf("the status changed while the copy scaled between checks: message %q → %q", written.Message, w.status.Message)
+	}
+	w.step(time.Minute)
+	w.step(0)
+	if !strings.Contains(w.status.Message, "waiting for deployment podinfo-canary.test to be ready") || w.status.CanaryWeight != 10 {
+		t.Fatalf("a due step with the copy not ready: weight %d, message %q", w.status.CanaryWeight, w.status.Message)
 	}
 }

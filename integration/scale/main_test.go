@@ -9,9 +9,9 @@
 // in make test and asserts only correctness (every release ends Succeeded
 // or Failed as designed, and the data plane is back on stable); "full" is
 // make bench-scale, and "wave" its idle fleet and first wave only
-// (SERIN_SCALE=wave make bench-scale). All print the figures (latencies, serin's memory and
-// CPU, API requests, webhook and work-queue figures); no figure is
-// asserted.
+// (SERIN_SCALE=wave make bench-scale). All print the figures (latencies,
+// serin's memory and CPU, API requests, webhook and work-queue figures);
+// no figure is asserted.
 package scale
 
 import (
