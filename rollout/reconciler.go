@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -187,19 +186,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.tidyConfig(ctx, &c, own.target, copyObj, in.Now); err != nil {
 		return ctrl.Result{}, err
 	}
-	res := ctrl.Result{RequeueAfter: out.RequeueAfter}
-	if out.Due {
-		res.Priority = ptr.To(duePriority)
-	}
-	return res, nil
+	return ctrl.Result{RequeueAfter: out.RequeueAfter}, nil
 }
-
-// duePriority is the queue priority of a look at a release whose next
-// check or step is due. Events (the controller manager rewriting a copy's
-// status, a proxy ACKing) come in at priority 0; with a hundred releases
-// at once a due step waited behind them for seconds (step lateness p99
-// 5.6 s before, see README's scale figures).
-const duePriority = 10
 
 // input gathers what Step looks at: the Canary's spec, status and
 // annotations, and what the reconciler sees of the Deployment, its canary

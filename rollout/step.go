@@ -32,7 +32,7 @@ func Step(in Input) Output {
 	}
 	s.trafficCondition()
 	s.trackedConfig()
-	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue, Due: s.due}
+	return Output{Status: s.st, Actions: s.actions, RequeueAfter: s.requeue}
 }
 
 type stepper struct {
@@ -41,7 +41,6 @@ type stepper struct {
 	actions []Action
 	needs   Needs
 	requeue time.Duration
-	due     bool // requeue is a due time, not a poll
 	// act is the manual action this step handles ("" for none); actUsed
 	// is set by the phase that acts on it.
 	act     string
@@ -109,7 +108,7 @@ func (s *stepper) deleteCopyWhenRouted() {
 		s.actions = append(s.actions, DeleteCopy{})
 		return
 	}
-	s.poll(pollTraffic)
+	s.after(pollTraffic)
 }
 
 // uses reports whether the manual action is verb, and marks it acted on.
@@ -170,24 +169,12 @@ func (s *stepper) warn(reason, action, format string, args ...any) {
 	s.actions = append(s.actions, Event{Warning: true, Reason: reason, Action: action, Message: fmt.Sprintf(format, args...)})
 }
 
-// after asks to look again after d, when something is due: the next
-// check or step of the analysis, a deadline.
-func (s *stepper) after(d time.Duration) { s.schedule(d, true) }
-
-// poll asks to look again after d to see whether something the step
-// waits for (the data plane, a rollout) happened; events usually come
-// first.
-func (s *stepper) poll(d time.Duration) { s.schedule(d, false) }
-
-func (s *stepper) schedule(d time.Duration, due bool) {
+func (s *stepper) after(d time.Duration) {
 	if d <= 0 {
 		d = 100 * time.Millisecond
 	}
-	switch {
-	case s.requeue == 0 || d < s.requeue:
-		s.requeue, s.due = d, due
-	case d == s.requeue:
-		s.due = s.due || due
+	if s.requeue == 0 || d < s.requeue {
+		s.requeue = d
 	}
 }
 
@@ -326,7 +313,7 @@ func (s *stepper) stableReady() bool {
 	}
 	s.st.Message = fmt.Sprintf("waiting for deployment %s: %d of %d stable pods ready, %d needed (primaryReadyThreshold %d%%)",
 		s.target(), t.ReadyReplicas, t.Replicas, need, pct)
-	s.poll(pollRollout)
+	s.after(pollRollout)
 	return false
 }
 
@@ -369,7 +356,7 @@ func (s *stepper) initialize() {
 		s.st.Message = msgRejected + ": " + tr.Rejected
 	}
 	if !t.Available || !s.applied() && s.in.Now.Sub(s.st.LastTransitionTime.Time) <= s.in.Spec.ProgressDeadline() {
-		s.poll(pollTraffic)
+		s.after(pollTraffic)
 		return
 	}
 	if !s.applied() {
@@ -479,7 +466,7 @@ func (s *stepper) startRelease(cand, act string) {
 		return
 	}
 	s.ensureCopy(cand)
-	s.poll(pollTraffic)
+	s.after(pollTraffic)
 }
 
 // ensureCopy asks for the canary copy on cand. A copy that runs another
@@ -489,7 +476,7 @@ func (s *stepper) ensureCopy(cand string) bool {
 	if c := s.in.Obs.Copy; c.Exists && c.Revision != cand &&
 		(s.st.CanaryWeight != 0 || s.st.Mirroring || s.st.Matching || !s.applied()) {
 		s.st.Message = "waiting for the data plane to route around the copy of the superseded revision"
-		s.poll(pollTraffic)
+		s.after(pollTraffic)
 		if start := s.st.ReleaseStartTime; start != nil && s.in.Now.Sub(start.Time) > s.in.Spec.ProgressDeadline() {
 			s.warn("Synced", "ForceScaleDown", "Proxies did not route around the copy of the superseded revision of %s within the progress deadline; deleting it anyway", s.target())
 			s.actions = append(s.actions, DeleteCopy{})
@@ -588,7 +575,7 @@ func (s *stepper) progressing(act string) {
 		if s.st.StepStartTime == nil || s.nextCheckDue() {
 			s.st.Message = s.waitingForCopy()
 		}
-		s.poll(pollRollout)
+		s.after(pollRollout)
 		return
 	}
 	if !s.stableReady() {

@@ -22,7 +22,7 @@ func (s *stepper) trafficInForce(deadline time.Duration) bool {
 			s.warn("TrafficRejected", "Halt", "Halt %s advancement: the data plane rejected the configuration: %s", s.target(), tr.Rejected)
 		}
 		s.st.Message = msgRejected
-		s.poll(pollTraffic)
+		s.after(pollTraffic)
 		return false
 	}
 	applied := s.applied()
@@ -41,7 +41,7 @@ func (s *stepper) trafficInForce(deadline time.Duration) bool {
 		s.rollback(fmt.Sprintf("Rolling back %s: the data plane did not apply weight %d within the progress deadline", s.target(), s.st.CanaryWeight))
 		return false
 	}
-	s.poll(pollTraffic)
+	s.after(pollTraffic)
 	return false
 }
 
@@ -311,7 +311,7 @@ func (s *stepper) setTraffic(weight int32, mirror, match bool) {
 	s.st.CanaryWeight, s.st.Mirroring, s.st.Matching = weight, mirror, match
 	s.st.StepStartTime = nil
 	s.st.LastCheckTime = s.now()
-	s.poll(pollTraffic)
+	s.after(pollTraffic)
 }
 
 func (s *stepper) failCheck(msg string) {

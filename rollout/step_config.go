@@ -38,7 +38,7 @@ func (s *stepper) followConfig() bool {
 	s.actions = append(s.actions, SetConfig{Value: want, Stable: s.st.StableRevision})
 	s.st.Message = fmt.Sprintf("config changed (%s): holding the new revision for a release",
 		strings.Join(v1alpha1.ChangedConfig(s.in.Obs.Target.Config, want), ", "))
-	s.poll(pollTraffic)
+	s.after(pollTraffic)
 	return true
 }
 
@@ -72,7 +72,7 @@ func (s *stepper) adoptConfig() bool {
 		names = append(names, r.String())
 	}
 	s.event("Synced", "TrackConfig", "Tracking %s of %s: its pods restart onto snapshots of the same content (no release)", strings.Join(names, ", "), s.target())
-	s.poll(pollRollout)
+	s.after(pollRollout)
 	return true
 }
 

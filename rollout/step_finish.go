@@ -72,14 +72,14 @@ func (s *stepper) promoting(act string) {
 	if t.Paused || t.Stable != cand {
 		s.actions = append(s.actions, PromoteTarget{Revision: cand})
 		s.st.Message = fmt.Sprintf("rolling revision %s out to deployment %s", cand, s.target())
-		s.poll(pollRollout)
+		s.after(pollRollout)
 		return
 	}
 	if !t.RolledOut || t.TemplateHash != cand {
 		// The same words as when the rollout was asked for: one status
 		// write for the whole rollout.
 		s.st.Message = fmt.Sprintf("rolling revision %s out to deployment %s", cand, s.target())
-		s.poll(pollRollout)
+		s.after(pollRollout)
 		return
 	}
 	s.setPhase(v1alpha1.PhaseFinalising)
@@ -107,7 +107,7 @@ func (s *stepper) promotionSuperseded(act string) bool {
 	case t.Candidate != t.TemplateHash:
 		s.warn("ReleaseBypassedAdmission", "Hold", "New revision of %s was not held at admission (release bypassed admission); holding it now", s.target())
 		s.actions = append(s.actions, HoldTarget{Candidate: t.TemplateHash, Stable: s.promotedStable()})
-		s.poll(pollRollout)
+		s.after(pollRollout)
 		return true
 	}
 	// The Deployment's template changed: if it was already rolling the
@@ -202,7 +202,7 @@ func (s *stepper) cutOver() bool {
 	c := s.in.Obs.Copy
 	if s.st.CanaryWeight < 100 && (!s.copyReady() || c.Revision != s.st.CanaryRevision || c.ReadyReplicas < want) {
 		s.st.Message = fmt.Sprintf("scaling deployment %s-canary.%s to %d ready pods before routing all traffic to it", s.in.Name, s.in.Namespace, want)
-		s.poll(pollRollout)
+		s.after(pollRollout)
 		return false
 	}
 	if s.st.CanaryWeight != 100 || s.st.Mirroring || s.st.Matching {
@@ -212,7 +212,7 @@ func (s *stepper) cutOver() bool {
 	}
 	if !s.applied() {
 		s.st.Message = "waiting for the data plane to route all traffic to the canary"
-		s.poll(pollTraffic)
+		s.after(pollTraffic)
 		return false
 	}
 	return true
@@ -224,7 +224,7 @@ func (s *stepper) finalising() {
 	}
 	if !s.applied() && s.in.Now.Sub(s.st.LastTransitionTime.Time) <= s.in.Spec.ProgressDeadline() {
 		s.st.Message = "waiting for the data plane to route all traffic to stable"
-		s.poll(pollTraffic)
+		s.after(pollTraffic)
 		return
 	}
 	if !s.applied() {
@@ -279,7 +279,7 @@ func (s *stepper) terminate() {
 	s.setTraffic(0, false, false)
 	if s.in.Obs.Copy.Exists {
 		s.deleteCopyWhenRouted()
-		s.poll(pollTraffic)
+		s.after(pollTraffic)
 		return
 	}
 	if s.in.Revert && s.in.Obs.Target.Found {

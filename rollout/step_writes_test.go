@@ -30,25 +30,6 @@ func TestStepWeightWrittenOnce(t *testing.T) {
 	}
 }
 
-// TestStepDueOrPoll: a release waiting for the data plane or for its copy
-// polls; one whose next step is only a matter of time says it is due, so
-// the reconciler puts it ahead of the event-driven looks.
-func TestStepDueOrPoll(t *testing.T) {
-	w := newWorld(t, weightedSpec())
-	w.initialized()
-	w.ackDelay = 3
-	w.apply("v2")
-	w.stepUntil(100, time.Second, func() bool { return w.status.CanaryWeight == 10 })
-	if out := w.step(0); out.Due || out.RequeueAfter == 0 {
-		t.Errorf("waiting for the data plane: requeue %s, due %v; want a poll", out.RequeueAfter, out.Due)
-	}
-	w.stepUntil(100, time.Second, func() bool { return w.acked.weight == 10 })
-	out := w.step(0)
-	if !out.Due || out.RequeueAfter <= time.Second {
-		t.Errorf("waiting for the next step: requeue %s, due %v; want the interval, due", out.RequeueAfter, out.Due)
-	}
-}
-
 // TestStepKeepsTheLoadCheckpoint: the counts a check's verdict carries are
 // kept in status for the next check, and a new release starts without.
 func TestStepKeepsTheLoadCheckpoint(t *testing.T) {

@@ -165,10 +165,6 @@ type Output struct {
 	Needs *Needs
 	// RequeueAfter is when to look again (0: on the next event).
 	RequeueAfter time.Duration
-	// Due is true when RequeueAfter is when something is due (the next
-	// check or step), not a poll for something awaited: the reconciler
-	// puts such a look ahead of the event-driven ones in its queue.
-	Due bool
 }
 
 // Action is something the reconciler does after persisting the status.
