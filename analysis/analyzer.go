@@ -428,10 +428,7 @@ const (
 // check leaves a new checkpoint.
 func (r *run) releaseCounts(start time.Time) countsResult {
 	now := r.in.Now
-	whole := r.cachedCounts(start, now)
-	if whole.err != nil || whole.source != SourceLoadReports {
-		return whole
-	}
+	var whole countsResult
 	var base ErrorCounts
 	from := start
 	if cp := r.in.Checkpoint; cp != nil && cp.Since.Time.Equal(start) && !cp.Through.Time.Before(start) && !cp.Through.Time.After(now) {
@@ -439,6 +436,12 @@ func (r *run) releaseCounts(start time.Time) countsResult {
 		if rest.err == nil && rest.source == SourceLoadReports {
 			base, from = countsOf(cp), cp.Through.Time
 			whole = countsResult{counts: base.Add(rest.counts), source: SourceLoadReports}
+		}
+	}
+	if from.Equal(start) {
+		whole = r.cachedCounts(start, now)
+		if whole.err != nil || whole.source != SourceLoadReports {
+			return whole
 		}
 	}
 	sec := now.Add(-checkpointLag).Unix()

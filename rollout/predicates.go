@@ -1,8 +1,6 @@
 package rollout
 
 import (
-	"maps"
-
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -15,18 +13,17 @@ import (
 // manager rewrites a Deployment's status many times per rollout for its
 // conditions' timestamps alone; at a hundred releases at once those
 // reconciles queued in front of the ones that had work to do.
-var DeploymentChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	old, ok1 := e.ObjectOld.(*appsv1.Deployment)
-	cur, ok2 := e.ObjectNew.(*appsv1.Deployment)
-	if !ok1 || !ok2 {
-		return true
-	}
-	a, b := old.Status, cur.Status
-	return old.Generation != cur.Generation ||
-		!maps.Equal(old.Labels, cur.Labels) || !maps.Equal(old.Annotations, cur.Annotations) ||
-		!equality.Semantic.DeepEqual(old.OwnerReferences, cur.OwnerReferences) ||
-		!old.DeletionTimestamp.Equal(cur.DeletionTimestamp) ||
-		a.ObservedGeneration != b.ObservedGeneration || a.Replicas != b.Replicas ||
-		a.UpdatedReplicas != b.UpdatedReplicas || a.ReadyReplicas != b.ReadyReplicas ||
-		a.AvailableReplicas != b.AvailableReplicas
-}}
+var DeploymentChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
+	predicate.AnnotationChangedPredicate{}, predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, ok1 := e.ObjectOld.(*appsv1.Deployment)
+		cur, ok2 := e.ObjectNew.(*appsv1.Deployment)
+		if !ok1 || !ok2 {
+			return true
+		}
+		a, b := old.Status, cur.Status
+		return !equality.Semantic.DeepEqual(old.OwnerReferences, cur.OwnerReferences) ||
+			!old.DeletionTimestamp.Equal(cur.DeletionTimestamp) ||
+			a.ObservedGeneration != b.ObservedGeneration || a.Replicas != b.Replicas ||
+			a.UpdatedReplicas != b.UpdatedReplicas || a.ReadyReplicas != b.ReadyReplicas ||
+			a.AvailableReplicas != b.AvailableReplicas
+	}})

@@ -322,14 +322,18 @@ func (s *stepper) waitingForCopy() string {
 	return fmt.Sprintf("waiting for deployment %s.%s to be ready", v1alpha1.CopyName(s.in.Name), s.in.Namespace)
 }
 
-// nextCheckDue reports whether the next check or step is due: an interval
-// after the last check, or after the current weight was applied.
-func (s *stepper) nextCheckDue() bool {
-	due := s.st.StepStartTime.Time
-	if s.st.LastCheckTime != nil && s.st.LastCheckTime.After(due) {
+// nextCheckAt is when the next check or step is due: an interval after
+// the last check or after the current weight was applied, whichever is
+// later.
+func (s *stepper) nextCheckAt() time.Time {
+	var due time.Time
+	if s.st.LastCheckTime != nil {
 		due = s.st.LastCheckTime.Time
 	}
-	return !s.in.Now.Before(due.Add(s.in.Spec.IntervalDuration()))
+	if s.st.StepStartTime != nil && s.st.StepStartTime.After(due) {
+		due = s.st.StepStartTime.Time
+	}
+	return due.Add(s.in.Spec.IntervalDuration())
 }
 
 // --- phases ---
@@ -572,7 +576,7 @@ func (s *stepper) progressing(act string) {
 		// next check is due: only then (or before the first weight) does
 		// the release say it waits for it, so a step's status is not
 		// written twice more for a wait nobody sees.
-		if s.st.StepStartTime == nil || s.nextCheckDue() {
+		if s.st.StepStartTime == nil || !s.in.Now.Before(s.nextCheckAt()) {
 			s.st.Message = s.waitingForCopy()
 		}
 		s.after(pollRollout)

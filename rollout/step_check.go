@@ -99,11 +99,7 @@ func (s *stepper) checkDue(interval time.Duration) bool {
 		}
 		return false
 	}
-	due := s.st.LastCheckTime.Time
-	if s.st.StepStartTime.After(due) {
-		due = s.st.StepStartTime.Time
-	}
-	due = due.Add(interval)
+	due := s.nextCheckAt()
 	if s.in.Now.Before(due) {
 		s.st.Message = ""
 		s.fastCheck(due)

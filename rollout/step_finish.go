@@ -179,11 +179,7 @@ func (s *stepper) progressiveSteps() bool {
 	if !s.trafficInForce(spec.ProgressDeadline()) {
 		return false
 	}
-	due := s.st.LastCheckTime.Time
-	if s.st.StepStartTime.After(due) {
-		due = s.st.StepStartTime.Time
-	}
-	if due = due.Add(spec.IntervalDuration()); s.in.Now.Before(due) {
+	if due := s.nextCheckAt(); s.in.Now.Before(due) {
 		s.after(due.Sub(s.in.Now))
 		return false
 	}

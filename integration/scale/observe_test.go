@@ -21,6 +21,7 @@ import (
 
 	"github.com/serin-dev/serin/api/v1alpha1"
 	"github.com/serin-dev/serin/integration/harness"
+	"github.com/serin-dev/serin/rollout"
 )
 
 const typeEDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -126,22 +127,28 @@ type canaryWatch struct {
 
 func watchCanaries(ctx context.Context, cl client.WithWatch) *canaryWatch {
 	w := &canaryWatch{history: map[string][]status{}}
-	go func() {
-		for ctx.Err() == nil {
-			wi, err := cl.Watch(ctx, &v1alpha1.CanaryList{})
-			if err != nil {
-				time.Sleep(200 * time.Millisecond)
-				continue
-			}
-			for ev := range wi.ResultChan() {
-				if c, ok := ev.Object.(*v1alpha1.Canary); ok && ev.Type != watch.Deleted {
-					w.add(c)
-				}
-			}
-			wi.Stop()
+	go watchAll(ctx, cl, &v1alpha1.CanaryList{}, func(ev watch.Event) {
+		if c, ok := ev.Object.(*v1alpha1.Canary); ok && ev.Type != watch.Deleted {
+			w.add(c)
 		}
-	}()
+	})
 	return w
+}
+
+// watchAll passes every event of a cluster-wide watch of list's kind to
+// fn until ctx ends, watching again whenever the watch closes.
+func watchAll(ctx context.Context, cl client.WithWatch, list client.ObjectList, fn func(watch.Event)) {
+	for ctx.Err() == nil {
+		wi, err := cl.Watch(ctx, list)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		for ev := range wi.ResultChan() {
+			fn(ev)
+		}
+		wi.Stop()
+	}
 }
 
 func (w *canaryWatch) add(c *v1alpha1.Canary) {
@@ -205,34 +212,18 @@ type copyWatch struct {
 
 func watchCopies(ctx context.Context, cl client.WithWatch) *copyWatch {
 	w := &copyWatch{ready: map[string][]time.Time{}, was: map[string]bool{}}
-	go func() {
-		for ctx.Err() == nil {
-			wi, err := cl.Watch(ctx, &appsv1.DeploymentList{})
-			if err != nil {
-				time.Sleep(200 * time.Millisecond)
-				continue
-			}
-			for ev := range wi.ResultChan() {
-				if d, ok := ev.Object.(*appsv1.Deployment); ok && strings.HasSuffix(d.Name, v1alpha1.CopySuffix) {
-					w.add(d, ev.Type != watch.Deleted && copyReady(d))
-				}
-			}
-			wi.Stop()
+	go watchAll(ctx, cl, &appsv1.DeploymentList{}, func(ev watch.Event) {
+		if d, ok := ev.Object.(*appsv1.Deployment); ok && strings.HasSuffix(d.Name, v1alpha1.CopySuffix) {
+			w.add(d, ev.Type != watch.Deleted && copyReady(d))
 		}
-	}()
+	})
 	return w
 }
 
-// copyReady: the copy runs pods, all of them of its current template and
-// available.
+// copyReady: the copy runs pods, and the engine counts it ready.
 func copyReady(d *appsv1.Deployment) bool {
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	st := d.Status
-	return want > 0 && st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
-		st.AvailableReplicas == want && st.Replicas == want
+	c := rollout.ObserveCopy(d)
+	return c.Desired > 0 && c.Ready
 }
 
 func (w *copyWatch) add(d *appsv1.Deployment, ready bool) {

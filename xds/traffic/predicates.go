@@ -1,8 +1,6 @@
 package traffic
 
 import (
-	"maps"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -15,11 +13,13 @@ import (
 // (generation), labels, annotations or deletion changed: the builder reads
 // a target's selector and annotations, never its status, which the
 // controller manager rewrites many times per rollout.
-var deploymentSpecChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	old, cur := e.ObjectOld, e.ObjectNew
-	return old.GetGeneration() != cur.GetGeneration() ||
-		!maps.Equal(old.GetLabels(), cur.GetLabels()) || !maps.Equal(old.GetAnnotations(), cur.GetAnnotations()) ||
-		!old.GetDeletionTimestamp().Equal(cur.GetDeletionTimestamp())
+var deploymentSpecChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
+	predicate.AnnotationChangedPredicate{}, deletionStarted)
+
+// deletionStarted passes on an update that set or cleared the deletion
+// timestamp.
+var deletionStarted = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return !e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
 }}
 
 // podChanged passes on a pod update when the pod as cached (build.TrimPod:
